@@ -1,0 +1,58 @@
+"""Orbax checkpoints every round, with fallback to the newest one that restores.
+
+A checkpoint is only taken for good once orbax has committed it (an unfinished write stays a
+`*.orbax-checkpoint-tmp` folder, which orbax ignores). A committed one that fails to restore
+(a truncated file, a missing marker) is skipped with a message, and the previous one is used.
+"""
+
+from __future__ import annotations
+
+import jax
+import orbax.checkpoint as ocp
+from absl import logging
+
+
+class Checkpointer:
+  """Async `CheckpointManager` keeping the newest `keep` rounds."""
+
+  def __init__(self, directory, keep: int = 3, async_save: bool = True):
+    options = ocp.CheckpointManagerOptions(
+      max_to_keep=keep, create=True, enable_async_checkpointing=async_save
+    )
+    self._manager = ocp.CheckpointManager(str(directory), options=options)
+
+  def save(self, step: int, state) -> None:
+    saved = self._manager.save(step, args=ocp.args.StandardSave(state))
+    if not saved:
+      raise RuntimeError(f"orbax did not save checkpoint {step} (not newer than the latest?)")
+
+  def wait(self) -> None:
+    self._manager.wait_until_finished()
+
+  def steps(self) -> list[int]:
+    return sorted(self._manager.all_steps())
+
+  def restore_latest(self, abstract_state, notes: list[str]):
+    """(step, state) of the newest checkpoint that restores, or (0, None) if none does."""
+    for step in reversed(self.steps()):
+      try:
+        state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+        return step, state
+      except Exception as e:  # noqa: BLE001 - any failure means this checkpoint is unusable
+        message = (
+          f"checkpoint {step} is damaged ({type(e).__name__}: "
+          f"{str(e).splitlines()[0][:160] if str(e) else ''}); falling back to an "
+          "earlier one"
+        )
+        logging.warning(message)
+        notes.append(message)
+    return 0, None
+
+  def close(self) -> None:
+    self._manager.wait_until_finished()
+    self._manager.close()
+
+
+def abstract_like(state):
+  """The abstract target orbax restores into (shapes, dtypes and shardings of `state`)."""
+  return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)

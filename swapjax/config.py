@@ -1,0 +1,308 @@
+"""The frozen study config: fields, typed `--set` overrides, validation and the run product.
+
+One dataclass serves every experiment so that the keys users reach for (`rounds`, `num_seeds`,
+`conditions`, `warmup`, `pool_size`, `batch_size`, `learning_rate`, `shared_model`,
+`validation_split`) mean the same everywhere. Fields on the run axis are tuples: the runs of a
+study are the product conditions x warmup x learning_rate x label_corruption x input_corruption
+x seeds, and all of them train in one compiled program.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+class ConfigError(ValueError):
+  """A config value that is not allowed; the message is one line meant for the user."""
+
+
+STUDIES = ("swap", "memorize")
+DATASETS = ("cifar10", "mnist", "fashion_mnist")
+SOURCES = ("auto", "files", "tfds", "bundled", "synthetic")
+MODELS = ("cifar_cnn", "mnist_cnn")
+INPUT_CORRUPTIONS = ("none", "shuffled_pixels", "random_pixels", "gaussian")
+CONV_IMPLS = ("auto", "patches", "lax")
+DRIVERS = ("auto", "scan", "host")
+DTYPES = ("float32", "bfloat16")
+ON_NAN = ("stop", "freeze")
+NORMALIZE = ("unit", "centered")
+
+# The report's swap rules as threshold tables: `name=threshold:k,...`; k is that of the first
+# (largest) threshold a_miss reaches, 0 if none. Users add rules with `--set swap_schedules=...`.
+DEFAULT_SCHEDULES = "none=0:0;one=0:1;schedule=100:100,10:10,0:1"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """Everything a study needs; read when building, never inside jitted code."""
+
+  study: str = "swap"
+  description: str = ""
+  # Data.
+  dataset: str = "cifar10"
+  source: str = "auto"
+  pool_size: int = 10_000
+  holdout_size: int = 1_000
+  normalize: str = "unit"
+  # Model and optimiser (Keras defaults of the reports).
+  model: str = "cifar_cnn"
+  dropout: bool = True
+  batch_size: int = 32
+  learning_rate: tuple[float, ...] = (0.001,)
+  adam_eps: float = 1e-7
+  validation_split: float = 0.1
+  # Study shape.
+  rounds: int = 50
+  num_seeds: int = 10
+  seed: int = 0
+  conditions: tuple[str, ...] = ("none", "one", "schedule")
+  warmup: tuple[int, ...] = (0, 10)
+  swap_schedules: str = DEFAULT_SCHEDULES
+  shared_model: bool = False
+  # Memorization study.
+  label_corruption: tuple[float, ...] = (0.0,)
+  input_corruption: tuple[str, ...] = ("none",)
+  # Zhang et al. corrupt inputs with the true labels: such runs take label_corruption 0 only.
+  input_corruption_true_labels: bool = True
+  fit_target: float = 0.99
+  early_stop: bool = False
+  test_every: int = 5
+  # Engine.
+  conv_impl: str = "auto"
+  driver: str = "auto"
+  compute_dtype: str = "float32"
+  eval_batch_size: int = 0  # 0: 100 on CPU (measured best), 1000 on accelerators
+  checkpoint_keep: int = 3
+  on_nan: str = "stop"
+  mesh_runs: int = 0
+  mesh_data: int = 1
+
+  # ---------------------------------------------------------------- derived
+  @property
+  def members(self) -> int:
+    """Networks per run: 2 (A and B), 1 for a shared model or a single-model study."""
+    return 1 if (self.shared_model or self.study == "memorize") else 2
+
+  @property
+  def half_size(self) -> int:
+    return self.pool_size // 2 if self.study == "swap" else self.pool_size
+
+  @property
+  def num_train(self) -> int:
+    """Samples of a member's half that train each round (Keras `validation_split` rule)."""
+    return int(self.half_size * (1.0 - self.validation_split))
+
+  def schedules(self) -> dict[str, tuple[tuple[int, int], ...]]:
+    return parse_schedules(self.swap_schedules)
+
+  def to_json(self) -> dict[str, Any]:
+    return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def _jsonable(value):
+  return list(value) if isinstance(value, tuple) else value
+
+
+def field_types() -> dict[str, Any]:
+  hints = typing.get_type_hints(Config)
+  return {f.name: hints[f.name] for f in dataclasses.fields(Config)}
+
+
+def _parse_scalar(kind: type, text: str, key: str):
+  text = text.strip()
+  if kind is bool:
+    low = text.lower()
+    if low in ("1", "true", "yes", "on"):
+      return True
+    if low in ("0", "false", "no", "off"):
+      return False
+    raise ConfigError(f"--set {key}={text}: expected true or false")
+  if kind is int:
+    try:
+      return int(text.replace("_", ""))
+    except ValueError:
+      raise ConfigError(f"--set {key}={text}: expected an integer") from None
+  if kind is float:
+    try:
+      return float(text)
+    except ValueError:
+      raise ConfigError(f"--set {key}={text}: expected a number") from None
+  return text
+
+
+def parse_value(key: str, text: str):
+  """Parses `text` as the type of field `key`; tuples take comma-separated values."""
+  types = field_types()
+  if key not in types:
+    raise ConfigError(f"--set {key}: unknown config key; valid keys: {', '.join(sorted(types))}")
+  kind = types[key]
+  if typing.get_origin(kind) is tuple:
+    inner = typing.get_args(kind)[0]
+    parts = [p for p in text.split(",") if p.strip()]
+    if not parts:
+      raise ConfigError(f"--set {key}={text}: expected a comma-separated list")
+    return tuple(_parse_scalar(inner, p, key) for p in parts)
+  return _parse_scalar(kind, text, key)
+
+
+def apply_overrides(config: Config, overrides: Sequence[str]) -> Config:
+  """Applies `key=value` strings with type checking, then validates the result."""
+  changes: dict[str, Any] = {}
+  for item in overrides:
+    if "=" not in item:
+      raise ConfigError(f"--set {item}: expected key=value")
+    key, text = item.split("=", 1)
+    changes[key.strip()] = parse_value(key.strip(), text)
+  config = dataclasses.replace(config, **changes)
+  validate(config)
+  return config
+
+
+def from_json(data: Mapping[str, Any]) -> Config:
+  types = field_types()
+  values = {}
+  for key, value in data.items():
+    if key in types:
+      values[key] = tuple(value) if typing.get_origin(types[key]) is tuple else value
+  return Config(**values)
+
+
+def parse_schedules(text: str) -> dict[str, tuple[tuple[int, int], ...]]:
+  """`name=thr:k,thr:k;name=...` -> {name: ((thr, k), ...)} sorted by descending threshold."""
+  tables = {}
+  for entry in filter(None, (e.strip() for e in text.split(";"))):
+    name, sep, body = entry.partition("=")
+    if not sep or not name.strip():
+      raise ConfigError(f"swap_schedules: '{entry}' is not name=threshold:k,...")
+    rows = []
+    for pair in filter(None, (p.strip() for p in body.split(","))):
+      thr, colon, k = pair.partition(":")
+      try:
+        row = (int(thr), int(k))
+      except ValueError:
+        row = None
+      if not colon or row is None or row[0] < 0 or row[1] < 0:
+        raise ConfigError(
+          f"swap_schedules: '{pair}' in '{name}' is not threshold:k with integers >= 0"
+        )
+      rows.append(row)
+    if not rows:
+      raise ConfigError(f"swap_schedules: '{name}' has no threshold:k pairs")
+    tables[name.strip()] = tuple(sorted(rows, reverse=True))
+  return tables
+
+
+def _check(ok: bool, message: str):
+  if not ok:
+    raise ConfigError(message)
+
+
+def _choice(config: Config, key: str, allowed: Sequence[str]):
+  value = getattr(config, key)
+  values = value if isinstance(value, tuple) else (value,)
+  for v in values:
+    _check(v in allowed, f"{key}={v}: allowed values are {', '.join(allowed)}")
+
+
+def validate(config: Config) -> None:
+  """Raises ConfigError (one line) for any value outside what the study can run."""
+  for key, allowed in [
+    ("study", STUDIES),
+    ("dataset", DATASETS),
+    ("source", SOURCES),
+    ("model", MODELS),
+    ("input_corruption", INPUT_CORRUPTIONS),
+    ("conv_impl", CONV_IMPLS),
+    ("driver", DRIVERS),
+    ("compute_dtype", DTYPES),
+    ("on_nan", ON_NAN),
+    ("normalize", NORMALIZE),
+  ]:
+    _choice(config, key, allowed)
+  _check(config.rounds >= 1, f"rounds={config.rounds}: must be >= 1")
+  _check(1 <= config.num_seeds <= 100_000, f"num_seeds={config.num_seeds}: must be >= 1")
+  _check(config.batch_size >= 1, f"batch_size={config.batch_size}: must be >= 1")
+  _check(
+    0.0 <= config.validation_split < 1.0,
+    f"validation_split={config.validation_split}: must be in [0, 1)",
+  )
+  _check(config.eval_batch_size >= 0, f"eval_batch_size={config.eval_batch_size}: must be >= 0")
+  _check(config.checkpoint_keep >= 1, f"checkpoint_keep={config.checkpoint_keep}: must be >= 1")
+  _check(config.test_every >= 1, f"test_every={config.test_every}: must be >= 1")
+  _check(0.0 < config.fit_target <= 1.0, f"fit_target={config.fit_target}: must be in (0, 1]")
+  _check(config.holdout_size >= 1, f"holdout_size={config.holdout_size}: must be >= 1")
+  _check(config.adam_eps > 0, f"adam_eps={config.adam_eps}: must be > 0")
+  for lr in config.learning_rate:
+    _check(0.0 < lr < 10.0, f"learning_rate={lr}: must be in (0, 10)")
+  for p in config.label_corruption:
+    _check(0.0 <= p <= 1.0, f"label_corruption={p}: must be in [0, 1]")
+  for w in config.warmup:
+    _check(w >= 0, f"warmup={w}: must be >= 0")
+  _check(
+    len(set(config.conditions)) == len(config.conditions),
+    f"conditions={','.join(config.conditions)}: names repeat",
+  )
+  _check(
+    config.mesh_runs >= 0 and config.mesh_data >= 1,
+    f"mesh_runs={config.mesh_runs}, mesh_data={config.mesh_data}: must be >= 0 and >= 1",
+  )
+  if config.study == "swap":
+    _check(
+      config.pool_size >= 4 and config.pool_size % 2 == 0,
+      f"pool_size={config.pool_size}: the swap study needs an even pool of at least 4",
+    )
+  else:
+    _check(config.pool_size >= 2, f"pool_size={config.pool_size}: must be >= 2")
+    _check(
+      config.conditions == ("none",) or not config.conditions,
+      f"conditions={','.join(config.conditions)}: the memorize study has no swaps; use none",
+    )
+  _check(
+    config.num_train >= 1,
+    f"validation_split={config.validation_split} leaves no training samples of {config.half_size}",
+  )
+  _check(
+    config.batch_size <= config.num_train,
+    f"batch_size={config.batch_size}: larger than the {config.num_train} training samples "
+    "of a member",
+  )
+  tables = config.schedules()
+  for name in config.conditions:
+    _check(
+      name in tables, f"conditions: '{name}' is not a swap schedule; defined: {', '.join(tables)}"
+    )
+    biggest = max(k for _, k in tables[name])
+    _check(
+      biggest <= config.half_size,
+      f"swap schedule '{name}': k={biggest} does not fit halves of {config.half_size}",
+    )
+  if config.study == "memorize":
+    _check(
+      config.model == "mnist_cnn" or config.dataset == "cifar10",
+      "model=mnist_cnn is required for 28x28 datasets",
+    )
+
+
+# ------------------------------------------------------------------ runs
+RUN_AXES = ("condition", "warmup", "learning_rate", "label_corruption", "input_corruption", "seed")
+
+
+def run_table(config: Config) -> list[dict[str, Any]]:
+  """One dict per run, in run order: the product of the run-axis fields and the seeds."""
+  product = itertools.product(
+    config.conditions,
+    config.warmup,
+    config.learning_rate,
+    config.label_corruption,
+    config.input_corruption,
+    range(config.num_seeds),
+  )
+  table = [dict(zip(RUN_AXES, values, strict=True)) for values in product]
+  if config.input_corruption_true_labels and len(config.label_corruption) > 1:
+    lowest = min(config.label_corruption)
+    table = [r for r in table if r["input_corruption"] == "none" or r["label_corruption"] == lowest]
+  return table

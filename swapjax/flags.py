@@ -1,0 +1,30 @@
+"""Command-line flags (defined here, not in the module run with -m)."""
+
+from absl import flags
+
+from swapjax import registry
+
+EXPERIMENT = flags.DEFINE_enum(
+  "experiment", None, registry.names(), "Which experiment to run (see --list)."
+)
+WORKDIR = flags.DEFINE_string(
+  "workdir", None, "Output folder (default: runs/<experiment>). Rerunning resumes."
+)
+DATA_DIR = flags.DEFINE_string("data_dir", None, "Folder with the original dataset files.")
+TFDS_DATA_DIR = flags.DEFINE_string(
+  "tfds_data_dir", None, "A prepared tensorflow-datasets directory."
+)
+SET = flags.DEFINE_multi_string("set", [], "key=value config override (repeatable).")
+LIST = flags.DEFINE_bool("list", False, "List the experiments and exit.")
+RESTART = flags.DEFINE_bool(
+  "restart",
+  False,
+  "Move the workdir's previous study into previous-<time>/ and start over (nothing is deleted).",
+)
+SHOW_CONFIG = flags.DEFINE_bool("show_config", False, "Print the resolved config and exit.")
+STOP_AFTER = flags.DEFINE_integer(
+  "stop_after",
+  0,
+  "Stop cleanly after this many rounds (as on SIGTERM); for testing resumption.",
+  lower_bound=0,
+)

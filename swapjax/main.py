@@ -1,0 +1,73 @@
+"""`python -m swapjax.main --experiment=NAME [--workdir=W] [--data_dir=D] [--set key=value]`.
+
+This file is intentionally kept short: it parses flags and hands a frozen config to the runner.
+"""
+
+import json
+import sys
+
+from absl import app, logging
+
+from swapjax import config as configlib
+from swapjax import flags as swapflags
+from swapjax import registry
+
+
+def _fail(message: str) -> None:
+  print(f"swapjax: error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def main(argv):
+  logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+  if len(argv) > 1:
+    _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+  if swapflags.LIST.value:
+    for name in registry.names():
+      print(f"{name:18s} {registry.describe(name)}")
+    return
+  name = swapflags.EXPERIMENT.value
+  if name is None:
+    _fail(f"--experiment is required; one of: {', '.join(registry.names())}")
+  try:
+    config = configlib.apply_overrides(registry.get_config(name), swapflags.SET.value)
+  except configlib.ConfigError as e:
+    _fail(str(e))
+  if swapflags.SHOW_CONFIG.value:
+    print(json.dumps(config.to_json(), indent=2))
+    return
+  from swapjax import data, runner, workdir  # heavy imports after validation
+
+  options = runner.RunOptions(
+    workdir=swapflags.WORKDIR.value or f"runs/{name}",
+    data_dir=swapflags.DATA_DIR.value,
+    tfds_data_dir=swapflags.TFDS_DATA_DIR.value,
+    restart=swapflags.RESTART.value,
+    stop_after=swapflags.STOP_AFTER.value,
+  )
+  try:
+    path = runner.run(config, name, options)
+  except (data.DataError, workdir.WorkdirError) as e:
+    _fail(str(e))
+  except runner.StudyStopped as e:
+    print(f"swapjax: {e}", file=sys.stderr)
+    sys.exit(e.code)
+  print(f"swapjax: report written to {path}")
+
+
+def _parse_flags(argv):
+  """absl parsing with bad flags reported as one line and exit status 2."""
+  from absl import flags
+
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    _fail(str(e).splitlines()[0])
+
+
+def run():
+  app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+  run()

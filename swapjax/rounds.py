@@ -1,0 +1,240 @@
+"""One round of a study: train every member one epoch, evaluate, swap (the swap study), and
+return the new state with a flat dict of per-run metrics.
+
+Randomness is derived, not carried: round keys are `fold_in(k_rounds, round)` split by
+purpose, so a resumed run replays exactly.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from swapjax import swap as swaplib
+from swapjax.config import Config
+from swapjax.state import Pool, RunArrays, StudyState
+from swapjax.train import masked_mean
+
+SWAP_MEMBER_NAMES = ("AtoB", "BtoA")
+
+
+def run_purpose_keys(key_R):
+  """(k_init, k_split, k_rounds), each (R,), from the run keys."""
+  keys = jax.vmap(lambda k: jax.random.split(k, 3))(key_R)
+  return keys[:, 0], keys[:, 1], keys[:, 2]
+
+
+def round_keys(key_R, round_index):
+  """Per-run (k_train, k_swap) for this round."""
+  _, _, k_rounds = run_purpose_keys(key_R)
+  keys = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, round_index)))(k_rounds)
+  return keys[:, 0], keys[:, 1]
+
+
+def member_keys(k_train_R, members: int):
+  return jax.vmap(lambda k: jax.vmap(lambda m: jax.random.fold_in(k, m))(jnp.arange(members)))(
+    k_train_R
+  )
+
+
+def mark_seen(seen_RxP, idx_RxN, n_train: int):
+  return jax.vmap(lambda s, i: s.at[i[:n_train]].set(True))(seen_RxP, idx_RxN)
+
+
+def half_metrics(loss_RxP, correct_RxP, own_RxN, other_RxN, seen_RxP, n_train: int):
+  """Train/val metrics on the member's own half and test metrics on the other half."""
+  take = lambda a, i: jnp.take_along_axis(a, i, axis=1)
+  acc = correct_RxP.astype(jnp.float32)
+  own_loss, own_acc = take(loss_RxP, own_RxN), take(acc, own_RxN)
+  n = own_RxN.shape[1]
+  trained = jnp.broadcast_to(jnp.arange(n) < n_train, own_RxN.shape)
+  everything = jnp.ones_like(trained)
+  out = {
+    "train_loss": own_loss.mean(1),
+    "train_acc": own_acc.mean(1),
+    "val_loss": masked_mean(own_loss, ~trained),
+    "val_acc": masked_mean(own_acc, ~trained),
+  }
+  if other_RxN is not None:
+    test_loss, test_acc = take(loss_RxP, other_RxN), take(acc, other_RxN)
+    unseen = ~take(seen_RxP, other_RxN)
+    out.update(
+      {
+        "test_loss": masked_mean(test_loss, everything),
+        "test_acc": masked_mean(test_acc, everything),
+        "test_unseen_loss": masked_mean(test_loss, unseen),
+        "test_unseen_acc": masked_mean(test_acc, unseen),
+        "test_unseen_n": unseen.sum(1),
+      }
+    )
+  return out
+
+
+def holdout_metrics(loss_RxT, correct_RxT):
+  return {"holdout_loss": loss_RxT.mean(1), "holdout_acc": correct_RxT.mean(1, dtype=jnp.float32)}
+
+
+def make_swap_round(config: Config, train_epoch, evaluate, k_max: int):
+  """The swap study's round: returns `round_fn(state, pool, runs) -> (state, metrics)`."""
+  n_train = config.num_train
+
+  def eval_pool(params, pool):
+    return evaluate(params, pool.images_VxPxHxWxC, pool.variant_R, pool.labels_RxP)
+
+  def eval_holdout(params, pool):
+    labels = jnp.broadcast_to(
+      pool.holdout_labels_T, (pool.variant_R.shape[0], pool.holdout_labels_T.shape[0])
+    )
+    return evaluate(params, pool.holdout_images_VxTxHxWxC, pool.variant_R, labels)
+
+  def round_fn(state: StudyState, pool: Pool, runs: RunArrays):
+    k_train, k_swap = round_keys(runs.key_R, state.round)
+    idx = state.idx_RxHxN
+    idx_a, idx_b = idx[:, 0], idx[:, 1]
+    metrics = {}
+    if config.shared_model:
+      # The report's aliasing: one network trains on A, judges B, then trains on B, judges A.
+      keys = member_keys(k_train, 2)
+      params, opt_state, loss_a = train_epoch(
+        state.params,
+        state.opt_state,
+        pool,
+        idx[:, :1],
+        keys[:, :1],
+        runs.learning_rate_R,
+        state.active_R,
+      )
+      seen = state.seen_RxMxP.at[:, 0].set(mark_seen(state.seen_RxMxP[:, 0], idx_a, n_train))
+      loss_1, correct_1 = eval_pool(params, pool)
+      hold_1 = eval_holdout(params, pool)
+      metrics_a = half_metrics(loss_1[:, 0], correct_1[:, 0], idx_a, idx_b, seen[:, 0], n_train)
+      metrics_a.update(holdout_metrics(hold_1[0][:, 0], hold_1[1][:, 0]))
+      b_correct = jnp.take_along_axis(correct_1[:, 0], idx_b, axis=1)
+      params, opt_state, loss_b = train_epoch(
+        params, opt_state, pool, idx[:, 1:], keys[:, 1:], runs.learning_rate_R, state.active_R
+      )
+      seen = seen.at[:, 0].set(mark_seen(seen[:, 0], idx_b, n_train))
+      loss_2, correct_2 = eval_pool(params, pool)
+      hold_2 = eval_holdout(params, pool)
+      metrics_b = half_metrics(loss_2[:, 0], correct_2[:, 0], idx_b, idx_a, seen[:, 0], n_train)
+      metrics_b.update(holdout_metrics(hold_2[0][:, 0], hold_2[1][:, 0]))
+      a_miss = ~jnp.take_along_axis(correct_2[:, 0], idx_a, axis=1)
+      epoch_loss = (loss_a[:, 0], loss_b[:, 0])
+    else:
+      keys = member_keys(k_train, 2)
+      params, opt_state, loss_RxM = train_epoch(
+        state.params, state.opt_state, pool, idx, keys, runs.learning_rate_R, state.active_R
+      )
+      seen = jnp.stack(
+        [mark_seen(state.seen_RxMxP[:, m], idx[:, m], n_train) for m in (0, 1)], axis=1
+      )
+      loss, correct = eval_pool(params, pool)
+      hold_loss, hold_correct = eval_holdout(params, pool)
+      metrics_a = half_metrics(loss[:, 0], correct[:, 0], idx_a, idx_b, seen[:, 0], n_train)
+      metrics_b = half_metrics(loss[:, 1], correct[:, 1], idx_b, idx_a, seen[:, 1], n_train)
+      metrics_a.update(holdout_metrics(hold_loss[:, 0], hold_correct[:, 0]))
+      metrics_b.update(holdout_metrics(hold_loss[:, 1], hold_correct[:, 1]))
+      a_miss = ~jnp.take_along_axis(correct[:, 1], idx_a, axis=1)
+      b_correct = jnp.take_along_axis(correct[:, 0], idx_b, axis=1)
+      epoch_loss = (loss_RxM[:, 0], loss_RxM[:, 1])
+    metrics_a["epoch_loss"], metrics_b["epoch_loss"] = epoch_loss
+    for name, values in zip(SWAP_MEMBER_NAMES, (metrics_a, metrics_b), strict=True):
+      metrics.update({f"{name}/{k}": v for k, v in values.items()})
+
+    table = swaplib.ScheduleTable(runs.threshold_RxT, runs.k_RxT)
+    k_R = jax.vmap(swaplib.schedule_k)(table, a_miss.sum(1))
+    k_R = jnp.where((state.round >= runs.warmup_R) & state.active_R, k_R, 0)
+    new_a, new_b, moved, moved_ids, valid = jax.vmap(lambda *a: swaplib.exchange(*a, k_max=k_max))(
+      k_swap, idx_a, idx_b, a_miss, b_correct, k_R
+    )
+    move_count = jax.vmap(swaplib.count_moves)(state.move_count_RxP, moved_ids, valid)
+    metrics.update(
+      {
+        "swap/a_miss": a_miss.sum(1),
+        "swap/b_correct": b_correct.sum(1),
+        "swap/k": k_R,
+        "swap/moved": moved,
+      }
+    )
+    new_state = state._replace(
+      params=params,
+      opt_state=opt_state,
+      idx_RxHxN=jnp.stack([new_a, new_b], axis=1),
+      seen_RxMxP=seen,
+      move_count_RxP=move_count,
+      round=state.round + 1,
+    )
+    return new_state, metrics
+
+  return round_fn
+
+
+def make_memorize_round(config: Config, train_epoch, evaluate):
+  """The memorization study's epoch: returns `round_fn(state, pool, runs, test_due)`.
+
+  The test set is evaluated when `test_due` or when a run fits this epoch (lax.cond: one
+  program, the test pass only runs when needed); otherwise test metrics are NaN.
+  """
+  n_train = config.num_train
+
+  def round_fn(state: StudyState, pool: Pool, runs: RunArrays, test_due):
+    k_train, _ = round_keys(runs.key_R, state.round)
+    idx = state.idx_RxHxN
+    params, opt_state, epoch_loss = train_epoch(
+      state.params,
+      state.opt_state,
+      pool,
+      idx,
+      member_keys(k_train, 1),
+      runs.learning_rate_R,
+      state.active_R,
+    )
+    seen = state.seen_RxMxP.at[:, 0].set(mark_seen(state.seen_RxMxP[:, 0], idx[:, 0], n_train))
+    loss, correct = evaluate(params, pool.images_VxPxHxWxC, pool.variant_R, pool.labels_RxP)
+    m = half_metrics(loss[:, 0], correct[:, 0], idx[:, 0], None, seen[:, 0], n_train)
+    # Training accuracy is measured on the samples trained on (Keras' `acc` is a running mean
+    # under dropout-free training here, the same samples).
+    trained = jnp.arange(idx.shape[2]) < n_train
+    own_loss = jnp.take_along_axis(loss[:, 0], idx[:, 0], axis=1)
+    own_acc = jnp.take_along_axis(correct[:, 0], idx[:, 0], axis=1).astype(jnp.float32)
+    train_loss = masked_mean(own_loss, jnp.broadcast_to(trained, own_loss.shape))
+    train_acc = masked_mean(own_acc, jnp.broadcast_to(trained, own_acc.shape))
+    epoch = state.round + 1
+    newly_fit = state.active_R & (state.fit_epoch_R < 0) & (train_acc >= config.fit_target)
+    fit_epoch = jnp.where(newly_fit, epoch, state.fit_epoch_R)
+    active = state.active_R & ~(newly_fit & config.early_stop)
+
+    def test(params):
+      labels = jnp.broadcast_to(
+        pool.holdout_labels_T, (pool.variant_R.shape[0], pool.holdout_labels_T.shape[0])
+      )
+      t_loss, t_correct = evaluate(params, pool.holdout_images_VxTxHxWxC, pool.variant_R, labels)
+      return t_loss[:, 0].mean(1), t_correct[:, 0].mean(1, dtype=jnp.float32)
+
+    def skip(params):
+      nan = jnp.full(pool.variant_R.shape, jnp.nan, jnp.float32)
+      return nan, nan
+
+    test_loss, test_acc = jax.lax.cond(test_due | newly_fit.any(), test, skip, params)
+    metrics = {
+      "train/loss": train_loss,
+      "train/acc": train_acc,
+      "val/loss": m["val_loss"],
+      "val/acc": m["val_acc"],
+      "test/loss": test_loss,
+      "test/acc": test_acc,
+      "train/epoch_loss": epoch_loss[:, 0],
+      "fit_epoch": fit_epoch,
+      "active": state.active_R,
+    }
+    new_state = state._replace(
+      params=params,
+      opt_state=opt_state,
+      seen_RxMxP=seen,
+      active_R=active,
+      fit_epoch_R=fit_epoch,
+      round=epoch,
+    )
+    return new_state, metrics
+
+  return round_fn

@@ -1,0 +1,274 @@
+"""Building a study from its config: device pool, per-run condition arrays, initial state, and
+the host-side rows written to `metrics.jsonl`.
+
+Runs that share a seed share their initial networks, their A/B split and their shuffles, so
+conditions are compared on paired runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from swapjax import data as datalib
+from swapjax import rounds, train
+from swapjax.config import Config, run_table
+from swapjax.models import make_model, resolve_conv_impl
+from swapjax.state import Pool, RunArrays, StudyState
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+  """A built study: config, run table, device arrays and the compiled-per-round function."""
+
+  config: Config
+  runs_table: list[dict[str, Any]]
+  pool: Pool
+  runs: RunArrays
+  round_fn: Any
+  init_state: Any
+  driver: str
+  conv_impl: str
+  data_source: str
+
+
+def default_driver(backend: str) -> str:
+  """scan everywhere: measured fastest on CPU with the patches conv (benchmarks/README.md)."""
+  del backend
+  return "scan"
+
+
+# ------------------------------------------------------------------ data
+def _input_variant(images: np.ndarray, kind: str, rng: np.random.Generator, stats):
+  """Zhang et al.'s input corruptions, applied to a uint8 image set."""
+  if kind == "none":
+    return images
+  flat = images.reshape(len(images), -1)
+  if kind == "shuffled_pixels":
+    return flat[:, stats["fixed_perm"]].reshape(images.shape)
+  if kind == "random_pixels":
+    return np.take_along_axis(
+      flat, rng.permuted(np.tile(np.arange(flat.shape[1]), (len(flat), 1)), axis=1), axis=1
+    ).reshape(images.shape)
+  # gaussian: the data's mean and standard deviation, rounded and clipped to uint8.
+  noise = rng.normal(stats["mean"], stats["std"], images.shape)
+  return np.clip(np.rint(noise), 0, 255).astype(np.uint8)
+
+
+def memorize_labels(
+  config: Config, seed: int, corruption: float, pool_labels: np.ndarray, all_labels: np.ndarray
+) -> np.ndarray:
+  """The report's random labels (a permutation of all training labels, first P), given to a
+  random `corruption` fraction of the pool; the rest keep their true labels."""
+  rng = np.random.default_rng([config.seed, seed, 1])
+  random_labels = all_labels[rng.permutation(len(all_labels))][: len(pool_labels)]
+  n_corrupt = int(round(corruption * len(pool_labels)))
+  corrupt = rng.permutation(len(pool_labels))[:n_corrupt]
+  labels = pool_labels.copy()
+  labels[corrupt] = random_labels[corrupt]
+  return labels
+
+
+def build_pool(config: Config, ds: datalib.Dataset, table) -> Pool:
+  p, t = config.pool_size, config.holdout_size
+  if len(ds.train_images) < p:
+    raise datalib.DataError(
+      f"{ds.source}: {len(ds.train_images)} training images, pool_size={p} asked for"
+    )
+  if len(ds.test_images) < t:
+    raise datalib.DataError(
+      f"{ds.source}: {len(ds.test_images)} test images, holdout_size={t} asked for"
+    )
+  images, labels = ds.train_images[:p], ds.train_labels[:p]
+  holdout, holdout_labels = ds.test_images[:t], ds.test_labels[:t]
+  if config.study == "swap":
+    return Pool(
+      jnp.asarray(images[None]),
+      jnp.broadcast_to(jnp.asarray(labels), (len(table), p)),
+      jnp.zeros(len(table), jnp.int32),
+      jnp.asarray(holdout[None]),
+      jnp.asarray(holdout_labels),
+    )
+  stats = {"mean": float(images.mean()), "std": float(images.std())}
+  variants, variant_of = [(images, holdout)], {}
+  labels_rows = []
+  for run in table:
+    key = (run["input_corruption"], run["seed"])
+    if run["input_corruption"] != "none" and key not in variant_of:
+      rng = np.random.default_rng([config.seed, run["seed"], 2])
+      stats["fixed_perm"] = rng.permutation(images[0].size)
+      variants.append(
+        (_input_variant(images, key[0], rng, stats), _input_variant(holdout, key[0], rng, stats))
+      )
+      variant_of[key] = len(variants) - 1
+    labels_rows.append(
+      memorize_labels(config, run["seed"], run["label_corruption"], labels, ds.train_labels)
+    )
+  variant_R = [variant_of.get((r["input_corruption"], r["seed"]), 0) for r in table]
+  return Pool(
+    jnp.asarray(np.stack([v[0] for v in variants])),
+    jnp.asarray(np.stack(labels_rows)),
+    jnp.asarray(variant_R, jnp.int32),
+    jnp.asarray(np.stack([v[1] for v in variants])),
+    jnp.asarray(holdout_labels),
+  )
+
+
+def build_runs(config: Config, table) -> RunArrays:
+  tables = config.schedules()
+  width = max(len(tables[r["condition"]]) for r in table)
+  thr = np.full((len(table), width), np.iinfo(np.int32).max, np.int32)
+  ks = np.zeros((len(table), width), np.int32)
+  for i, run in enumerate(table):
+    for j, (t, k) in enumerate(tables[run["condition"]]):
+      thr[i, j], ks[i, j] = t, k
+  base = jax.random.key(config.seed)
+  keys = jax.vmap(lambda s: jax.random.fold_in(base, s))(jnp.asarray([r["seed"] for r in table]))
+  return RunArrays(
+    keys,
+    jnp.asarray([r["warmup"] for r in table], jnp.int32),
+    jnp.asarray([r["learning_rate"] for r in table], jnp.float32),
+    jnp.asarray(thr),
+    jnp.asarray(ks),
+  )
+
+
+def k_max(config: Config) -> int:
+  tables = config.schedules()
+  return max(1, max(k for name in config.conditions for _, k in tables[name]))
+
+
+# ------------------------------------------------------------------ build
+def build(config: Config, ds: datalib.Dataset) -> Study:
+  table = run_table(config)
+  conv_impl = resolve_conv_impl(config.conv_impl)
+  driver = default_driver(jax.default_backend()) if config.driver == "auto" else config.driver
+  model = make_model(config.model, conv_impl, config.dropout, config.compute_dtype)
+  optimizer = train.make_optimizer(config)
+  train_epoch = train.make_train_epoch(config, model, optimizer, driver)
+  evaluate = jax.jit(train.make_evaluate(config, model))
+  pool = build_pool(config, ds, table)
+  runs = build_runs(config, table)
+  members, halves = config.members, (2 if config.study == "swap" else 1)
+  n, p = config.half_size, config.pool_size
+
+  def init_state(runs: RunArrays) -> StudyState:
+    k_init, k_split, _ = rounds.run_purpose_keys(runs.key_R)
+    params, opt_state = jax.vmap(
+      lambda k: train.init_members(model, optimizer, k, members, ds.image_shape)
+    )(k_init)
+    if halves == 2:
+      perm = jax.vmap(lambda k: jax.random.permutation(k, p))(k_split)
+      idx = perm[:, : 2 * n].reshape(-1, 2, n).astype(jnp.int32)
+    else:
+      idx = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (len(table), 1, n))
+    r = len(table)
+    return StudyState(
+      params,
+      opt_state,
+      idx,
+      jnp.zeros((r, members, p), bool),
+      jnp.zeros((r, p), jnp.int32),
+      jnp.ones(r, bool),
+      jnp.full(r, -1, jnp.int32),
+      jnp.zeros((), jnp.int32),
+    )
+
+  if config.study == "swap":
+    round_fn = rounds.make_swap_round(config, train_epoch, evaluate, k_max(config))
+  else:
+    round_fn = rounds.make_memorize_round(config, train_epoch, evaluate)
+  if driver == "scan":
+    round_fn = jax.jit(round_fn, donate_argnums=(0,))
+  return Study(
+    config, table, pool, runs, round_fn, jax.jit(init_state), driver, conv_impl, ds.source
+  )
+
+
+def load_data(config: Config, data_dir: str | None, tfds_data_dir: str | None):
+  return datalib.load(
+    config.dataset,
+    config.source,
+    data_dir,
+    tfds_data_dir,
+    num_train=config.pool_size,
+    num_test=config.holdout_size,
+    seed=config.seed,
+  )
+
+
+def step_round(study: Study, state: StudyState, test_due: bool = False):
+  if study.config.study == "swap":
+    return study.round_fn(state, study.pool, study.runs)
+  return study.round_fn(state, study.pool, study.runs, jnp.asarray(test_due))
+
+
+def test_due(config: Config, round_index: int) -> bool:
+  """Memorize: evaluate the test set every `test_every` epochs, the first and the last."""
+  epoch = round_index + 1
+  return epoch == 1 or epoch % config.test_every == 0 or epoch == config.rounds
+
+
+# ------------------------------------------------------------------ rows
+def _clean(value):
+  value = value.item() if hasattr(value, "item") else value
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
+  return value
+
+
+def metric_rows(
+  study: Study,
+  metrics: dict[str, np.ndarray],
+  round_index: int,
+  previous: dict[int, dict] | None,
+  round_s: float,
+) -> list[dict[str, Any]]:
+  """One JSON-able row per run for this round (`round`, or `epoch` for memorize)."""
+  config = study.config
+  rows = []
+  for r, run in enumerate(study.runs_table):
+    if config.study == "swap":
+      row = {
+        "round": round_index + 1,
+        "run": r,
+        "condition": run["condition"],
+        "warmup": run["warmup"],
+        "seed": run["seed"],
+        "learning_rate": run["learning_rate"],
+      }
+    else:
+      row = {
+        "epoch": round_index + 1,
+        "run": r,
+        "seed": run["seed"],
+        "label_corruption": run["label_corruption"],
+        "input_corruption": run["input_corruption"],
+        "learning_rate": run["learning_rate"],
+      }
+    values = {k: _clean(v[r]) for k, v in metrics.items() if k != "active"}
+    if config.study == "memorize":
+      values["fit_epoch"] = values["fit_epoch"] if values["fit_epoch"] > 0 else None
+      prev = (previous or {}).get(r)
+      if prev is not None and not bool(metrics["active"][r]):
+        values = {k: prev.get(k) for k in values}  # stopped: metrics stay frozen
+    row.update(values)
+    row["time/round_s"] = round(round_s, 4)
+    rows.append(row)
+  return rows
+
+
+def nonfinite_runs(study: Study, metrics: dict[str, np.ndarray], active_R: np.ndarray):
+  """Runs (still training) whose training or evaluation loss is NaN or Inf."""
+  keys = [
+    k for k in metrics if k.endswith("epoch_loss") or k.endswith("train_loss") or k == "train/loss"
+  ]
+  bad = np.zeros(len(study.runs_table), bool)
+  for k in keys:
+    bad |= ~np.isfinite(np.asarray(metrics[k], np.float64))
+  return np.flatnonzero(bad & active_R)

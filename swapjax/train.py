@@ -1,0 +1,176 @@
+"""One epoch of training and a whole-set evaluation for every (run, member) at once.
+
+`make_*` functions read the config and return closures over static numbers only; the arrays
+come in as arguments. Batches are gathered on the device from int32 indices and normalised
+there from uint8. The epoch follows Keras `fit(..., validation_split=v, shuffle=True)`: the last
+`v` of a member's half (by position) is held out, the rest is shuffled, and the final partial
+batch is kept (masked padding, so its loss is the mean over its real samples).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from swapjax.config import Config
+from swapjax.models import CNN
+from swapjax.state import Pool
+
+
+def normalize(images_uint8, mode: str):
+  x = images_uint8.astype(jnp.float32) / 255.0
+  return x - 0.5 if mode == "centered" else x
+
+
+def make_optimizer(config: Config) -> optax.GradientTransformation:
+  """Keras Adam (beta 0.9/0.999, eps 1e-7) without the step size: the learning rate is a
+  per-run array applied in the step, so learning-rate conditions share one program."""
+  return optax.scale_by_adam(eps=config.adam_eps)
+
+
+def init_members(model: CNN, optimizer, key, members: int, image_shape):
+  """Params and optimiser state of `members` independently initialised networks (M, ...)."""
+  dummy = jnp.zeros((1, *image_shape), jnp.float32)
+  keys = jax.random.split(key, members)
+  params = jax.vmap(lambda k: model.init({"params": k}, dummy)["params"])(keys)
+  return params, jax.vmap(optimizer.init)(params)
+
+
+def gather_batch(pool: Pool, ids_RxMxB, normalize_mode: str):
+  """Images (R, M, B, H, W, C) float and labels (R, M, B) of pool ids, per run's variant."""
+  images = pool.images_VxPxHxWxC[pool.variant_R[:, None, None], ids_RxMxB]
+  labels = jnp.take_along_axis(
+    pool.labels_RxP[:, None, :], ids_RxMxB.reshape(ids_RxMxB.shape[0], 1, -1), axis=2
+  )
+  return normalize(images, normalize_mode), labels.reshape(ids_RxMxB.shape)
+
+
+def make_train_epoch(config: Config, model: CNN, optimizer, driver: str):
+  """Returns `train_epoch(params, opt_state, pool, idx_RxMxN, key_RxM, lr_R, active_R)`.
+
+  Member m of run r trains one epoch on the first `num_train` positions of `idx[r, m]`;
+  returns the new params and optimiser state and the mean training loss (R, M). Runs whose
+  `active` is false keep their params and optimiser state unchanged.
+  """
+  n_train, batch = config.num_train, config.batch_size
+  steps = -(-n_train // batch)
+  mask_SxB = (jnp.arange(steps * batch) < n_train).reshape(steps, batch)
+
+  def member_step(params, opt_state, x_BxHxWxC, y_B, mask_B, key, lr):
+    def loss_fn(p):
+      logits = model.apply({"params": p}, x_BxHxWxC, train=True, rngs={"dropout": key})
+      per_sample = optax.softmax_cross_entropy_with_integer_labels(logits, y_B)
+      return jnp.sum(per_sample * mask_B) / jnp.sum(mask_B)
+
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    updates = jax.tree.map(lambda u: -lr * u, updates)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+  # vmap over members (same lr), then over runs.
+  step_RxM = jax.vmap(
+    jax.vmap(member_step, in_axes=(0, 0, 0, 0, None, 0, None)), in_axes=(0, 0, 0, 0, None, 0, 0)
+  )
+
+  def keep_active(active_R, new, old):
+    def pick(n, o):
+      shape = (-1,) + (1,) * (n.ndim - 1)
+      return jnp.where(active_R.reshape(shape), n, o)
+
+    return jax.tree.map(pick, new, old)
+
+  def plan(idx_RxMxN, key_RxM):
+    """Shuffled batch ids (S, R, M, B) and per-step dropout keys (S, R, M)."""
+    shuffle_key, dropout_key = jax.vmap(jax.vmap(jax.random.split, out_axes=1), out_axes=1)(key_RxM)
+    perm = jax.vmap(jax.vmap(lambda k: jax.random.permutation(k, n_train)))(shuffle_key)
+    perm = jnp.pad(perm, ((0, 0), (0, 0), (0, steps * batch - n_train)))
+    ids = jnp.take_along_axis(idx_RxMxN, perm, axis=2)
+    ids_SxRxMxB = ids.reshape(*ids.shape[:2], steps, batch).transpose(2, 0, 1, 3)
+    step_keys = jax.vmap(
+      lambda s: jax.vmap(jax.vmap(lambda k: jax.random.fold_in(k, s)))(dropout_key)
+    )(jnp.arange(steps))
+    return ids_SxRxMxB, step_keys
+
+  def one_step(params, opt_state, pool, ids_RxMxB, keys_RxM, mask_B, lr_R, active_R):
+    x, y = gather_batch(pool, ids_RxMxB, config.normalize)
+    new_params, new_opt, loss = step_RxM(params, opt_state, x, y, mask_B, keys_RxM, lr_R)
+    return (
+      keep_active(active_R, new_params, params),
+      keep_active(active_R, new_opt, opt_state),
+      loss,
+    )
+
+  if driver == "scan":
+
+    def train_epoch(params, opt_state, pool, idx_RxMxN, key_RxM, lr_R, active_R):
+      ids, keys = plan(idx_RxMxN, key_RxM)
+
+      def body(carry, xs):
+        p, o = carry
+        p, o, loss = one_step(p, o, pool, *xs, lr_R, active_R)
+        return (p, o), loss
+
+      (params, opt_state), loss_SxRxM = jax.lax.scan(
+        body, (params, opt_state), (ids, keys, mask_SxB)
+      )
+      return params, opt_state, loss_SxRxM.mean(0)
+
+    return train_epoch
+
+  # Host loop over one jitted step: one dispatch per step (XLA:CPU runs conv gradients in
+  # loops slowly, jax-ml/jax#12868). Not jittable as a whole; the runner calls it directly.
+  jit_plan = jax.jit(plan)
+  jit_step = jax.jit(one_step, donate_argnums=(0, 1))
+
+  def train_epoch_host(params, opt_state, pool, idx_RxMxN, key_RxM, lr_R, active_R):
+    ids, keys = jit_plan(idx_RxMxN, key_RxM)
+    losses = []
+    for s in range(steps):
+      params, opt_state, loss = jit_step(
+        params, opt_state, pool, ids[s], keys[s], mask_SxB[s], lr_R, active_R
+      )
+      losses.append(loss)
+    return params, opt_state, jnp.stack(losses).mean(0)
+
+  return train_epoch_host
+
+
+def make_evaluate(config: Config, model: CNN):
+  """Returns `evaluate(params, images_VxTx..., variant_R, labels_RxT)` -> per-sample
+  (loss, correct), each (R, M, T): every member of every run on every sample, in chunks."""
+  chunk = config.eval_batch_size or (100 if jax.default_backend() == "cpu" else 1000)
+
+  def member_logits(params, x_BxHxWxC):
+    return model.apply({"params": params}, x_BxHxWxC, train=False)
+
+  # Members of a run share the input (in_axes None); runs have their own variant.
+  logits_RxM = jax.vmap(jax.vmap(member_logits, in_axes=(0, None)), in_axes=(0, 0))
+
+  def evaluate(params, images_VxTxHxWxC, variant_R, labels_RxT):
+    total = images_VxTxHxWxC.shape[1]
+    size = min(chunk, total)
+    n_chunks = -(-total // size)
+    pad = n_chunks * size - total
+    images = jnp.pad(images_VxTxHxWxC, ((0, 0), (0, pad)) + ((0, 0),) * 3)
+    labels = jnp.pad(labels_RxT, ((0, 0), (0, pad)))
+
+    def one_chunk(c):
+      x = jax.lax.dynamic_slice_in_dim(images, c * size, size, axis=1)[variant_R]
+      y = jax.lax.dynamic_slice_in_dim(labels, c * size, size, axis=1)
+      logits = logits_RxM(params, normalize(x, config.normalize))  # (R, M, B, C)
+      loss = optax.softmax_cross_entropy_with_integer_labels(logits, y[:, None, :])
+      return loss, jnp.argmax(logits, -1) == y[:, None, :]
+
+    loss, correct = jax.lax.map(one_chunk, jnp.arange(n_chunks))  # (chunks, R, M, size)
+    merge = lambda a: jnp.moveaxis(a, 0, 2).reshape(*a.shape[1:3], -1)[..., :total]
+    return merge(loss), merge(correct)
+
+  return evaluate
+
+
+def masked_mean(values_RxN, mask_RxN):
+  """Mean over the last axis where mask is set; NaN where nothing is set."""
+  count = mask_RxN.sum(-1)
+  total = jnp.where(mask_RxN, values_RxN, 0.0).sum(-1)
+  return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)

@@ -1,0 +1,174 @@
+"""The workdir contract: lock, config.json, metrics.jsonl, atomic writes.
+
+Every file is written to a temporary name, flushed, fsynced and renamed, so a kill leaves
+either the old or the new file, never half of one. `metrics.jsonl` is appended and fsynced
+before the round's checkpoint is started; on resume it is cut back to the restored round, so
+metrics and checkpoints never disagree.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import fcntl
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+MIN_FREE_BYTES = 64 << 20
+
+
+class WorkdirError(RuntimeError):
+  """A workdir that cannot be used; the message is one line meant for the user."""
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+  tmp = path.with_name(f".{path.name}.tmp")
+  try:
+    with open(tmp, "wb") as f:
+      f.write(payload)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except OSError as e:
+    tmp.unlink(missing_ok=True)
+    raise WorkdirError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+  atomic_write_bytes(path, text.encode())
+
+
+class Workdir:
+  """One study's output folder."""
+
+  def __init__(self, path: str):
+    self.path = Path(path).expanduser()
+    self._lock_file = None
+
+  config_path = property(lambda self: self.path / "config.json")
+  metrics_path = property(lambda self: self.path / "metrics.jsonl")
+  checkpoint_dir = property(lambda self: self.path / "checkpoints")
+
+  def prepare(self) -> None:
+    """Creates the folder and checks that it is writable with room to spare."""
+    try:
+      self.path.mkdir(parents=True, exist_ok=True)
+      probe = self.path / ".write-probe"
+      with open(probe, "wb") as f:
+        f.write(b"0" * 4096)
+        f.flush()
+        os.fsync(f.fileno())
+      probe.unlink()
+    except OSError as e:
+      reason = "disk full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+      raise WorkdirError(f"--workdir={self.path}: not writable ({reason})") from None
+    free = shutil.disk_usage(self.path).free
+    if free < MIN_FREE_BYTES:
+      raise WorkdirError(
+        f"--workdir={self.path}: only {free >> 20} MiB free; "
+        f"at least {MIN_FREE_BYTES >> 20} MiB needed for checkpoints"
+      )
+
+  def lock(self) -> None:
+    """Takes an exclusive lock; the OS drops it when the holder dies, so a dead run never
+    blocks its own resume."""
+    handle = open(self.path / ".lock", "a+")
+    try:
+      fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      handle.seek(0)
+      holder = handle.read().strip() or "another process"
+      handle.close()
+      raise WorkdirError(
+        f"--workdir={self.path} is in use by {holder}; wait for it to finish "
+        "or choose another --workdir"
+      ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"swapjax pid {os.getpid()}")
+    handle.flush()
+    self._lock_file = handle
+
+  def unlock(self) -> None:
+    if self._lock_file is not None:
+      self._lock_file.close()
+      self._lock_file = None
+
+  # ---------------------------------------------------------------- config
+  def read_config(self) -> dict[str, Any] | None:
+    if not self.config_path.exists():
+      return None
+    try:
+      return json.loads(self.config_path.read_text())
+    except (OSError, ValueError) as e:
+      raise WorkdirError(f"{self.config_path}: unreadable ({e}); move the workdir aside") from None
+
+  def check_config(self, config_json: dict[str, Any], experiment: str) -> bool:
+    """True if the workdir holds this study already (resume); raises if it holds another."""
+    old = self.read_config()
+    if old is None:
+      if self.metrics_path.exists() or self.checkpoint_dir.exists():
+        raise WorkdirError(
+          f"--workdir={self.path} holds metrics or checkpoints but no "
+          "config.json; use an empty workdir or --restart"
+        )
+      return False
+    old_config = old.get("config", {})
+    diff = sorted(
+      k for k in set(old_config) | set(config_json) if old_config.get(k) != config_json.get(k)
+    )
+    if diff:
+      shown = "; ".join(f"{k}: {old_config.get(k)!r} -> {config_json.get(k)!r}" for k in diff)
+      raise WorkdirError(
+        f"--workdir={self.path} holds a different study ({shown}); rerun with "
+        "--restart to move its files aside and start over, or choose another "
+        "--workdir"
+      )
+    return True
+
+  def move_aside(self) -> Path | None:
+    """--restart: moves the previous study's files into `previous-<time>/` (deletes nothing)."""
+    names = [p for p in self.path.iterdir() if not p.name.startswith(("previous-", ".lock"))]
+    if not names:
+      return None
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    target = self.path / f"previous-{stamp}"
+    target.mkdir()
+    for p in names:
+      p.rename(target / p.name)
+    return target
+
+  def write_config(self, payload: dict[str, Any]) -> None:
+    atomic_write_text(self.config_path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+  # ---------------------------------------------------------------- metrics
+  def read_metrics(self) -> list[dict[str, Any]]:
+    if not self.metrics_path.exists():
+      return []
+    rows = []
+    for line in self.metrics_path.read_text().splitlines():
+      try:
+        rows.append(json.loads(line))
+      except ValueError:
+        break  # a line cut by a kill: it and anything after it are dropped on resume
+    return rows
+
+  def truncate_metrics(self, completed_rounds: int, round_key: str) -> list[dict[str, Any]]:
+    """Keeps the rows of rounds 1..completed_rounds; returns them."""
+    rows = [r for r in self.read_metrics() if r.get(round_key, 0) <= completed_rounds]
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    if self.metrics_path.exists() or rows:
+      atomic_write_text(self.metrics_path, text)
+    return rows
+
+  def append_metrics(self, rows: list[dict[str, Any]]) -> None:
+    try:
+      with open(self.metrics_path, "a") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+        f.flush()
+        os.fsync(f.fileno())
+    except OSError as e:
+      raise WorkdirError(f"cannot append to {self.metrics_path}: {e.strerror or e}") from None
