@@ -128,7 +128,9 @@ def read_idx(path: Path) -> np.ndarray:
     with gzip.open(path, "rb") as f:
       raw = f.read()
   except (OSError, EOFError, gzip.BadGzipFile) as e:
-    raise DataError(f"{path}: not a readable gzip file ({e}); the file is truncated or damaged")
+    raise DataError(
+      f"{path}: not a readable gzip file ({e}); the file is truncated or damaged"
+    ) from None
   if len(raw) < 8:
     raise DataError(f"{path}: too short for an IDX header")
   magic = int.from_bytes(raw[0:4], "big")

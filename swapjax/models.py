@@ -9,6 +9,7 @@ the same parameters; tests check they agree.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -19,22 +20,47 @@ from jax import lax
 KERAS_KERNEL_INIT = nn.initializers.glorot_uniform()
 
 
-def conv3x3_patches(x_BxHxWxC, kernel_3x3xCxO, padding: str):
-  """3x3 stride-1 convolution as nine shifted slices and one matmul."""
+def patches3x3(x_BxHxWxC, padding: str):
+  """The nine shifted 3x3 neighbourhoods, concatenated on channels: (B, H', W', 9C)."""
   if padding == "SAME":
     x_BxHxWxC = jnp.pad(x_BxHxWxC, ((0, 0), (1, 1), (1, 1), (0, 0)))
   h, w = x_BxHxWxC.shape[1] - 2, x_BxHxWxC.shape[2] - 2
-  patches = jnp.concatenate(
+  return jnp.concatenate(
     [x_BxHxWxC[:, i : i + h, j : j + w, :] for i in range(3) for j in range(3)], axis=-1
   )
+
+
+def conv3x3_patches(x_BxHxWxC, kernel_3x3xCxO, padding: str):
+  """3x3 stride-1 convolution as nine shifted slices and one matmul."""
   kernel = kernel_3x3xCxO.reshape(-1, kernel_3x3xCxO.shape[-1])
-  return jnp.einsum("bhwk,ko->bhwo", patches, kernel)
+  return jnp.einsum("bhwk,ko->bhwo", patches3x3(x_BxHxWxC, padding), kernel)
 
 
 def conv3x3_lax(x_BxHxWxC, kernel_3x3xCxO, padding: str):
   return lax.conv_general_dilated(
     x_BxHxWxC, kernel_3x3xCxO, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
   )
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv3x3_hybrid(x_BxHxWxC, kernel_3x3xCxO, padding: str):
+  """lax convolution forward; gradients as matmuls over patches (no conv gradient in loops)."""
+  return conv3x3_lax(x_BxHxWxC, kernel_3x3xCxO, padding)
+
+
+def _hybrid_fwd(x, kernel, padding):
+  return conv3x3_lax(x, kernel, padding), (x, kernel)
+
+
+def _hybrid_bwd(padding, residuals, dy_BxHxWxO):
+  x, kernel = residuals
+  d_kernel = jnp.einsum("bhwk,bhwo->ko", patches3x3(x, padding), dy_BxHxWxO)
+  dx = jax.vjp(lambda xx: conv3x3_patches(xx, kernel, padding), x)[1](dy_BxHxWxO)[0]
+  return dx, d_kernel.reshape(kernel.shape)
+
+
+conv3x3_hybrid.defvjp(_hybrid_fwd, _hybrid_bwd)
+CONV_FUNCTIONS = {"patches": conv3x3_patches, "lax": conv3x3_lax, "hybrid": conv3x3_hybrid}
 
 
 class Conv3x3(nn.Module):
@@ -49,7 +75,7 @@ class Conv3x3(nn.Module):
   def __call__(self, x):
     kernel = self.param("kernel", KERAS_KERNEL_INIT, (3, 3, x.shape[-1], self.features))
     bias = self.param("bias", nn.initializers.zeros, (self.features,))
-    conv = conv3x3_patches if self.impl == "patches" else conv3x3_lax
+    conv = CONV_FUNCTIONS[self.impl]
     y = conv(x.astype(self.dtype), kernel.astype(self.dtype), self.padding)
     return y + bias.astype(self.dtype)
 

@@ -136,16 +136,32 @@ def make_train_epoch(config: Config, model: CNN, optimizer, driver: str):
   return train_epoch_host
 
 
-def make_evaluate(config: Config, model: CNN):
+def make_evaluate(config: Config, model: CNN, population: str = "map"):
   """Returns `evaluate(params, images_VxTx..., variant_R, labels_RxT)` -> per-sample
-  (loss, correct), each (R, M, T): every member of every run on every sample, in chunks."""
-  chunk = config.eval_batch_size or (100 if jax.default_backend() == "cpu" else 1000)
+  (loss, correct), each (R, M, T): every member of every run on every sample, in chunks.
+
+  `population="map"` loops over the R x M models with `lax.map`, each a plain (ungrouped)
+  forward convolution: measured 5x faster than the patches form on XLA:CPU, where forward
+  convolutions are fast inside loops. `"vmap"` evaluates all models as one batched program.
+  """
+  chunk = config.eval_batch_size or (500 if jax.default_backend() == "cpu" else 1000)
 
   def member_logits(params, x_BxHxWxC):
     return model.apply({"params": params}, x_BxHxWxC, train=False)
 
-  # Members of a run share the input (in_axes None); runs have their own variant.
-  logits_RxM = jax.vmap(jax.vmap(member_logits, in_axes=(0, None)), in_axes=(0, 0))
+  def logits_vmap(params, x_RxBxHxWxC):
+    return jax.vmap(jax.vmap(member_logits, in_axes=(0, None)))(params, x_RxBxHxWxC)
+
+  def logits_map(params, x_RxBxHxWxC):
+    r, m = jax.tree.leaves(params)[0].shape[:2]
+    flat = jax.tree.map(lambda a: a.reshape(r * m, *a.shape[2:]), params)
+    logits = jax.lax.map(
+      lambda i: member_logits(jax.tree.map(lambda a: a[i], flat), x_RxBxHxWxC[i // m]),
+      jnp.arange(r * m),
+    )
+    return logits.reshape(r, m, *logits.shape[1:])
+
+  logits_RxM = logits_map if population == "map" else logits_vmap
 
   def evaluate(params, images_VxTxHxWxC, variant_R, labels_RxT):
     total = images_VxTxHxWxC.shape[1]

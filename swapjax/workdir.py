@@ -75,7 +75,7 @@ class Workdir:
   def lock(self) -> None:
     """Takes an exclusive lock; the OS drops it when the holder dies, so a dead run never
     blocks its own resume."""
-    handle = open(self.path / ".lock", "a+")
+    handle = open(self.path / ".lock", "a+")  # noqa: SIM115 - held for the whole run
     try:
       fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

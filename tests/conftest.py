@@ -1,0 +1,44 @@
+"""Test set-up: CPU, a persistent compilation cache, absl flags parsed, shared tiny configs."""
+
+import dataclasses
+import os
+from pathlib import Path
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+from absl import flags  # noqa: E402
+
+jax.config.update(
+  "jax_compilation_cache_dir", os.environ.get("SWAPJAX_TEST_CACHE", "/tmp/swapjax-test-jax-cache")
+)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+flags.FLAGS.mark_as_parsed()
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def tiny_swap_config(**changes):
+  from swapjax.config import Config
+
+  base = Config(
+    source="synthetic",
+    pool_size=64,
+    holdout_size=16,
+    batch_size=8,
+    rounds=2,
+    num_seeds=2,
+    conditions=("none", "schedule"),
+    warmup=(0,),
+    swap_schedules="none=0:0;one=0:1;schedule=20:5,2:2,0:1",
+    eval_batch_size=32,
+  )
+  return dataclasses.replace(base, **changes)
+
+
+@pytest.fixture
+def shared_data():
+  if not (SHARED_DATA / "mnist").is_dir():
+    pytest.skip("../shared/data not present")
+  return SHARED_DATA

@@ -1,0 +1,43 @@
+"""The conv formulations compute the same function and gradients."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from swapjax import models
+
+
+@pytest.mark.parametrize("padding", ["SAME", "VALID"])
+def test_conv_formulations_agree(padding):
+  kx, kw, kd = jax.random.split(jax.random.key(0), 3)
+  x = jax.random.normal(kx, (2, 9, 9, 3))
+  w = jax.random.normal(kw, (3, 3, 3, 4))
+  outs = {n: f(x, w, padding) for n, f in models.CONV_FUNCTIONS.items()}
+  dy = jax.random.normal(kd, outs["lax"].shape)
+  grads = {
+    n: jax.vjp(lambda a, b, f=f: f(a, b, padding), x, w)[1](dy)
+    for n, f in models.CONV_FUNCTIONS.items()
+  }
+  for name in ("patches", "hybrid"):
+    np.testing.assert_allclose(outs[name], outs["lax"], rtol=1e-5, atol=1e-5)
+    for got, want in zip(grads[name], grads["lax"], strict=True):
+      np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+  ("name", "shape", "n_params"),
+  [
+    (
+      "cifar_cnn",
+      (32, 32, 3),
+      3 * 3 * 3 * 32 + 32 + 3 * (3 * 3 * 32 * 32 + 32) + 6 * 6 * 32 * 512 + 512 + 5130,
+    ),
+    ("mnist_cnn", (28, 28, 1), 320 + 9248 + 18496 + 36928 + 5 * 5 * 64 * 512 + 512 + 5130),
+  ],
+)
+def test_report_architectures(name, shape, n_params):
+  model = models.make_model(name)
+  params = model.init(jax.random.key(0), jnp.zeros((1, *shape)))["params"]
+  assert sum(p.size for p in jax.tree.leaves(params)) == n_params
+  assert model.apply({"params": params}, jnp.zeros((2, *shape))).shape == (2, 10)

@@ -1,0 +1,198 @@
+"""The workdir contract end to end: files, resume equality, refusals, CLI errors, kills."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import tiny_swap_config
+
+from swapjax import runner, workdir
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_SET = [
+  "--set",
+  "source=synthetic",
+  "--set",
+  "pool_size=64",
+  "--set",
+  "holdout_size=16",
+  "--set",
+  "batch_size=8",
+  "--set",
+  "rounds=4",
+  "--set",
+  "num_seeds=1",
+  "--set",
+  "warmup=0",
+  "--set",
+  "conditions=none,schedule",
+  "--set",
+  "eval_batch_size=32",
+]
+
+
+def _rows(path):
+  rows = [json.loads(line) for line in (Path(path) / "metrics.jsonl").read_text().splitlines()]
+  for r in rows:
+    r.pop("time/round_s")
+  return rows
+
+
+def _run(tmp, name, **changes):
+  cfg = tiny_swap_config(**changes)
+  return runner.run(cfg, "tiny", runner.RunOptions(workdir=str(tmp / name), progress=False))
+
+
+def test_contract_and_resume_equality(tmp_path):
+  _run(tmp_path, "full", rounds=3)
+  full = tmp_path / "full"
+  for name in [
+    "config.json",
+    "metrics.jsonl",
+    "membership.npz",
+    "report.md",
+    "timing.json",
+    "plots/accuracy.png",
+    "plots/loss.png",
+    "plots/honest_accuracy.png",
+  ]:
+    assert (full / name).exists(), name
+  assert sorted(p.name for p in (full / "checkpoints").iterdir()) == ["1", "2", "3"]
+  rows = _rows(full)
+  assert len(rows) == 3 * 4 and {r["round"] for r in rows} == {1, 2, 3}
+  for key in ["AtoB/test_unseen_acc", "BtoA/holdout_acc", "swap/k", "swap/moved", "condition"]:
+    assert key in rows[0]
+  membership = np.load(full / "membership.npz")
+  assert membership["a_idx"].shape == (4, 32) and membership["move_count"].shape == (4, 64)
+  report = (full / "report.md").read_text()
+  assert "condition=schedule" in report and "±" in report
+
+  cfg = tiny_swap_config(rounds=3)
+  opts = runner.RunOptions(workdir=str(tmp_path / "split"), progress=False, stop_after=1)
+  with pytest.raises(runner.StudyStopped) as stopped:
+    runner.run(cfg, "tiny", opts)
+  assert stopped.value.code == runner.EXIT_INTERRUPTED and "resume" in str(stopped.value)
+  # Simulate a crash after the metrics of round 2 were written but before its checkpoint.
+  with open(tmp_path / "split" / "metrics.jsonl", "a") as f:
+    f.write(json.dumps({"round": 2, "run": 0, "junk": True}) + '\n{"round": 2, "ru')
+  runner.run(cfg, "tiny", runner.RunOptions(workdir=str(tmp_path / "split"), progress=False))
+  assert _rows(tmp_path / "split") == rows
+  a, b = np.load(full / "membership.npz"), np.load(tmp_path / "split" / "membership.npz")
+  for key in a.files:
+    np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_damaged_newest_checkpoint_falls_back(tmp_path):
+  _run(tmp_path, "w", rounds=2, num_seeds=1)
+  wd = tmp_path / "w"
+  reference = _rows(wd)
+  for p in (wd / "checkpoints" / "2").rglob("*"):
+    if p.is_file() and p.stat().st_size > 100:
+      p.write_bytes(p.read_bytes()[:50])  # truncate every data file of the newest checkpoint
+  cfg = tiny_swap_config(rounds=2, num_seeds=1)
+  runner.run(cfg, "tiny", runner.RunOptions(workdir=str(wd), progress=False))
+  meta = json.loads((wd / "config.json").read_text())
+  assert _rows(wd) == reference
+  assert "damaged" in (wd / "report.md").read_text() or meta
+
+
+def test_changed_config_is_refused_and_restart_keeps_files(tmp_path):
+  _run(tmp_path, "w", rounds=1, num_seeds=1)
+  with pytest.raises(workdir.WorkdirError, match=r"rounds: 1 -> 2.*--restart"):
+    _run(tmp_path, "w", rounds=2, num_seeds=1)
+  cfg = tiny_swap_config(rounds=2, num_seeds=1)
+  runner.run(
+    cfg, "tiny", runner.RunOptions(workdir=str(tmp_path / "w"), restart=True, progress=False)
+  )
+  previous = [p for p in (tmp_path / "w").iterdir() if p.name.startswith("previous-")]
+  assert len(previous) == 1 and (previous[0] / "metrics.jsonl").exists()
+
+
+def test_second_process_is_refused_by_the_lock(tmp_path):
+  wd = workdir.Workdir(str(tmp_path / "w"))
+  wd.prepare()
+  wd.lock()
+  with pytest.raises(workdir.WorkdirError, match="in use by swapjax pid"):
+    _run(tmp_path, "w")
+  wd.unlock()
+
+
+def test_unwritable_workdir(tmp_path):
+  (tmp_path / "file").write_text("x")
+  with pytest.raises(workdir.WorkdirError, match="not writable"):
+    _run(tmp_path, "file/sub")
+
+
+def _cli(*args, timeout=300):
+  env = dict(os.environ, PYTHONPATH=str(REPO))
+  return subprocess.run(
+    [sys.executable, "-m", "swapjax.main", *args],
+    capture_output=True,
+    text=True,
+    cwd=REPO,
+    env=env,
+    timeout=timeout,
+  )
+
+
+@pytest.mark.parametrize(
+  ("args", "needle"),
+  [
+    (["--experiment=nope"], "value should be one of"),
+    (["--experiment=tiny", "--set", "rounds=x"], "expected an integer"),
+    (["--experiment=tiny", "--set", "unknown=1"], "unknown config key"),
+    (["--experiment=tiny", "--set", "conditions=none,zzz"], "not a swap schedule"),
+    (["--experiment=swap_cifar10", "--data_dir=/nonexistent"], "no such directory"),
+  ],
+)
+def test_cli_bad_input_is_one_line_exit_2(tmp_path, args, needle):
+  result = _cli(*args, f"--workdir={tmp_path / 'w'}")
+  assert result.returncode == 2, result.stderr
+  assert needle in result.stderr and "Traceback" not in result.stderr
+  errors = [line for line in result.stderr.splitlines() if "error" in line]
+  assert len(errors) == 1
+
+
+def test_cli_list():
+  result = _cli("--list")
+  assert result.returncode == 0 and "memorize_mnist" in result.stdout
+
+
+def _wait_for_rows(path, n, proc, limit=240):
+  start = time.time()
+  while time.time() - start < limit:
+    if path.exists() and len(path.read_text().splitlines()) >= n:
+      return
+    if proc.poll() is not None:
+      return
+    time.sleep(0.05)
+
+
+def test_kill_9_and_rerun_matches_uninterrupted(tmp_path):
+  reference = _cli(*TINY_SET, "--experiment=tiny", f"--workdir={tmp_path / 'ref'}")
+  assert reference.returncode == 0, reference.stderr
+  env = dict(os.environ, PYTHONPATH=str(REPO))
+  target = tmp_path / "killed"
+  for rows_before_kill in (1, 5):  # kill inside round 1, then inside round 3
+    proc = subprocess.Popen(
+      [sys.executable, "-m", "swapjax.main", *TINY_SET, "--experiment=tiny", f"--workdir={target}"],
+      cwd=REPO,
+      env=env,
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.DEVNULL,
+    )
+    _wait_for_rows(target / "metrics.jsonl", rows_before_kill, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+  final = _cli(*TINY_SET, "--experiment=tiny", f"--workdir={target}")
+  assert final.returncode == 0, final.stderr
+  assert _rows(target) == _rows(tmp_path / "ref")
+  a, b = np.load(tmp_path / "ref" / "membership.npz"), np.load(target / "membership.npz")
+  for key in a.files:
+    np.testing.assert_array_equal(a[key], b[key])
