@@ -7,6 +7,9 @@ A checkpoint is only taken for good once orbax has committed it (an unfinished w
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
@@ -16,10 +19,25 @@ class Checkpointer:
   """Async `CheckpointManager` keeping the newest `keep` rounds."""
 
   def __init__(self, directory, keep: int = 3, async_save: bool = True):
-    options = ocp.CheckpointManagerOptions(
+    self._directory = Path(directory)
+    self._options = ocp.CheckpointManagerOptions(
       max_to_keep=keep, create=True, enable_async_checkpointing=async_save
     )
-    self._manager = ocp.CheckpointManager(str(directory), options=options)
+    self._manager = ocp.CheckpointManager(str(directory), options=self._options)
+
+  def _set_aside(self, steps: list[int], notes: list[str]) -> None:
+    """Moves damaged steps to `damaged-checkpoints/` beside the folder (nothing is deleted)."""
+    if not steps:
+      return
+    self._manager.close()
+    target = self._directory.parent / "damaged-checkpoints"
+    target.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for step in steps:
+      destination = target / f"{step}-{stamp}"
+      (self._directory / str(step)).rename(destination)
+      notes.append(f"moved damaged checkpoint {step} to {destination}")
+    self._manager = ocp.CheckpointManager(str(self._directory), options=self._options)
 
   def save(self, step: int, state) -> None:
     saved = self._manager.save(step, args=ocp.args.StandardSave(state))
@@ -34,10 +52,10 @@ class Checkpointer:
 
   def restore_latest(self, abstract_state, notes: list[str]):
     """(step, state) of the newest checkpoint that restores, or (0, None) if none does."""
+    damaged = []
     for step in reversed(self.steps()):
       try:
         state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
-        return step, state
       except Exception as e:  # noqa: BLE001 - any failure means this checkpoint is unusable
         message = (
           f"checkpoint {step} is damaged ({type(e).__name__}: "
@@ -45,7 +63,13 @@ class Checkpointer:
           "earlier one"
         )
         logging.warning(message)
+        print(f"swapjax: {message}", flush=True)
         notes.append(message)
+        damaged.append(step)
+        continue
+      self._set_aside(damaged, notes)
+      return step, state
+    self._set_aside(damaged, notes)
     return 0, None
 
   def close(self) -> None:

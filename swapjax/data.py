@@ -153,10 +153,7 @@ def _load_idx_dir(root: Path, name: str) -> Dataset | None:
   missing = [str(p) for p in paths.values() if not p.exists()]
   if missing:
     raise DataError(f"missing {name} file(s): {', '.join(missing)}")
-  arrays = {}
-  for key, path in paths.items():
-    _verify(path, f"{name}/{path.name}")
-    arrays[key] = read_idx(path)
+  arrays = {key: read_idx(path) for key, path in paths.items()}
   ds = Dataset(
     name,
     arrays["train_images"][..., None],
@@ -167,6 +164,8 @@ def _load_idx_dir(root: Path, name: str) -> Dataset | None:
   )
   _check_arrays(paths["train_images"], ds.train_images, ds.train_labels, SHAPES[name])
   _check_arrays(paths["test_images"], ds.test_images, ds.test_labels, SHAPES[name])
+  for path in paths.values():  # structure first (clearer errors), then the published checksums
+    _verify(path, f"{name}/{path.name}")
   return ds
 
 

@@ -62,10 +62,11 @@ def _fake_mnist(root, n=20, label_max=9, truncate=False):
   return folder
 
 
-def test_own_idx_files_load(tmp_path):
+def test_well_formed_files_with_wrong_checksum_are_refused(tmp_path):
   _fake_mnist(tmp_path)
-  ds = data.load("mnist", data_dir=str(tmp_path))
-  assert ds.train_images.shape == (20, 28, 28, 1)
+  with pytest.raises(data.DataError, match="checksum mismatch"):
+    data.load("mnist", data_dir=str(tmp_path))
+  assert data.read_idx(tmp_path / "mnist" / "train-images-idx3-ubyte.gz").shape == (20, 28, 28)
 
 
 @pytest.mark.parametrize(
@@ -119,7 +120,16 @@ def test_cifar_python_batches_refuse_code(tmp_path):
     data._read_cifar_py(folder / "data_batch_8")
 
 
-def test_cifar_python_layout_and_binary(tmp_path):
+def test_cifar_python_layout_and_binary(tmp_path, monkeypatch):
+  (tmp_path / "cifar-10-batches-py").mkdir()
+  rng = np.random.default_rng(2)
+  (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(
+    pickle.dumps({b"data": rng.integers(0, 255, (2, 3072)).astype(np.uint8), b"labels": [0, 1]})
+  )
+  with pytest.raises(data.DataError, match="md5 differs"):  # original names are checksummed
+    data._load_cifar(tmp_path)
+  shutil.rmtree(tmp_path / "cifar-10-batches-py")
+  monkeypatch.setattr(data, "CIFAR_PY_MD5", {})  # the layouts themselves, on small fakes
   rng = np.random.default_rng(1)
   py = tmp_path / "cifar-10-batches-py"
   binary = tmp_path / "cifar-10-batches-bin"

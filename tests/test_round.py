@@ -99,8 +99,9 @@ def test_shared_model_mode(tiny):
   seen = np.asarray(state.seen_RxMxP)
   assert (seen.sum(2) >= 2 * cfg.num_train).all()  # one network trained on both halves
   h = history[1]
-  # The one network has trained on both halves: nothing of the "test" half is unseen.
-  assert (h["BtoA/test_unseen_n"] == 0).all()
+  # The one network has trained on both halves: of its "test" half only the positions held
+  # out by validation_split can be unseen.
+  assert (h["BtoA/test_unseen_n"] <= cfg.half_size - cfg.num_train).all()
 
 
 def test_memorize_round_labels_and_fit():
@@ -131,8 +132,9 @@ def test_memorize_round_labels_and_fit():
   built = study.build(cfg, ds)
   labels = np.asarray(built.pool.labels_RxP)
   assert (labels[0] == ds.train_labels[:40]).all()  # corruption 0: true labels
-  assert (labels[1] != ds.train_labels[:40]).sum() <= 20
-  assert len(built.runs_table) == 4 and int(built.pool.variant_R[-1]) == 1
+  assert (labels[2] != ds.train_labels[:40]).sum() <= 20
+  assert [r["input_corruption"] for r in built.runs_table] == ["none", "gaussian", "none", "none"]
+  assert list(np.asarray(built.pool.variant_R)) == [0, 1, 0, 0]
   state = built.init_state(built.runs)
   fit_seen = False
   for r in range(3):

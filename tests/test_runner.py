@@ -34,6 +34,8 @@ TINY_SET = [
   "conditions=none,schedule",
   "--set",
   "eval_batch_size=32",
+  "--set",
+  "swap_schedules=none=0:0;schedule=20:5,2:2,0:1",
 ]
 
 
@@ -97,9 +99,9 @@ def test_damaged_newest_checkpoint_falls_back(tmp_path):
       p.write_bytes(p.read_bytes()[:50])  # truncate every data file of the newest checkpoint
   cfg = tiny_swap_config(rounds=2, num_seeds=1)
   runner.run(cfg, "tiny", runner.RunOptions(workdir=str(wd), progress=False))
-  meta = json.loads((wd / "config.json").read_text())
   assert _rows(wd) == reference
-  assert "damaged" in (wd / "report.md").read_text() or meta
+  assert any((wd / "damaged-checkpoints").iterdir())  # set aside, not deleted
+  assert sorted(p.name for p in (wd / "checkpoints").iterdir()) == ["1", "2"]
 
 
 def test_changed_config_is_refused_and_restart_keeps_files(tmp_path):
