@@ -20,6 +20,7 @@ from absl import app, flags
 
 from swapjax import data, registry, study
 from swapjax.config import validate
+from swapjax.models import make_model
 
 PRESETS = {
   # name: (experiment, overrides, strategies, scaling seeds, repeats)
@@ -46,6 +47,16 @@ OUT = flags.DEFINE_string("out", "benchmarks/results", "Folder for timing.json/b
 REPEATS = flags.DEFINE_integer("repeats", 0, "Timed rounds per case (0: the preset's).")
 
 
+def forward_flops_per_image(cfg, ds) -> float:
+  model = make_model(cfg.model, "lax", cfg.dropout)
+  x = jax.numpy.zeros((32, *ds.image_shape))
+  params = model.init(jax.random.key(0), x)["params"]
+  cost = jax.jit(lambda p, x: model.apply({"params": p}, x)).lower(params, x).compile()
+  cost = cost.cost_analysis()
+  cost = cost[0] if isinstance(cost, list) else cost
+  return float(cost["flops"]) / 32
+
+
 def _time_rounds(cfg, ds, repeats):
   built = study.build(cfg, ds)
   state = built.init_state(built.runs)
@@ -65,10 +76,12 @@ def _time_rounds(cfg, ds, repeats):
     t0 = time.perf_counter()
     compiled = built.round_fn.lower(*args(state)).compile()
     result["compile_s"] = time.perf_counter() - t0
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    result["flops_per_round"] = float(cost.get("flops", float("nan"))) if cost else None
     fn = compiled
+  # XLA's cost analysis counts a loop body once, so count one forward pass and scale it by the
+  # images a round processes (training = 3 forward passes: forward, input and weight gradients).
+  steps = -(-cfg.num_train // cfg.batch_size)
+  images_fwd = cfg.pool_size + cfg.holdout_size + 3 * steps * cfg.batch_size
+  result["flops_per_round"] = forward_flops_per_image(cfg, ds) * images_fwd * result["models"]
   state, m = fn(*args(state))  # warm-up (and compile for the host driver)
   jax.block_until_ready((state, m))
   times = []
@@ -85,7 +98,6 @@ def _time_rounds(cfg, ds, repeats):
   )
   images = result["models"] * (cfg.num_train + cfg.pool_size + cfg.holdout_size)
   result["images_per_s"] = images / result["round_s_median"]
-  steps = -(-cfg.num_train // cfg.batch_size)
   result["model_steps_per_s"] = result["models"] * steps / result["round_s_median"]
   if result.get("flops_per_round"):
     result["flops_per_s"] = result["flops_per_round"] / result["round_s_median"]

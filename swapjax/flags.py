@@ -28,3 +28,12 @@ STOP_AFTER = flags.DEFINE_integer(
   "Stop cleanly after this many rounds (as on SIGTERM); for testing resumption.",
   lower_bound=0,
 )
+DISTRIBUTED = flags.DEFINE_bool(
+  "distributed",
+  False,
+  "Multi-host: call jax.distributed.initialize() (auto-detected on Cloud TPU, SLURM and Open "
+  "MPI; on plain machines give the three flags below). Every host runs the same command.",
+)
+COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0.")
+NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes.")
+PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")

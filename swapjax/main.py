@@ -18,6 +18,18 @@ def _fail(message: str) -> None:
   sys.exit(2)
 
 
+def _initialize_distributed() -> None:
+  import jax
+
+  if jax.config.jax_platforms in (None, "", "cpu") or "cpu" in str(jax.config.jax_platforms):
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU cross-process
+  jax.distributed.initialize(
+    coordinator_address=swapflags.COORDINATOR.value,
+    num_processes=swapflags.NUM_PROCESSES.value,
+    process_id=swapflags.PROCESS_ID.value,
+  )
+
+
 def main(argv):
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   if len(argv) > 1:
@@ -36,7 +48,9 @@ def main(argv):
   if swapflags.SHOW_CONFIG.value:
     print(json.dumps(config.to_json(), indent=2))
     return
-  from swapjax import data, runner, workdir  # heavy imports after validation
+  if swapflags.DISTRIBUTED.value:
+    _initialize_distributed()
+  from swapjax import data, mesh, runner, workdir  # heavy imports after validation
 
   options = runner.RunOptions(
     workdir=swapflags.WORKDIR.value or f"runs/{name}",
@@ -47,7 +61,7 @@ def main(argv):
   )
   try:
     path = runner.run(config, name, options)
-  except (data.DataError, workdir.WorkdirError) as e:
+  except (data.DataError, workdir.WorkdirError, mesh.MeshError) as e:
     _fail(str(e))
   except runner.StudyStopped as e:
     print(f"swapjax: {e}", file=sys.stderr)

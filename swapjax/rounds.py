@@ -18,6 +18,11 @@ from swapjax.train import masked_mean
 SWAP_MEMBER_NAMES = ("AtoB", "BtoA")
 
 
+def run_keys(base_seed: int, seed_R):
+  """One key per run, derived from the run's seed (runs sharing a seed share their keys)."""
+  return jax.vmap(lambda s: jax.random.fold_in(jax.random.key(base_seed), s))(seed_R)
+
+
 def run_purpose_keys(key_R):
   """(k_init, k_split, k_rounds), each (R,), from the run keys."""
   keys = jax.vmap(lambda k: jax.random.split(k, 3))(key_R)
@@ -88,7 +93,7 @@ def make_swap_round(config: Config, train_epoch, evaluate, k_max: int):
     return evaluate(params, pool.holdout_images_VxTxHxWxC, pool.variant_R, labels)
 
   def round_fn(state: StudyState, pool: Pool, runs: RunArrays):
-    k_train, k_swap = round_keys(runs.key_R, state.round)
+    k_train, k_swap = round_keys(run_keys(config.seed, runs.seed_R), state.round)
     idx = state.idx_RxHxN
     idx_a, idx_b = idx[:, 0], idx[:, 1]
     metrics = {}
@@ -178,7 +183,7 @@ def make_memorize_round(config: Config, train_epoch, evaluate):
   n_train = config.num_train
 
   def round_fn(state: StudyState, pool: Pool, runs: RunArrays, test_due):
-    k_train, _ = round_keys(runs.key_R, state.round)
+    k_train, _ = round_keys(run_keys(config.seed, runs.seed_R), state.round)
     idx = state.idx_RxHxN
     params, opt_state, epoch_loss = train_epoch(
       state.params,

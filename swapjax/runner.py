@@ -22,7 +22,8 @@ import numpy as np
 
 import swapjax
 from swapjax import checkpoint, report, study
-from swapjax.config import Config
+from swapjax import mesh as meshlib
+from swapjax.config import Config, run_table
 from swapjax.workdir import Workdir, atomic_write_bytes, atomic_write_text
 
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped cleanly at a round boundary; rerun to resume
@@ -108,9 +109,9 @@ def _progress(config: Config, rnd: int, metrics, moved, round_s: float, eta_s: f
   )
 
 
-def write_outputs(wd: Workdir, built: study.Study, state, timing: dict[str, Any]) -> None:
-  idx = np.asarray(jax.device_get(state.idx_RxHxN))
-  arrays = {"move_count": np.asarray(jax.device_get(state.move_count_RxP))}
+def write_outputs(wd: Workdir, idx, move_count, timing: dict[str, Any]) -> None:
+  idx = np.asarray(idx)
+  arrays = {"move_count": np.asarray(move_count)}
   if idx.shape[1] == 2:
     arrays.update(a_idx=idx[:, 0], b_idx=idx[:, 1])
   else:
@@ -126,24 +127,29 @@ def write_outputs(wd: Workdir, built: study.Study, state, timing: dict[str, Any]
 def run(config: Config, experiment: str, options: RunOptions) -> Path:
   """Runs (or resumes) the study in `options.workdir`; returns the report path."""
   wd = Workdir(options.workdir)
-  wd.prepare()
-  wd.lock()
+  if jax.process_index() == 0:  # process 0 alone writes the workdir's files
+    wd.prepare()
+    wd.lock()
   try:
     return _run_locked(config, experiment, options, wd)
   finally:
-    wd.unlock()
+    if jax.process_index() == 0:
+      wd.unlock()
 
 
 def _run_locked(config: Config, experiment: str, options: RunOptions, wd: Workdir) -> Path:
   notes: list[str] = []
-  if options.restart:
+  writer = jax.process_index() == 0
+  if options.restart and writer:
     moved_to = wd.move_aside()
     if moved_to:
       print(f"swapjax: --restart moved the previous study to {moved_to}", flush=True)
-  resuming = wd.check_config(config.to_json(), experiment)
+  resuming = wd.check_config(config.to_json(), experiment) if writer else True
   ds = study.load_data(config, options.data_dir, options.tfds_data_dir)
   print(f"swapjax: data {ds.name} from {ds.source}", flush=True)
-  built = study.build(config, ds)
+  mesh, mesh_note = meshlib.make_mesh(len(run_table(config)), config.mesh_runs, config.mesh_data)
+  print(f"swapjax: {mesh_note}", flush=True)
+  built = study.build(config, ds, mesh)
   meta = _meta(config, experiment, ds.source, len(built.runs_table))
   round_key = "round" if config.study == "swap" else "epoch"
 
@@ -155,10 +161,10 @@ def _run_locked(config: Config, experiment: str, options: RunOptions, wd: Workdi
     if restored is not None:
       state = restored
       print(f"swapjax: resuming after round {start} from {wd.checkpoint_dir}", flush=True)
-  rows = wd.truncate_metrics(start, round_key)
+  rows = wd.truncate_metrics(start, round_key) if writer else []
   previous = {r["run"]: r for r in rows if r.get(round_key) == start}
   meta["notes"] = [n for n in notes]
-  if not resuming:
+  if not resuming and writer:
     wd.write_config(meta)
 
   round_times: list[float] = []
@@ -184,10 +190,10 @@ def _run_locked(config: Config, experiment: str, options: RunOptions, wd: Workdi
     for rnd in range(start, config.rounds):
       t0 = time.perf_counter()
       state, metrics = study.step_round(built, state, study.test_due(config, rnd))
-      metrics = jax.device_get(metrics)  # the round's one device-to-host transfer
+      metrics = meshlib.to_host(metrics)  # the round's one device-to-host transfer
       round_s = time.perf_counter() - t0
       round_times.append(round_s)
-      active = np.asarray(jax.device_get(state.active_R))
+      active = np.asarray(meshlib.to_host(state.active_R))
       bad = study.nonfinite_runs(built, metrics, np.ones_like(active))
       if len(bad):
         described = ", ".join(
@@ -206,9 +212,10 @@ def _run_locked(config: Config, experiment: str, options: RunOptions, wd: Workdi
         print(f"swapjax: froze diverged {described} at round {rnd + 1}", flush=True)
       new_rows = study.metric_rows(built, metrics, rnd, previous, round_s)
       previous = {r["run"]: r for r in new_rows}
-      wd.append_metrics(new_rows)
+      if writer:
+        wd.append_metrics(new_rows)
       ckpt.save(rnd + 1, state)
-      if options.progress:
+      if options.progress and writer:
         eta = statistics.median(round_times[-5:]) * (config.rounds - rnd - 1)
         print(
           "swapjax: "
@@ -243,5 +250,7 @@ def _run_locked(config: Config, experiment: str, options: RunOptions, wd: Workdi
     "round_s_max": max(steady) if steady else float("nan"),
     "finished_early": finished_early,
   }
-  write_outputs(wd, built, state, timing)
+  idx, move_count = meshlib.to_host((state.idx_RxHxN, state.move_count_RxP))
+  if writer:
+    write_outputs(wd, idx, move_count, timing)
   return wd.path / "report.md"

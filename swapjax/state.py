@@ -24,7 +24,7 @@ class Pool(NamedTuple):
 class RunArrays(NamedTuple):
   """Per-run condition values: conditions are data on the run axis."""
 
-  key_R: jax.Array  # typed PRNG keys, one per run (derived from the run's seed)
+  seed_R: jax.Array  # int32: the run's seed; its key is fold_in(key(config.seed), seed)
   warmup_R: jax.Array  # int32
   learning_rate_R: jax.Array  # float32
   threshold_RxT: jax.Array  # int32 swap table

@@ -14,8 +14,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 from swapjax import data as datalib
+from swapjax import mesh as meshlib
 from swapjax import rounds, train
 from swapjax.config import Config, run_table
 from swapjax.models import make_model, resolve_conv_impl
@@ -127,10 +129,8 @@ def build_runs(config: Config, table) -> RunArrays:
   for i, run in enumerate(table):
     for j, (t, k) in enumerate(tables[run["condition"]]):
       thr[i, j], ks[i, j] = t, k
-  base = jax.random.key(config.seed)
-  keys = jax.vmap(lambda s: jax.random.fold_in(base, s))(jnp.asarray([r["seed"] for r in table]))
   return RunArrays(
-    keys,
+    jnp.asarray([r["seed"] for r in table], jnp.int32),
     jnp.asarray([r["warmup"] for r in table], jnp.int32),
     jnp.asarray([r["learning_rate"] for r in table], jnp.float32),
     jnp.asarray(thr),
@@ -144,13 +144,14 @@ def k_max(config: Config) -> int:
 
 
 # ------------------------------------------------------------------ build
-def build(config: Config, ds: datalib.Dataset) -> Study:
+def build(config: Config, ds: datalib.Dataset, mesh=None) -> Study:
+  """Builds the study; with a `mesh`, runs are sharded on its `runs` axis (see mesh.py)."""
   table = run_table(config)
   conv_impl = resolve_conv_impl(config.conv_impl)
   driver = default_driver(jax.default_backend()) if config.driver == "auto" else config.driver
   model = make_model(config.model, conv_impl, config.dropout, config.compute_dtype)
   optimizer = train.make_optimizer(config)
-  train_epoch = train.make_train_epoch(config, model, optimizer, driver)
+  train_epoch = train.make_train_epoch(config, model, optimizer, driver, mesh)
   eval_model = make_model(config.model, config.eval_conv_impl, config.dropout, config.compute_dtype)
   evaluate = jax.jit(train.make_evaluate(config, eval_model, config.eval_population))
   pool = build_pool(config, ds, table)
@@ -159,7 +160,7 @@ def build(config: Config, ds: datalib.Dataset) -> Study:
   n, p = config.half_size, config.pool_size
 
   def init_state(runs: RunArrays) -> StudyState:
-    k_init, k_split, _ = rounds.run_purpose_keys(runs.key_R)
+    k_init, k_split, _ = rounds.run_purpose_keys(rounds.run_keys(config.seed, runs.seed_R))
     params, opt_state = jax.vmap(
       lambda k: train.init_members(model, optimizer, k, members, ds.image_shape)
     )(k_init)
@@ -184,11 +185,25 @@ def build(config: Config, ds: datalib.Dataset) -> Study:
     round_fn = rounds.make_swap_round(config, train_epoch, evaluate, k_max(config))
   else:
     round_fn = rounds.make_memorize_round(config, train_epoch, evaluate)
-  if driver == "scan":
+  init_fn = jax.jit(init_state)
+  if mesh is not None:
+    r = len(table)
+    state_sh = meshlib.run_shardings(mesh, jax.eval_shape(init_state, runs), r)
+    pool_sh, runs_sh = meshlib.run_shardings(mesh, pool, r), meshlib.run_shardings(mesh, runs, r)
+    pool, runs = meshlib.put(pool, pool_sh), meshlib.put(runs, runs_sh)
+    metrics_sh = NamedSharding(mesh, PartitionSpec("runs"))
+    init_fn = jax.jit(init_state, in_shardings=(runs_sh,), out_shardings=state_sh)
+    extra = () if config.study == "swap" else (NamedSharding(mesh, PartitionSpec()),)
+    if driver == "scan":
+      round_fn = jax.jit(
+        round_fn,
+        in_shardings=(state_sh, pool_sh, runs_sh, *extra),
+        out_shardings=(state_sh, metrics_sh),
+        donate_argnums=(0,),
+      )
+  elif driver == "scan":
     round_fn = jax.jit(round_fn, donate_argnums=(0,))
-  return Study(
-    config, table, pool, runs, round_fn, jax.jit(init_state), driver, conv_impl, ds.source
-  )
+  return Study(config, table, pool, runs, round_fn, init_fn, driver, conv_impl, ds.source)
 
 
 def load_data(config: Config, data_dir: str | None, tfds_data_dir: str | None):
@@ -206,7 +221,7 @@ def load_data(config: Config, data_dir: str | None, tfds_data_dir: str | None):
 def step_round(study: Study, state: StudyState, test_due: bool = False):
   if study.config.study == "swap":
     return study.round_fn(state, study.pool, study.runs)
-  return study.round_fn(state, study.pool, study.runs, jnp.asarray(test_due))
+  return study.round_fn(state, study.pool, study.runs, np.asarray(test_due))
 
 
 def test_due(config: Config, round_index: int) -> bool:

@@ -46,7 +46,7 @@ def gather_batch(pool: Pool, ids_RxMxB, normalize_mode: str):
   return normalize(images, normalize_mode), labels.reshape(ids_RxMxB.shape)
 
 
-def make_train_epoch(config: Config, model: CNN, optimizer, driver: str):
+def make_train_epoch(config: Config, model: CNN, optimizer, driver: str, mesh=None):
   """Returns `train_epoch(params, opt_state, pool, idx_RxMxN, key_RxM, lr_R, active_R)`.
 
   Member m of run r trains one epoch on the first `num_train` positions of `idx[r, m]`;
@@ -94,6 +94,9 @@ def make_train_epoch(config: Config, model: CNN, optimizer, driver: str):
 
   def one_step(params, opt_state, pool, ids_RxMxB, keys_RxM, mask_B, lr_R, active_R):
     x, y = gather_batch(pool, ids_RxMxB, config.normalize)
+    if mesh is not None and mesh.shape["data"] > 1:  # split each member's batch on `data`
+      spec = jax.sharding.PartitionSpec("runs", None, "data")
+      x = jax.lax.with_sharding_constraint(x, jax.sharding.NamedSharding(mesh, spec))
     new_params, new_opt, loss = step_RxM(params, opt_state, x, y, mask_B, keys_RxM, lr_R)
     return (
       keep_active(active_R, new_params, params),

@@ -198,3 +198,66 @@ def test_kill_9_and_rerun_matches_uninterrupted(tmp_path):
   a, b = np.load(tmp_path / "ref" / "membership.npz"), np.load(target / "membership.npz")
   for key in a.files:
     np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_sigterm_finishes_the_round_saves_and_resumes(tmp_path):
+  env = dict(os.environ, PYTHONPATH=str(REPO))
+  target = tmp_path / "w"
+  proc = subprocess.Popen(
+    [sys.executable, "-m", "swapjax.main", *TINY_SET, "--experiment=tiny", f"--workdir={target}"],
+    cwd=REPO,
+    env=env,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
+  _wait_for_rows(target / "metrics.jsonl", 1, proc)
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=300)
+  assert proc.returncode == runner.EXIT_INTERRUPTED, err[-1000:]
+  assert "rerun the same command to resume" in err
+  rows_done = len(_rows(target)) // 2
+  assert sorted(p.name for p in (target / "checkpoints").iterdir())[-1] == str(rows_done)
+  final = _cli(*TINY_SET, "--experiment=tiny", f"--workdir={target}")
+  assert final.returncode == 0, final.stderr
+  assert len(_rows(target)) == 4 * 2
+
+
+def _nan_at(round_index, run):
+  from swapjax import study
+
+  original = study.step_round
+
+  def step(built, state, test_due=False):
+    state, metrics = original(built, state, test_due)
+    if int(state.round) == round_index:
+      metrics = dict(metrics)
+      metrics["AtoB/epoch_loss"] = metrics["AtoB/epoch_loss"].at[run].set(float("nan"))
+    return state, metrics
+
+  return step
+
+
+def test_nan_stops_the_study_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+  from swapjax import study
+
+  monkeypatch.setattr(study, "step_round", _nan_at(2, 1))
+  with pytest.raises(runner.StudyStopped) as e:
+    _run(tmp_path, "w", rounds=3, num_seeds=1)
+  assert e.value.code == runner.EXIT_DIVERGED
+  assert (
+    "round 2" in str(e.value) and "run 1" in str(e.value) and "condition=schedule" in str(e.value)
+  )
+  assert sorted(p.name for p in (tmp_path / "w" / "checkpoints").iterdir()) == ["1"]
+  assert {r["round"] for r in _rows(tmp_path / "w")} == {1}
+
+
+def test_nan_freeze_continues_the_other_runs(tmp_path, monkeypatch):
+  from swapjax import study
+
+  monkeypatch.setattr(study, "step_round", _nan_at(1, 1))
+  _run(tmp_path, "w", rounds=2, num_seeds=1, on_nan="freeze")
+  rows = _rows(tmp_path / "w")
+  assert {r["round"] for r in rows} == {1, 2}
+  frozen = [r for r in rows if r["run"] == 1 and r["round"] == 2][0]
+  assert frozen["condition"] == "schedule" and frozen["swap/k"] == 0  # no training, no swaps
