@@ -20,20 +20,9 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def tiny_swap_config(**changes):
-  from swapjax.config import Config
+  from swapjax import registry
 
-  base = Config(
-    source="synthetic",
-    pool_size=64,
-    holdout_size=16,
-    batch_size=8,
-    rounds=2,
-    num_seeds=2,
-    conditions=("none", "schedule"),
-    warmup=(0,),
-    swap_schedules="none=0:0;one=0:1;schedule=20:5,2:2,0:1",
-    eval_batch_size=32,
-  )
+  base = dataclasses.replace(registry.get_config("tiny"), rounds=2, num_seeds=2)
   return dataclasses.replace(base, **changes)
 
 

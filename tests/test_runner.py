@@ -15,28 +15,6 @@ from conftest import tiny_swap_config
 from swapjax import runner, workdir
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_SET = [
-  "--set",
-  "source=synthetic",
-  "--set",
-  "pool_size=64",
-  "--set",
-  "holdout_size=16",
-  "--set",
-  "batch_size=8",
-  "--set",
-  "rounds=4",
-  "--set",
-  "num_seeds=1",
-  "--set",
-  "warmup=0",
-  "--set",
-  "conditions=none,schedule",
-  "--set",
-  "eval_batch_size=32",
-  "--set",
-  "swap_schedules=none=0:0;schedule=20:5,2:2,0:1",
-]
 
 
 def _rows(path):
@@ -177,13 +155,13 @@ def _wait_for_rows(path, n, proc, limit=240):
 
 
 def test_kill_9_and_rerun_matches_uninterrupted(tmp_path):
-  reference = _cli(*TINY_SET, "--experiment=tiny", f"--workdir={tmp_path / 'ref'}")
+  reference = _cli("--experiment=tiny", f"--workdir={tmp_path / 'ref'}")
   assert reference.returncode == 0, reference.stderr
   env = dict(os.environ, PYTHONPATH=str(REPO))
   target = tmp_path / "killed"
   for rows_before_kill in (1, 5):  # kill inside round 1, then inside round 3
     proc = subprocess.Popen(
-      [sys.executable, "-m", "swapjax.main", *TINY_SET, "--experiment=tiny", f"--workdir={target}"],
+      [sys.executable, "-m", "swapjax.main", "--experiment=tiny", f"--workdir={target}"],
       cwd=REPO,
       env=env,
       stdout=subprocess.DEVNULL,
@@ -192,7 +170,7 @@ def test_kill_9_and_rerun_matches_uninterrupted(tmp_path):
     _wait_for_rows(target / "metrics.jsonl", rows_before_kill, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-  final = _cli(*TINY_SET, "--experiment=tiny", f"--workdir={target}")
+  final = _cli("--experiment=tiny", f"--workdir={target}")
   assert final.returncode == 0, final.stderr
   assert _rows(target) == _rows(tmp_path / "ref")
   a, b = np.load(tmp_path / "ref" / "membership.npz"), np.load(target / "membership.npz")
@@ -204,7 +182,7 @@ def test_sigterm_finishes_the_round_saves_and_resumes(tmp_path):
   env = dict(os.environ, PYTHONPATH=str(REPO))
   target = tmp_path / "w"
   proc = subprocess.Popen(
-    [sys.executable, "-m", "swapjax.main", *TINY_SET, "--experiment=tiny", f"--workdir={target}"],
+    [sys.executable, "-m", "swapjax.main", "--experiment=tiny", f"--workdir={target}"],
     cwd=REPO,
     env=env,
     stdout=subprocess.PIPE,
@@ -218,7 +196,7 @@ def test_sigterm_finishes_the_round_saves_and_resumes(tmp_path):
   assert "rerun the same command to resume" in err
   rows_done = len(_rows(target)) // 2
   assert sorted(p.name for p in (target / "checkpoints").iterdir())[-1] == str(rows_done)
-  final = _cli(*TINY_SET, "--experiment=tiny", f"--workdir={target}")
+  final = _cli("--experiment=tiny", f"--workdir={target}")
   assert final.returncode == 0, final.stderr
   assert len(_rows(target)) == 4 * 2
 

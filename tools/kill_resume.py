@@ -25,25 +25,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-STUDY = [
-  "--experiment=tiny",
-  "--set",
-  "pool_size=64",
-  "--set",
-  "holdout_size=16",
-  "--set",
-  "batch_size=8",
-  "--set",
-  "rounds=4",
-  "--set",
-  "num_seeds=1",
-  "--set",
-  "warmup=0",
-  "--set",
-  "eval_batch_size=32",
-  "--set",
-  "swap_schedules=none=0:0;one=0:1;schedule=20:5,2:2,0:1",
-]
+STUDY = ["--experiment=tiny"]  # 4 rounds of a 2-run swap study on synthetic data
 
 
 def _cmd(workdir: Path) -> list[str]:
