@@ -8,12 +8,14 @@ Protocol: the first 3,000 MNIST training images, pixels /255 - 0.5; labels = the
   Conv(64 same)-Conv(64 valid)-pool-Dense 512-Dense 10; Adam (Keras defaults), batch 32,
   Keras validation_split=0.1; test on the 10,000 MNIST test images with their true labels.
 Deviation from the report (measured, see README): learning rate 0.0001 instead of Keras' default
-  0.001, because at 0.001 the 3,000 random labels stay on the ln 10 plateau (always the majority
-  class) instead of being memorized. The report's setting is `--set learning_rate=0.001`.
+  0.001. At 0.001, 1 of 4 seeds stayed on the ln 10 plateau (always the majority class) for all
+  29 epochs measured while 3 fit by epoch 25; at 0.0001 seed 0 learned from the first epochs
+  and fit at epoch 53. The report's setting is `--set learning_rate=0.001`.
   Training stops once the run has fit (training accuracy >= 0.99, `early_stop`), within a
   budget of 1,000 epochs as in the report.
 Expected: training accuracy >= 0.99, test accuracy near chance (0.10), validation loss rising
-  while training loss falls. Runtime on 2 CPU cores: see README (measured).
+  while training loss falls. Measured on 2 CPU cores: fit at epoch 53, train 0.993, test 0.103,
+  6 min 41 s for the whole command.
 """
 
 from swapjax.config import Config

@@ -18,6 +18,18 @@ def _fail(message: str) -> None:
   sys.exit(2)
 
 
+def _enable_compilation_cache() -> None:
+  """Reruns skip XLA compilation (about 1 s to 0.02 s per program on CPU); off with
+  SWAPJAX_COMPILATION_CACHE=''."""
+  import os
+
+  import jax
+
+  folder = os.environ.get("SWAPJAX_COMPILATION_CACHE", "~/.cache/swapjax/xla")
+  if folder:
+    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(folder))
+
+
 def _initialize_distributed() -> None:
   import jax
 
@@ -48,6 +60,7 @@ def main(argv):
   if swapflags.SHOW_CONFIG.value:
     print(json.dumps(config.to_json(), indent=2))
     return
+  _enable_compilation_cache()
   if swapflags.DISTRIBUTED.value:
     _initialize_distributed()
   from swapjax import data, mesh, runner, workdir  # heavy imports after validation

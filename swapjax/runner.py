@@ -190,10 +190,11 @@ def _run_locked(config: Config, experiment: str, options: RunOptions, wd: Workdi
     for rnd in range(start, config.rounds):
       t0 = time.perf_counter()
       state, metrics = study.step_round(built, state, study.test_due(config, rnd))
-      metrics = meshlib.to_host(metrics)  # the round's one device-to-host transfer
+      # The round's one device-to-host transfer: its metrics and which runs still train.
+      metrics, active = meshlib.to_host((metrics, state.active_R))
       round_s = time.perf_counter() - t0
       round_times.append(round_s)
-      active = np.asarray(meshlib.to_host(state.active_R))
+      active = np.asarray(active)
       bad = study.nonfinite_runs(built, metrics, np.ones_like(active))
       if len(bad):
         described = ", ".join(
