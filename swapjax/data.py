@@ -277,12 +277,7 @@ def _tfds_prepared(name: str, tfds_data_dir: str | None) -> bool:
 
 
 def _tfds_arrays(source) -> tuple[np.ndarray, np.ndarray]:
-  n = len(source)
-  records = (
-    source.__getitems__(range(n))
-    if hasattr(source, "__getitems__")
-    else [source[i] for i in range(n)]
-  )
+  records = [source[i] for i in range(len(source))]
   return (
     np.stack([np.asarray(r["image"], np.uint8) for r in records]),
     np.asarray([r["label"] for r in records], np.int32),
@@ -292,10 +287,14 @@ def _tfds_arrays(source) -> tuple[np.ndarray, np.ndarray]:
 def load_tfds(name: str, tfds_data_dir: str | None, download: bool) -> Dataset:
   import tensorflow_datasets as tfds  # imported only when used: optional dependency
 
-  sources = tfds.data_source(
-    TFDS_NAMES[name], data_dir=str(_tfds_dir(tfds_data_dir)), download=download
+  train, test = (
+    _tfds_arrays(
+      tfds.data_source(
+        TFDS_NAMES[name], split=split, data_dir=str(_tfds_dir(tfds_data_dir)), download=download
+      )
+    )
+    for split in ("train", "test")
   )
-  train, test = _tfds_arrays(sources["train"]), _tfds_arrays(sources["test"])
   return Dataset(name, *train, *test, source=f"tfds:{_tfds_dir(tfds_data_dir)}")
 
 

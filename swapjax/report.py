@@ -301,6 +301,8 @@ def write(workdir: str | Path) -> Path:
     f"- swapjax {meta.get('swapjax')}, jax {meta.get('jax')}, flax {meta.get('flax')}",
   ]
   lines += [f"- note: {n}" for n in meta.get("notes", [])]
+  if meta.get("protocol"):
+    lines += ["", "## Protocol and deviations from the report", "", "```", meta["protocol"], "```"]
   lines.append("")
   if not rows:
     lines.append("No completed rounds yet.")

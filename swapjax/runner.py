@@ -74,9 +74,17 @@ class _StopFlag:
       signal.signal(s, handler)
 
 
+def _protocol(experiment: str) -> str:
+  from swapjax import registry
+
+  module = registry.registry().get(experiment)
+  return (module.__doc__ or "").strip() if module else ""
+
+
 def _meta(config: Config, experiment: str, data_source: str, num_runs: int) -> dict[str, Any]:
   return {
     "experiment": experiment,
+    "protocol": _protocol(experiment),
     "config": config.to_json(),
     "data_source": data_source,
     "num_runs": num_runs,
@@ -127,17 +135,24 @@ def write_outputs(wd: Workdir, idx, move_count, timing: dict[str, Any]) -> None:
 def run(config: Config, experiment: str, options: RunOptions) -> Path:
   """Runs (or resumes) the study in `options.workdir`; returns the report path."""
   wd = Workdir(options.workdir)
+  # Everything that can fail on bad input happens before anything is written.
+  ds = study.load_data(config, options.data_dir, options.tfds_data_dir)
+  mesh, mesh_note = meshlib.make_mesh(len(run_table(config)), config.mesh_runs, config.mesh_data)
+  if jax.process_index() == 0 and not options.restart and wd.path.is_dir():
+    wd.check_config(config.to_json(), experiment)
   if jax.process_index() == 0:  # process 0 alone writes the workdir's files
     wd.prepare()
     wd.lock()
   try:
-    return _run_locked(config, experiment, options, wd)
+    return _run_locked(config, experiment, options, wd, ds, (mesh, mesh_note))
   finally:
     if jax.process_index() == 0:
       wd.unlock()
 
 
-def _run_locked(config: Config, experiment: str, options: RunOptions, wd: Workdir) -> Path:
+def _run_locked(
+  config: Config, experiment: str, options: RunOptions, wd: Workdir, ds, mesh_and_note
+) -> Path:
   notes: list[str] = []
   writer = jax.process_index() == 0
   if options.restart and writer:
@@ -145,9 +160,8 @@ def _run_locked(config: Config, experiment: str, options: RunOptions, wd: Workdi
     if moved_to:
       print(f"swapjax: --restart moved the previous study to {moved_to}", flush=True)
   resuming = wd.check_config(config.to_json(), experiment) if writer else True
-  ds = study.load_data(config, options.data_dir, options.tfds_data_dir)
+  mesh, mesh_note = mesh_and_note
   print(f"swapjax: data {ds.name} from {ds.source}", flush=True)
-  mesh, mesh_note = meshlib.make_mesh(len(run_table(config)), config.mesh_runs, config.mesh_data)
   print(f"swapjax: {mesh_note}", flush=True)
   built = study.build(config, ds, mesh)
   meta = _meta(config, experiment, ds.source, len(built.runs_table))

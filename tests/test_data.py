@@ -164,3 +164,20 @@ def test_offline_mnist_uses_bundled_subset(monkeypatch):
 def test_synthetic_has_the_shapes():
   ds = data.load("cifar10", "synthetic", num_train=10, num_test=4)
   assert ds.train_images.shape == (10, 32, 32, 3) and ds.test_labels.shape == (4,)
+
+
+def test_tfds_data_source_path_without_tensorflow(tmp_path):
+  tfds = pytest.importorskip("tensorflow_datasets")
+  with tfds.testing.mock_data(num_examples=12):
+    ds = data.load_tfds("mnist", str(tmp_path), download=False)
+  assert ds.train_images.shape == (12, 28, 28, 1) and ds.train_images.dtype == np.uint8
+  assert ds.test_labels.shape == (12,) and ds.source.startswith("tfds:")
+
+
+def test_tfds_is_only_used_when_prepared(tmp_path, monkeypatch):
+  monkeypatch.setattr(data, "network_available", lambda *a, **k: False)
+  assert not data._tfds_prepared("cifar10", str(tmp_path))
+  prepared = tmp_path / "cifar10" / "3.0.2"
+  prepared.mkdir(parents=True)
+  (prepared / "dataset_info.json").write_text("{}")
+  assert data._tfds_prepared("cifar10", str(tmp_path))

@@ -52,6 +52,7 @@ def test_contract_and_resume_equality(tmp_path):
   assert membership["a_idx"].shape == (4, 32) and membership["move_count"].shape == (4, 64)
   report = (full / "report.md").read_text()
   assert "condition=schedule" in report and "±" in report
+  assert "Protocol and deviations from the report" in report
 
   cfg = tiny_swap_config(rounds=3)
   opts = runner.RunOptions(workdir=str(tmp_path / "split"), progress=False, stop_after=1)
@@ -135,6 +136,7 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, args, needle):
   result = _cli(*args, f"--workdir={tmp_path / 'w'}")
   assert result.returncode == 2, result.stderr
   assert needle in result.stderr and "Traceback" not in result.stderr
+  assert not (tmp_path / "w").exists()  # nothing written
   errors = [line for line in result.stderr.splitlines() if "error" in line]
   assert len(errors) == 1
 
