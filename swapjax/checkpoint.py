@@ -15,6 +15,20 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 
+class CheckpointError(RuntimeError):
+  """A checkpoint that could not be written; one line for the user. Earlier ones stay valid."""
+
+  def __init__(self, directory, step: int, cause: Exception):
+    which = f"checkpoint {step}" if step >= 0 else "a checkpoint"
+    reason = (
+      "disk full" if getattr(cause, "errno", None) == 28 else f"{type(cause).__name__}: {cause}"
+    )
+    super().__init__(
+      f"{which} could not be written to {directory} ({reason}); the previous "
+      "checkpoints are intact; free space and rerun the same command to resume"
+    )
+
+
 class Checkpointer:
   """Async `CheckpointManager` keeping the newest `keep` rounds."""
 
@@ -40,12 +54,18 @@ class Checkpointer:
     self._manager = ocp.CheckpointManager(str(self._directory), options=self._options)
 
   def save(self, step: int, state) -> None:
-    saved = self._manager.save(step, args=ocp.args.StandardSave(state))
+    try:
+      saved = self._manager.save(step, args=ocp.args.StandardSave(state))
+    except Exception as e:  # noqa: BLE001 - disk full, permissions, a failed earlier async save
+      raise CheckpointError(self._directory, step, e) from None
     if not saved:
       raise RuntimeError(f"orbax did not save checkpoint {step} (not newer than the latest?)")
 
   def wait(self) -> None:
-    self._manager.wait_until_finished()
+    try:
+      self._manager.wait_until_finished()
+    except Exception as e:  # noqa: BLE001 - an async write that failed
+      raise CheckpointError(self._directory, -1, e) from None
 
   def steps(self) -> list[int]:
     return sorted(self._manager.all_steps())
@@ -73,7 +93,7 @@ class Checkpointer:
     return 0, None
 
   def close(self) -> None:
-    self._manager.wait_until_finished()
+    self.wait()
     self._manager.close()
 
 

@@ -63,7 +63,7 @@ def main(argv):
   _enable_compilation_cache()
   if swapflags.DISTRIBUTED.value:
     _initialize_distributed()
-  from swapjax import data, mesh, runner, workdir  # heavy imports after validation
+  from swapjax import checkpoint, data, mesh, runner, workdir  # heavy imports after validation
 
   options = runner.RunOptions(
     workdir=swapflags.WORKDIR.value or f"runs/{name}",
@@ -76,6 +76,9 @@ def main(argv):
     path = runner.run(config, name, options)
   except (data.DataError, workdir.WorkdirError, mesh.MeshError) as e:
     _fail(str(e))
+  except checkpoint.CheckpointError as e:
+    print(f"swapjax: error: {e}", file=sys.stderr)
+    sys.exit(1)
   except runner.StudyStopped as e:
     print(f"swapjax: {e}", file=sys.stderr)
     sys.exit(e.code)

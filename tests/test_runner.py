@@ -241,3 +241,27 @@ def test_nan_freeze_continues_the_other_runs(tmp_path, monkeypatch):
   assert {r["round"] for r in rows} == {1, 2}
   frozen = [r for r in rows if r["run"] == 1 and r["round"] == 2][0]
   assert frozen["condition"] == "schedule" and frozen["swap/k"] == 0  # no training, no swaps
+
+
+def test_full_disk_at_a_checkpoint_save_is_one_clear_error(tmp_path, monkeypatch):
+  import errno
+
+  import orbax.checkpoint as ocp
+
+  from swapjax import checkpoint
+
+  original = ocp.CheckpointManager.save
+
+  def save(self, step, *args, **kwargs):
+    if step == 2:
+      raise OSError(errno.ENOSPC, "No space left on device")
+    return original(self, step, *args, **kwargs)
+
+  monkeypatch.setattr(ocp.CheckpointManager, "save", save)
+  with pytest.raises(checkpoint.CheckpointError, match="disk full.*rerun the same command"):
+    _run(tmp_path, "w", rounds=3, num_seeds=1)
+  monkeypatch.setattr(ocp.CheckpointManager, "save", original)
+  reference_rows = _rows(tmp_path / "w")
+  assert {r["round"] for r in reference_rows} <= {1, 2}
+  _run(tmp_path, "w", rounds=3, num_seeds=1)  # resumes from checkpoint 1
+  assert {r["round"] for r in _rows(tmp_path / "w")} == {1, 2, 3}
