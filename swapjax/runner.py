@@ -144,14 +144,14 @@ def run(config: Config, experiment: str, options: RunOptions) -> Path:
     wd.prepare()
     wd.lock()
   try:
-    return _run_locked(config, experiment, options, wd, ds, (mesh, mesh_note))
+    return _run_locked(config, experiment, options, wd, ds, mesh, mesh_note)
   finally:
     if jax.process_index() == 0:
       wd.unlock()
 
 
 def _run_locked(
-  config: Config, experiment: str, options: RunOptions, wd: Workdir, ds, mesh_and_note
+  config: Config, experiment: str, options: RunOptions, wd: Workdir, ds, mesh, mesh_note: str
 ) -> Path:
   notes: list[str] = []
   writer = jax.process_index() == 0
@@ -160,7 +160,6 @@ def _run_locked(
     if moved_to:
       print(f"swapjax: --restart moved the previous study to {moved_to}", flush=True)
   resuming = wd.check_config(config.to_json(), experiment) if writer else True
-  mesh, mesh_note = mesh_and_note
   print(f"swapjax: data {ds.name} from {ds.source}", flush=True)
   print(f"swapjax: {mesh_note}", flush=True)
   built = study.build(config, ds, mesh)
@@ -177,7 +176,7 @@ def _run_locked(
       print(f"swapjax: resuming after round {start} from {wd.checkpoint_dir}", flush=True)
   rows = wd.truncate_metrics(start, round_key) if writer else []
   previous = {r["run"]: r for r in rows if r.get(round_key) == start}
-  meta["notes"] = [n for n in notes]
+  meta["notes"] = list(notes)
   if not resuming and writer:
     wd.write_config(meta)
 

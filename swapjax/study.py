@@ -185,8 +185,11 @@ def build(config: Config, ds: datalib.Dataset, mesh=None) -> Study:
     round_fn = rounds.make_swap_round(config, train_epoch, evaluate, k_max(config))
   else:
     round_fn = rounds.make_memorize_round(config, train_epoch, evaluate)
-  init_fn = jax.jit(init_state)
-  if mesh is not None:
+  if mesh is None:
+    init_fn = jax.jit(init_state)
+    if driver == "scan":
+      round_fn = jax.jit(round_fn, donate_argnums=(0,))
+  else:
     r = len(table)
     state_sh = meshlib.run_shardings(mesh, jax.eval_shape(init_state, runs), r)
     pool_sh, runs_sh = meshlib.run_shardings(mesh, pool, r), meshlib.run_shardings(mesh, runs, r)
@@ -201,8 +204,6 @@ def build(config: Config, ds: datalib.Dataset, mesh=None) -> Study:
         out_shardings=(state_sh, metrics_sh),
         donate_argnums=(0,),
       )
-  elif driver == "scan":
-    round_fn = jax.jit(round_fn, donate_argnums=(0,))
   return Study(config, table, pool, runs, round_fn, init_fn, driver, conv_impl, ds.source)
 
 

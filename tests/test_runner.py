@@ -146,6 +146,13 @@ def test_cli_list():
   assert result.returncode == 0 and "memorize_mnist" in result.stdout
 
 
+def _spawn_tiny(workdir, output):
+  """The `tiny` study as a background process (to be killed or signalled)."""
+  env = dict(os.environ, PYTHONPATH=str(REPO))
+  command = [sys.executable, "-m", "swapjax.main", "--experiment=tiny", f"--workdir={workdir}"]
+  return subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=output, text=True)
+
+
 def _wait_for_rows(path, n, proc, limit=240):
   start = time.time()
   while time.time() - start < limit:
@@ -159,16 +166,9 @@ def _wait_for_rows(path, n, proc, limit=240):
 def test_kill_9_and_rerun_matches_uninterrupted(tmp_path):
   reference = _cli("--experiment=tiny", f"--workdir={tmp_path / 'ref'}")
   assert reference.returncode == 0, reference.stderr
-  env = dict(os.environ, PYTHONPATH=str(REPO))
   target = tmp_path / "killed"
   for rows_before_kill in (1, 5):  # kill inside round 1, then inside round 3
-    proc = subprocess.Popen(
-      [sys.executable, "-m", "swapjax.main", "--experiment=tiny", f"--workdir={target}"],
-      cwd=REPO,
-      env=env,
-      stdout=subprocess.DEVNULL,
-      stderr=subprocess.DEVNULL,
-    )
+    proc = _spawn_tiny(target, subprocess.DEVNULL)
     _wait_for_rows(target / "metrics.jsonl", rows_before_kill, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -181,16 +181,8 @@ def test_kill_9_and_rerun_matches_uninterrupted(tmp_path):
 
 
 def test_sigterm_finishes_the_round_saves_and_resumes(tmp_path):
-  env = dict(os.environ, PYTHONPATH=str(REPO))
   target = tmp_path / "w"
-  proc = subprocess.Popen(
-    [sys.executable, "-m", "swapjax.main", "--experiment=tiny", f"--workdir={target}"],
-    cwd=REPO,
-    env=env,
-    stdout=subprocess.PIPE,
-    stderr=subprocess.PIPE,
-    text=True,
-  )
+  proc = _spawn_tiny(target, subprocess.PIPE)
   _wait_for_rows(target / "metrics.jsonl", 1, proc)
   proc.send_signal(signal.SIGTERM)
   _, err = proc.communicate(timeout=300)
