@@ -39,6 +39,13 @@ class Study:
   data_source: str
 
 
+def init_compiler_options(backend: str) -> dict | None:
+  """XLA:CPU spends seconds optimising the initialisers' random-number code (5.1 s for the CIFAR
+  CNN pair, measured), which runs once: compile it without LLVM optimisation (0.9 s). Integer
+  hashing and exact float ops, so the parameters are the same (tests/test_round.py)."""
+  return {"xla_backend_optimization_level": 0} if backend == "cpu" else None
+
+
 def default_driver(backend: str) -> str:
   """scan everywhere: measured fastest on CPU with the patches conv (benchmarks/README.md)."""
   del backend
@@ -185,8 +192,9 @@ def build(config: Config, ds: datalib.Dataset, mesh=None) -> Study:
     round_fn = rounds.make_swap_round(config, train_epoch, evaluate, k_max(config))
   else:
     round_fn = rounds.make_memorize_round(config, train_epoch, evaluate)
+  init_options = init_compiler_options(jax.default_backend())
   if mesh is None:
-    init_fn = jax.jit(init_state)
+    init_fn = jax.jit(init_state, compiler_options=init_options)
     if driver == "scan":
       round_fn = jax.jit(round_fn, donate_argnums=(0,))
   else:
@@ -195,7 +203,12 @@ def build(config: Config, ds: datalib.Dataset, mesh=None) -> Study:
     pool_sh, runs_sh = meshlib.run_shardings(mesh, pool, r), meshlib.run_shardings(mesh, runs, r)
     pool, runs = meshlib.put(pool, pool_sh), meshlib.put(runs, runs_sh)
     metrics_sh = NamedSharding(mesh, PartitionSpec("runs"))
-    init_fn = jax.jit(init_state, in_shardings=(runs_sh,), out_shardings=state_sh)
+    init_fn = jax.jit(
+      init_state,
+      in_shardings=(runs_sh,),
+      out_shardings=state_sh,
+      compiler_options=init_options,
+    )
     extra = () if config.study == "swap" else (NamedSharding(mesh, PartitionSpec()),)
     if driver == "scan":
       round_fn = jax.jit(

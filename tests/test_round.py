@@ -82,6 +82,17 @@ def test_conv_formulations_give_the_same_round(tiny):
     np.testing.assert_allclose(h1[0][key], h2[0][key], rtol=2e-4, atol=2e-5, err_msg=key)
 
 
+def test_init_without_llvm_optimisation_gives_the_same_state(tiny):
+  cfg, ds = tiny
+  built = study.build(cfg, ds)
+  fast = jax.device_get(built.init_state(built.runs))
+  options = study.init_compiler_options(jax.default_backend())
+  assert options or jax.default_backend() != "cpu"
+  plain = jax.device_get(jax.jit(built.init_state.__wrapped__)(built.runs))
+  for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(plain), strict=True):
+    np.testing.assert_array_equal(a, b)
+
+
 def test_round_compiles_once(tiny):
   cfg, ds = tiny
   built = study.build(dataclasses.replace(cfg, num_seeds=1), ds)

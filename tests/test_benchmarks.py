@@ -1,0 +1,42 @@
+"""The benchmark harness: a strategy, the sequential baseline and the scaling table, end to end."""
+
+import json
+
+import pytest
+from absl import app
+from absl.testing import flagsaver
+
+from benchmarks import run as bench
+
+
+def test_tiny_preset_writes_the_timing_report(tmp_path):
+  with flagsaver.flagsaver(
+    preset="tiny",
+    out=str(tmp_path),
+    repeats=1,
+    strategies=["patches/scan", "lax/sequential"],
+    scaling=["1"],
+  ):
+    bench.main([])
+  report = json.loads((tmp_path / "timing_tiny.json").read_text())
+  population, sequential = report["strategies"]
+  assert (population["conv_impl"], population["driver"]) == ("patches", "scan")
+  assert (sequential["conv_impl"], sequential["driver"]) == bench.SEQUENTIAL
+  for row in report["strategies"]:
+    assert row["models"] == 2 and row["repeats"] == 1
+    assert 0 < row["round_s_min"] <= row["round_s_median"] <= row["round_s_max"]
+    assert row["flops_per_round"] > 0 and row["images_per_s"] > 0
+  assert population["compile_s"] > 0 and sequential["first_round_s"] > 0
+  expected = (sequential["round_s_median"] / 2) / (population["round_s_median"] / 2)
+  assert report["speedup_per_model_vs_sequential"] == pytest.approx(expected)
+  (row,) = report["scaling"]
+  assert row["population_efficiency"] == 1.0
+  text = (tmp_path / "benchmark_tiny.md").read_text()
+  assert "| patches | scan | 1 | 2 |" in text and "| lax | sequential | 1 | 2 |" in text
+
+
+def test_bad_strategy_is_a_usage_error(tmp_path):
+  saved = flagsaver.flagsaver(preset="tiny", out=str(tmp_path), strategies=["patches/warp"])
+  with saved, pytest.raises(app.UsageError, match="driver=warp"):
+    bench.main([])
+  assert not list(tmp_path.iterdir())
