@@ -33,11 +33,11 @@ def _varying(rows, keys):
   return [k for k in keys if len({r.get(k) for r in rows}) > 1] or [keys[0]]
 
 
-def _stat(values):
+def _stat(values, fmt: str = ".4f"):
   vals = [v for v in values if v is not None and math.isfinite(v)]
   if not vals:
     return "n/a"
-  return f"{np.mean(vals):.4f} ± {np.std(vals):.4f}"
+  return f"{np.mean(vals):{fmt}} ± {np.std(vals):{fmt}}"
 
 
 def _series(rows, round_key, metric):
@@ -206,12 +206,12 @@ def memorize_report(config, rows, plots: Path) -> list[str]:
     fitted = [f for f in fits if f is not None]
     lines.append(
       f"| {_label(key, MEMORIZE_GROUP, varying)} | {len(finals)} | "
-      f"{len(fitted)}/{len(fits)} | {_stat(map(float, fitted))} | "
+      f"{len(fitted)}/{len(fits)} | {_stat(map(float, fitted), '.1f')} | "
       f"{_stat([r.get('train/acc') for r in finals])} | "
       f"{_stat([r.get('val/acc') for r in finals])} | {_stat(tests)} | "
       f"{_stat(test_losses)} |"
     )
-    summary.append((key, fitted, tests))
+    summary.append((key, fitted, tests, len(fits) - len(fitted)))
   # Zhang et al. Figure 1: (a) training loss against steps per corruption kind.
   fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
   cmap = plt.get_cmap("viridis")
@@ -228,17 +228,29 @@ def memorize_report(config, rows, plots: Path) -> list[str]:
   axes[0].set(xlabel="training steps", ylabel="training loss", title="(a) learning curves")
   axes[0].legend(fontsize=7)
   axes[0].grid(True)
-  by_level = defaultdict(lambda: ([], []))
-  for key, fitted, tests in summary:
+  by_level = defaultdict(lambda: ([], [], [0]))
+  for key, fitted, tests, unfit in summary:
     if key[0] == "none":
       level = key[1]
       by_level[level][0].extend(fitted)
       by_level[level][1].extend(t for t in tests if t is not None)
+      by_level[level][2][0] += unfit
   levels = sorted(by_level)
   if levels:
     fit_mean = [np.mean(by_level[x][0]) if by_level[x][0] else np.nan for x in levels]
     err = [1 - np.mean(by_level[x][1]) if by_level[x][1] else np.nan for x in levels]
-    axes[1].plot(levels, fit_mean, "o-")
+    axes[1].plot(levels, fit_mean, "o-", label="mean epochs to fit (fitted runs)")
+    unfit = [x for x in levels if by_level[x][2][0]]
+    if unfit:  # a lower bound: these runs had not fit when the metrics end
+      axes[1].plot(
+        unfit,
+        [last_epoch] * len(unfit),
+        "^",
+        mfc="none",
+        color="tab:red",
+        label=f"some runs not fit by epoch {last_epoch}",
+      )
+    axes[1].legend(fontsize=7)
     axes[2].plot(levels, err, "o-")
   axes[1].set(xlabel="label corruption", ylabel="epochs to fit", title="(b) time to fit")
   axes[2].set(xlabel="label corruption", ylabel="test error", title="(c) test error")

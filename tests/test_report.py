@@ -1,0 +1,48 @@
+"""report.md and plots from metrics rows alone (no training)."""
+
+import matplotlib.axes
+
+from swapjax import report
+
+
+def _rows():
+  rows = []
+  for epoch in (1, 2, 3):
+    for run, level in enumerate((0.0, 1.0)):
+      fit = 2 if level == 0.0 and epoch >= 2 else None
+      rows.append(
+        {
+          "epoch": epoch,
+          "run": run,
+          "seed": 0,
+          "label_corruption": level,
+          "input_corruption": "none",
+          "learning_rate": 1e-4,
+          "train/loss": 2.3 / epoch,
+          "train/acc": 0.995 if fit else 0.3,
+          "val/loss": 2.3,
+          "val/acc": 0.1,
+          "test/loss": 2.3 if epoch in (1, 3) else None,
+          "test/acc": (0.9 if level == 0.0 else 0.1) if epoch in (1, 3) else None,
+          "fit_epoch": fit,
+        }
+      )
+  return rows
+
+
+def test_memorize_report_marks_runs_that_did_not_fit(tmp_path, monkeypatch):
+  config = {"pool_size": 300, "validation_split": 0.1, "batch_size": 32, "fit_target": 0.99}
+  labels = []
+  original = matplotlib.axes.Axes.plot
+
+  def recording_plot(self, *args, **kwargs):
+    labels.append((kwargs.get("label"), list(args[1]) if len(args) > 1 else None))
+    return original(self, *args, **kwargs)
+
+  monkeypatch.setattr(matplotlib.axes.Axes, "plot", recording_plot)
+  lines = report.memorize_report(config, _rows(), tmp_path)
+  table = "\n".join(lines)
+  assert "| label_corruption=0.0 | 1 | 1/1 | 2.0 ± 0.0 |" in table
+  assert "| label_corruption=1.0 | 1 | 0/1 | n/a |" in table
+  assert ("some runs not fit by epoch 3", [3]) in labels
+  assert (tmp_path / "zhang_figure1.png").stat().st_size > 0
