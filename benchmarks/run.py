@@ -21,18 +21,19 @@ import jax
 from absl import app, flags
 
 from swapjax import data, registry, study, train
-from swapjax.config import ConfigError, run_table, validate
+from swapjax.config import ConfigError, apply_overrides, run_table, validate
 from swapjax.models import make_model
 
-SEQUENTIAL = ("lax", "sequential")  # strategy name of the baseline: one model at a time
+SEQUENTIAL = "lax/sequential"  # the baseline: one model at a time (see _time_sequential)
 
-# experiment, config overrides, strategies (conv, driver) compared at R = scaling[0], the runs
+# experiment, config overrides, strategies ("conv/driver[/key=value+key=value]", extra config
+# overrides after the second slash) compared at R = scaling[0], the runs
 # R of the scaling table, timed rounds per case, and whether to time the experiment's own study.
 PRESETS = {
   "tiny": dict(
     experiment="swap_cifar10",
     overrides=dict(pool_size=256, holdout_size=64),
-    strategies=[("patches", "scan"), SEQUENTIAL],
+    strategies=["patches/scan", SEQUENTIAL],
     scaling=[1, 2],
     repeats=2,
     full_study=False,
@@ -41,10 +42,14 @@ PRESETS = {
     experiment="swap_cifar10",
     overrides={},
     strategies=[
-      ("patches", "scan"),
-      ("lax", "scan"),
-      ("hybrid", "scan"),
-      ("patches", "host"),
+      "patches/scan",
+      "patches/scan/compute_dtype=bfloat16",
+      "lax/scan",
+      "lax/scan/compute_dtype=bfloat16",
+      "hybrid/scan",
+      "patches/host",
+      "patches/scan/eval_batch_size=250",
+      "patches/scan/eval_population=vmap",
       SEQUENTIAL,
     ],
     scaling=[1, 2, 4, 10, 20, 30, 60],
@@ -54,7 +59,7 @@ PRESETS = {
   "memorize_sweep": dict(
     experiment="memorize_sweep",
     overrides={},
-    strategies=[("patches", "scan"), ("lax", "scan"), SEQUENTIAL],
+    strategies=["patches/scan", "lax/scan", SEQUENTIAL],
     scaling=[1, 2],
     repeats=3,
     full_study=True,
@@ -85,6 +90,16 @@ def population(base, runs: int):
   )
 
 
+def with_strategy(cfg, strategy: str):
+  """`conv/driver[/key=value+key=value]` applied to a config (typed like `--set`)."""
+  parts = strategy.split("/")
+  if len(parts) not in (2, 3) or not all(parts):
+    raise ConfigError(f"strategy {strategy!r}: expected conv/driver[/key=value+key=value]")
+  overrides = [f"conv_impl={parts[0]}", f"driver={parts[1]}"]
+  overrides += parts[2].split("+") if len(parts) == 3 else []
+  return apply_overrides(cfg, overrides)
+
+
 def peak_flops() -> float | None:
   backend = jax.default_backend()
   if backend != "cpu":
@@ -106,7 +121,8 @@ REPEATS = flags.DEFINE_integer("repeats", 0, "Timed rounds per case (0: the pres
 STRATEGIES = flags.DEFINE_list(
   "strategies",
   None,
-  "Override the preset's strategies: conv/driver,... (lax/sequential = baseline).",
+  "Override the preset's strategies: conv/driver[/key=value+key=value],... "
+  "(lax/sequential = the baseline).",
 )
 SCALING = flags.DEFINE_list("scaling", None, "Override the preset's scaling table: runs R,...")
 FULL_STUDY = flags.DEFINE_bool("full_study", None, "Time the experiment's own study too.")
@@ -221,8 +237,9 @@ def _time_sequential(cfg, ds, repeats):
   t0 = time.perf_counter()
   one_round()  # warm-up: compiles the step and the evaluation
   result = {
-    "conv_impl": SEQUENTIAL[0],
-    "driver": SEQUENTIAL[1],
+    "strategy": SEQUENTIAL,
+    "conv_impl": "lax",
+    "driver": "sequential",
     "runs": len(run_table(cfg)),
     "models": models,
     "first_round_s": time.perf_counter() - t0,
@@ -241,21 +258,20 @@ def main(argv):
   repeats = REPEATS.value or preset["repeats"]
   try:
     if STRATEGIES.value:
-      preset["strategies"] = [tuple(s.split("/")) for s in STRATEGIES.value]
-      assert all(len(s) == 2 for s in preset["strategies"])
+      preset["strategies"] = list(STRATEGIES.value)
     if SCALING.value:
       preset["scaling"] = [int(r) for r in SCALING.value]
   except (ValueError, AssertionError):
-    raise app.UsageError("--strategies=conv/driver,... and --scaling=1,2,... (integers)") from None
+    raise app.UsageError("--scaling=1,2,... takes integers") from None
   if FULL_STUDY.value is not None:
     preset["full_study"] = FULL_STUDY.value
   base = registry.get_config(preset["experiment"])
   base = dataclasses.replace(base, source="synthetic", rounds=1_000_000, **preset["overrides"])
   try:
     validate(base)
-    for conv_impl, driver in preset["strategies"]:
-      if (conv_impl, driver) != SEQUENTIAL:
-        validate(dataclasses.replace(base, conv_impl=conv_impl, driver=driver))
+    for strategy in preset["strategies"]:
+      if strategy != SEQUENTIAL:
+        validate(with_strategy(base, strategy))
   except ConfigError as e:
     raise app.UsageError(str(e)) from None
   ds = data.synthetic(base.dataset, max(base.pool_size, 3000), base.holdout_size)
@@ -272,28 +288,28 @@ def main(argv):
     "scaling": [],
   }
   first = population(base, preset["scaling"][0])
-  for conv_impl, driver in preset["strategies"]:
-    if (conv_impl, driver) == SEQUENTIAL:
+  for strategy in preset["strategies"]:
+    if strategy == SEQUENTIAL:
       row = _time_sequential(first, ds, repeats)
     else:
-      cfg = dataclasses.replace(first, conv_impl=conv_impl, driver=driver)
-      row = _time_rounds(cfg, ds, repeats)
+      row = _time_rounds(with_strategy(first, strategy), ds, repeats)
+      row["strategy"] = strategy
     report["strategies"].append(row)
     print(json.dumps(row), flush=True)
-  population_rows = [r for r in report["strategies"] if r["driver"] != SEQUENTIAL[1]]
+  population_rows = [r for r in report["strategies"] if r["strategy"] != SEQUENTIAL]
   best = min(population_rows, key=lambda r: r["round_s_median"] / r["models"])
-  sequential = [r for r in report["strategies"] if r["driver"] == SEQUENTIAL[1]]
-  report["best"] = {"conv_impl": best["conv_impl"], "driver": best["driver"]}
+  sequential = [r for r in report["strategies"] if r["strategy"] == SEQUENTIAL]
+  report["best"] = best["strategy"]
   if sequential:
     per_model = lambda r: r["round_s_median"] / r["models"]
     report["speedup_per_model_vs_sequential"] = per_model(sequential[0]) / per_model(best)
-  strategy = dict(conv_impl=best["conv_impl"], driver=best["driver"])
   one = None
   for runs in preset["scaling"]:
     if runs == preset["scaling"][0]:  # the strategy table already timed this population
       row = dict(best)
     else:
-      row = _time_rounds(dataclasses.replace(population(base, runs), **strategy), ds, repeats)
+      row = _time_rounds(with_strategy(population(base, runs), best["strategy"]), ds, repeats)
+      row["strategy"] = best["strategy"]
     one = one or row
     row["s_per_model"] = row["round_s_median"] / row["models"]
     row["population_efficiency"] = row["round_s_median"] / (
@@ -302,7 +318,8 @@ def main(argv):
     report["scaling"].append(row)
     print(json.dumps(row), flush=True)
   if preset["full_study"]:  # the experiment's own study (all its runs), with the best strategy
-    row = _time_rounds(dataclasses.replace(base, **strategy), ds, repeats)
+    row = _time_rounds(with_strategy(base, best["strategy"]), ds, repeats)
+    row["strategy"] = best["strategy"]
     row["rounds"] = registry.get_config(preset["experiment"]).rounds
     row["study_steady_s"] = row["round_s_median"] * row["rounds"]
     report["study"] = row
@@ -327,9 +344,9 @@ def render(report) -> str:
     if peak
     else "Peak: not known for this backend",
     "",
-    "| conv | driver | runs | models | compile s | s/round (median [min, max]) | "
+    "| strategy | runs | models | compile s | s/round (median [min, max]) | "
     "s per model-round | images/s | model-steps/s | GFLOP/s | % of peak | peak memory |",
-    "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
   ]
   rows = report["strategies"] + ([report["study"]] if "study" in report else [])
   for r in rows:
@@ -338,7 +355,7 @@ def render(report) -> str:
     frac = f"{100 * r['fraction_of_peak']:.1f}" if r.get("fraction_of_peak") else "-"
     mem = f"{r['peak_memory_bytes'] / 2**30:.2f} GiB" if r.get("peak_memory_bytes") else "-"
     lines.append(
-      f"| {r['conv_impl']} | {r['driver']} | {r['runs']} | {r['models']} | {compile_s} | "
+      f"| {r['strategy']} | {r['runs']} | {r['models']} | {compile_s} | "
       f"{r['round_s_median']:.2f} [{r['round_s_min']:.2f}, {r['round_s_max']:.2f}] | "
       f"{r['round_s_median'] / r['models']:.3f} | {r['images_per_s']:.0f} | "
       f"{r['model_steps_per_s']:.1f} | {r['flops_per_s'] / 1e9:.1f} | {frac} | {mem} |"
@@ -347,7 +364,7 @@ def render(report) -> str:
   if "speedup_per_model_vs_sequential" in report:
     lines += [
       "",
-      f"Best population strategy {best['conv_impl']}/{best['driver']} is "
+      f"Best population strategy {best} is "
       f"{report['speedup_per_model_vs_sequential']:.2f}x faster per model than the sequential "
       "baseline (one model at a time, a host loop over a jitted single-model step).",
     ]
@@ -362,7 +379,7 @@ def render(report) -> str:
     ]
   lines += [
     "",
-    f"Scaling with {best['conv_impl']}/{best['driver']}: population efficiency = "
+    f"Scaling with {best}: population efficiency = "
     "time(R) / (R x time(1)); below 1 means the population is cheaper than separate runs.",
     "",
     "| runs | models | s/round | s per model | efficiency |",

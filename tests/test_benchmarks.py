@@ -20,8 +20,8 @@ def test_tiny_preset_writes_the_timing_report(tmp_path):
     bench.main([])
   report = json.loads((tmp_path / "timing_tiny.json").read_text())
   population, sequential = report["strategies"]
-  assert (population["conv_impl"], population["driver"]) == ("patches", "scan")
-  assert (sequential["conv_impl"], sequential["driver"]) == bench.SEQUENTIAL
+  assert population["strategy"] == "patches/scan" and population["conv_impl"] == "patches"
+  assert sequential["strategy"] == bench.SEQUENTIAL == "lax/sequential"
   for row in report["strategies"]:
     assert row["models"] == 2 and row["repeats"] == 1
     assert 0 < row["round_s_min"] <= row["round_s_median"] <= row["round_s_max"]
@@ -32,7 +32,16 @@ def test_tiny_preset_writes_the_timing_report(tmp_path):
   (row,) = report["scaling"]
   assert row["population_efficiency"] == 1.0
   text = (tmp_path / "benchmark_tiny.md").read_text()
-  assert "| patches | scan | 1 | 2 |" in text and "| lax | sequential | 1 | 2 |" in text
+  assert "| patches/scan | 1 | 2 |" in text and "| lax/sequential | 1 | 2 |" in text
+
+
+def test_strategy_options_are_typed_config_overrides():
+  base = bench.population(bench.registry.get_config("swap_cifar10"), 3)
+  cfg = bench.with_strategy(base, "hybrid/host/compute_dtype=bfloat16+eval_batch_size=250")
+  assert (cfg.conv_impl, cfg.driver, cfg.compute_dtype) == ("hybrid", "host", "bfloat16")
+  assert cfg.eval_batch_size == 250 and cfg.num_seeds == 3 and cfg.conditions == ("schedule",)
+  with pytest.raises(bench.ConfigError, match="eval_batch_size"):
+    bench.with_strategy(base, "patches/scan/eval_batch_size=many")
 
 
 def test_bad_strategy_is_a_usage_error(tmp_path):
