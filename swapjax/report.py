@@ -63,8 +63,18 @@ def _band(ax, rows, round_key, metric, label, color):
   ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.2)
 
 
+NO_PLOTS = (
+  "Plots skipped: matplotlib is not installed (`pip install matplotlib`, then "
+  "`python -m swapjax.report WORKDIR`)."
+)
+
+
 def _plt():
-  import matplotlib
+  """pyplot with the Agg backend, or None where matplotlib is missing (tables only)."""
+  try:
+    import matplotlib
+  except ImportError:
+    return None
 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
@@ -122,6 +132,9 @@ def swap_report(config, rows, plots: Path) -> list[str]:
       + " | ".join(cells)
       + f" | {_stat(list(map(float, moved.values())))} |"
     )
+  if plt is None:
+    lines += ["", NO_PLOTS]
+    return lines
   colors = {
     "AtoB_test": "tab:blue",
     "BtoA_test": "tab:green",
@@ -212,6 +225,9 @@ def memorize_report(config, rows, plots: Path) -> list[str]:
       f"{_stat(test_losses)} |"
     )
     summary.append((key, fitted, tests, len(fits) - len(fitted)))
+  if plt is None:
+    lines += ["", NO_PLOTS]
+    return lines
   # Zhang et al. Figure 1: (a) training loss against steps per corruption kind.
   fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
   cmap = plt.get_cmap("viridis")

@@ -46,3 +46,11 @@ def test_memorize_report_marks_runs_that_did_not_fit(tmp_path, monkeypatch):
   assert "| label_corruption=1.0 | 1 | 0/1 | n/a |" in table
   assert ("some runs not fit by epoch 3", [3]) in labels
   assert (tmp_path / "zhang_figure1.png").stat().st_size > 0
+
+
+def test_without_matplotlib_the_tables_are_still_written(tmp_path, monkeypatch):
+  monkeypatch.setattr(report, "_plt", lambda: None)
+  config = {"pool_size": 300, "validation_split": 0.1, "batch_size": 32, "fit_target": 0.99}
+  lines = report.memorize_report(config, _rows(), tmp_path)
+  assert "| label_corruption=1.0 | 1 | 0/1 | n/a |" in "\n".join(lines)
+  assert lines[-1] == report.NO_PLOTS and not list(tmp_path.iterdir())
