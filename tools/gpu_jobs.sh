@@ -5,28 +5,29 @@
 # Here (the developer machine):   bash tools/gpu_jobs.sh stage
 #   copies the CIFAR-10 subset and MNIST from ../shared/data into gpu_data/ (ignored by git via
 #   .git/info/exclude; name it in the device tool's `carry`).
-# There (one job per device call): bash tools/gpu_jobs.sh bench|swap|sweep|memorize
+# There (one job per device call): bash tools/gpu_jobs.sh smoke|bench|swap|sweep|memorize
 #   bench    : python -m benchmarks.run --preset=swap_study (synthetic data; timing tables)
 #   swap     : the full default swap study (60 runs x 50 rounds, 10,000-image pool)
 #   sweep    : the full memorize_sweep (3,000 images, 9 data variants x 2 seeds)
 #   memorize : the README's main job, timed
+#   smoke    : the synthetic `tiny` study (seconds; checks the machine and this script)
 # Each job leaves at most 8 files under $OUT (report, metrics, timing, log, plots).
 set -euo pipefail
-job="${1:?usage: tools/gpu_jobs.sh stage|bench|swap|sweep|memorize}"
+job="${1:?usage: tools/gpu_jobs.sh stage|smoke|bench|swap|sweep|memorize}"
 export PYTHONUNBUFFERED=1
 PY="${PYTHON:-python3}"
 run() {  # name, then the swapjax.main arguments
   local name="$1"
   shift
   local wd="/tmp/swapjax-$name"
-  local code=0
-  /usr/bin/time -f "%e s wall" "$PY" -m swapjax.main --workdir="$wd" "$@" 2>&1 \
-    | tee "$OUT/$name.log" || code=$?
+  local code=0 start=$SECONDS
+  "$PY" -m swapjax.main --workdir="$wd" "$@" 2>&1 | tee "$OUT/$name.log" || code=$?
+  echo "$name: $((SECONDS - start)) s wall, exit $code" | tee -a "$OUT/$name.log"
   for f in report.md metrics.jsonl timing.json; do
-    [[ -f "$wd/$f" ]] && cp "$wd/$f" "$OUT/$name-$f"
+    if [[ -f "$wd/$f" ]]; then cp "$wd/$f" "$OUT/$name-$f"; fi
   done
   for f in "$wd"/plots/*.png; do
-    [[ -f "$f" ]] && cp "$f" "$OUT/$name-$(basename "$f")"
+    if [[ -f "$f" ]]; then cp "$f" "$OUT/$name-$(basename "$f")"; fi
   done
   return "$code"
 }
@@ -49,8 +50,11 @@ case "$job" in
   memorize)
     run memorize --experiment=memorize_mnist --data_dir=gpu_data
     ;;
+  smoke)  # the synthetic tiny study: checks the machine and this script in seconds
+    run smoke --experiment=tiny
+    ;;
   *)
-    echo "unknown job $job: stage|bench|swap|sweep|memorize" >&2
+    echo "unknown job $job: stage|smoke|bench|swap|sweep|memorize" >&2
     exit 2
     ;;
 esac
