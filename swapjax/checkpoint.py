@@ -33,11 +33,13 @@ class Checkpointer:
   """Async `CheckpointManager` keeping the newest `keep` rounds."""
 
   def __init__(self, directory, keep: int = 3, async_save: bool = True):
-    self._directory = Path(directory)
+    # orbax's array writer refuses relative paths (in its background thread), and the default
+    # --workdir is relative.
+    self._directory = Path(directory).absolute()
     self._options = ocp.CheckpointManagerOptions(
       max_to_keep=keep, create=True, enable_async_checkpointing=async_save
     )
-    self._manager = ocp.CheckpointManager(str(directory), options=self._options)
+    self._manager = ocp.CheckpointManager(str(self._directory), options=self._options)
 
   def _set_aside(self, steps: list[int], notes: list[str]) -> None:
     """Moves damaged steps to `damaged-checkpoints/` beside the folder (nothing is deleted)."""

@@ -69,6 +69,19 @@ def test_contract_and_resume_equality(tmp_path):
     np.testing.assert_array_equal(a[key], b[key])
 
 
+def test_relative_workdir_checkpoints_and_resumes(tmp_path, monkeypatch):
+  """The default --workdir is relative; orbax writes arrays only to absolute paths."""
+  monkeypatch.chdir(tmp_path)
+  cfg = tiny_swap_config(rounds=2, num_seeds=1)
+  opts = runner.RunOptions(workdir="runs/tiny", progress=False, stop_after=1)
+  with pytest.raises(runner.StudyStopped):
+    runner.run(cfg, "tiny", opts)
+  assert sorted(p.name for p in (tmp_path / "runs/tiny/checkpoints").iterdir()) == ["1"]
+  runner.run(cfg, "tiny", runner.RunOptions(workdir="runs/tiny", progress=False))
+  assert sorted(p.name for p in (tmp_path / "runs/tiny/checkpoints").iterdir()) == ["1", "2"]
+  assert {r["round"] for r in _rows(tmp_path / "runs/tiny")} == {1, 2}
+
+
 def test_damaged_newest_checkpoint_falls_back(tmp_path):
   _run(tmp_path, "w", rounds=2, num_seeds=1)
   wd = tmp_path / "w"
