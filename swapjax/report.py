@@ -244,19 +244,19 @@ def memorize_report(config, rows, plots: Path) -> list[str]:
   axes[0].set(xlabel="training steps", ylabel="training loss", title="(a) learning curves")
   axes[0].legend(fontsize=7)
   axes[0].grid(True)
-  by_level = defaultdict(lambda: ([], [], [0]))
+  by_level = defaultdict(lambda: {"fits": [], "tests": [], "unfit": 0})
   for key, fitted, tests, unfit in summary:
     if key[0] == "none":
-      level = key[1]
-      by_level[level][0].extend(fitted)
-      by_level[level][1].extend(t for t in tests if t is not None)
-      by_level[level][2][0] += unfit
+      level = by_level[key[1]]
+      level["fits"].extend(fitted)
+      level["tests"].extend(t for t in tests if t is not None)
+      level["unfit"] += unfit
   levels = sorted(by_level)
   if levels:
-    fit_mean = [np.mean(by_level[x][0]) if by_level[x][0] else np.nan for x in levels]
-    err = [1 - np.mean(by_level[x][1]) if by_level[x][1] else np.nan for x in levels]
+    fit_mean = [np.mean(by_level[x]["fits"]) if by_level[x]["fits"] else np.nan for x in levels]
+    err = [1 - np.mean(by_level[x]["tests"]) if by_level[x]["tests"] else np.nan for x in levels]
     axes[1].plot(levels, fit_mean, "o-", label="mean epochs to fit (fitted runs)")
-    unfit = [x for x in levels if by_level[x][2][0]]
+    unfit = [x for x in levels if by_level[x]["unfit"]]
     if unfit:  # a lower bound: these runs had not fit when the metrics end
       axes[1].plot(
         unfit,
