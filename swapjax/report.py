@@ -5,6 +5,7 @@ Rebuild without retraining: `python -m swapjax.report WORKDIR`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import sys
@@ -184,6 +185,70 @@ def swap_report(config, rows, plots: Path) -> list[str]:
   return lines
 
 
+def _by_level(summary):
+  """{learning rate: {label corruption: fits, tests, unfit}} over the clean-image groups."""
+  levels = defaultdict(lambda: defaultdict(lambda: {"fits": [], "tests": [], "unfit": 0}))
+  for (input_corruption, level, lr), fitted, tests, unfit in summary:
+    if input_corruption == "none":
+      entry = levels[lr][level]
+      entry["fits"].extend(fitted)
+      entry["tests"].extend(t for t in tests if t is not None)
+      entry["unfit"] += unfit
+  return levels
+
+
+def _breaks(values, rises: bool):
+  """Adjacent (i, i + 1) where `values` does not strictly rise (or fall). inf == inf is kept."""
+  out = []
+  for i, (a, b) in enumerate(itertools.pairwise(values)):
+    if math.isnan(a) or math.isnan(b) or (a == b == math.inf):
+      continue
+    if (b <= a) if rises else (b >= a):
+      out.append(i)
+  return out
+
+
+def ordering_lines(by_level, last_epoch: int) -> list[str]:
+  """Zhang et al.'s ordering checked: more label corruption, longer to fit and worse test."""
+  if not by_level or max(len(levels) for levels in by_level.values()) < 2:
+    return []
+  lines = [
+    "",
+    "## Zhang et al. ordering (clean images, by label corruption)",
+    "",
+    "Zhang et al. (Figure 1b, c): more corrupted labels take longer to fit and test worse. A run "
+    f"not fit by epoch {last_epoch} counts as taking longer than every fitted one.",
+    "",
+    "| learning rate | label corruption | runs fit | mean epochs to fit | mean test acc |",
+    "| ---: | ---: | ---: | ---: | ---: |",
+  ]
+  verdicts = []
+  for lr, levels in sorted(by_level.items()):
+    xs = sorted(levels)
+    fit, test = [], []
+    for x in xs:
+      entry = levels[x]
+      runs = len(entry["fits"]) + entry["unfit"]
+      fit.append(math.inf if entry["unfit"] else float(np.mean(entry["fits"])))
+      test.append(float(np.mean(entry["tests"])) if entry["tests"] else math.nan)
+      shown = f"> {last_epoch}" if entry["unfit"] else f"{fit[-1]:.1f}"
+      lines.append(
+        f"| {lr} | {x} | {len(entry['fits'])}/{runs} | {shown} | "
+        f"{'n/a' if math.isnan(test[-1]) else f'{test[-1]:.4f}'} |"
+      )
+    for what, values, rises in (
+      ("time to fit rises", fit, True),
+      ("test accuracy falls", test, False),
+    ):
+      broken = _breaks(values, rises)
+      detail = ", ".join(f"{xs[i]} -> {xs[i + 1]}" for i in broken)
+      verdicts.append(
+        f"- learning rate {lr}: {what} with every step of corruption: "
+        + ("yes" if not broken else f"no ({detail})")
+      )
+  return lines + [""] + verdicts
+
+
 def memorize_report(config, rows, plots: Path) -> list[str]:
   plt = _plt()
   groups = defaultdict(list)
@@ -225,6 +290,7 @@ def memorize_report(config, rows, plots: Path) -> list[str]:
       f"{_stat(test_losses)} |"
     )
     summary.append((key, fitted, tests, len(fits) - len(fitted)))
+  lines += ordering_lines(_by_level(summary), last_epoch)
   if plt is None:
     lines += ["", NO_PLOTS]
     return lines
@@ -244,30 +310,29 @@ def memorize_report(config, rows, plots: Path) -> list[str]:
   axes[0].set(xlabel="training steps", ylabel="training loss", title="(a) learning curves")
   axes[0].legend(fontsize=7)
   axes[0].grid(True)
-  by_level = defaultdict(lambda: {"fits": [], "tests": [], "unfit": 0})
-  for key, fitted, tests, unfit in summary:
-    if key[0] == "none":
-      level = by_level[key[1]]
-      level["fits"].extend(fitted)
-      level["tests"].extend(t for t in tests if t is not None)
-      level["unfit"] += unfit
-  levels = sorted(by_level)
-  if levels:
-    fit_mean = [np.mean(by_level[x]["fits"]) if by_level[x]["fits"] else np.nan for x in levels]
-    err = [1 - np.mean(by_level[x]["tests"]) if by_level[x]["tests"] else np.nan for x in levels]
-    axes[1].plot(levels, fit_mean, "o-", label="mean epochs to fit (fitted runs)")
-    unfit = [x for x in levels if by_level[x]["unfit"]]
+  ordering = _by_level(summary)
+  for i, (lr, levels) in enumerate(sorted(ordering.items())):
+    xs = sorted(levels)
+    name = f"lr={lr}, " if len(ordering) > 1 else ""
+    color = f"C{i}"
+    fit_mean = [np.mean(levels[x]["fits"]) if levels[x]["fits"] else np.nan for x in xs]
+    err = [1 - np.mean(levels[x]["tests"]) if levels[x]["tests"] else np.nan for x in xs]
+    axes[1].plot(xs, fit_mean, "o-", color=color, label=f"{name}mean epochs to fit (fitted runs)")
+    unfit = [x for x in xs if levels[x]["unfit"]]
     if unfit:  # a lower bound: these runs had not fit when the metrics end
       axes[1].plot(
         unfit,
         [last_epoch] * len(unfit),
         "^",
         mfc="none",
-        color="tab:red",
-        label=f"some runs not fit by epoch {last_epoch}",
+        color=color,
+        label=f"{name}some runs not fit by epoch {last_epoch}",
       )
+    axes[2].plot(xs, err, "o-", color=color, label=f"lr={lr}")
+  if ordering:
     axes[1].legend(fontsize=7)
-    axes[2].plot(levels, err, "o-")
+    if len(ordering) > 1:
+      axes[2].legend(fontsize=7)
   axes[1].set(xlabel="label corruption", ylabel="epochs to fit", title="(b) time to fit")
   axes[2].set(xlabel="label corruption", ylabel="test error", title="(c) test error")
   axes[2].axhline(0.9, color="gray", ls="--", lw=1)

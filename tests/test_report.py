@@ -54,3 +54,70 @@ def test_without_matplotlib_the_tables_are_still_written(tmp_path, monkeypatch):
   lines = report.memorize_report(config, _rows(), tmp_path)
   assert "| label_corruption=1.0 | 1 | 0/1 | n/a |" in "\n".join(lines)
   assert lines[-1] == report.NO_PLOTS and not list(tmp_path.iterdir())
+
+
+def _sweep_rows(fit_epochs):
+  """Three epochs per run; `fit_epochs` maps (learning rate, level) -> fit epoch or None."""
+  rows = []
+  for run, ((lr, level), fit) in enumerate(fit_epochs.items()):
+    for epoch in (1, 2, 3):
+      fitted = fit if fit is not None and epoch >= fit else None
+      rows.append(
+        {
+          "epoch": epoch,
+          "run": run,
+          "seed": 0,
+          "label_corruption": level,
+          "input_corruption": "none",
+          "learning_rate": lr,
+          "train/loss": 1.0,
+          "train/acc": 0.995 if fitted else 0.5,
+          "val/loss": 2.3,
+          "val/acc": 0.1,
+          "test/loss": 2.0,
+          "test/acc": 0.9 - 0.8 * level,
+          "fit_epoch": fitted,
+        }
+      )
+  return rows
+
+
+def test_ordering_of_zhang_et_al_is_checked_per_learning_rate(tmp_path, monkeypatch):
+  config = {"pool_size": 300, "validation_split": 0.1, "batch_size": 32, "fit_target": 0.99}
+  rows = _sweep_rows(
+    {
+      (1e-4, 0.0): 1,
+      (1e-4, 0.5): 2,
+      (1e-4, 1.0): None,  # not fit: counts as longer than any fitted run
+      (1e-3, 0.0): 1,
+      (1e-3, 0.5): 3,
+      (1e-3, 1.0): 2,
+    }
+  )
+  labels = []
+  original = matplotlib.axes.Axes.plot
+
+  def recording_plot(self, *args, **kwargs):
+    labels.append(kwargs.get("label"))
+    return original(self, *args, **kwargs)
+
+  monkeypatch.setattr(matplotlib.axes.Axes, "plot", recording_plot)
+  text = "\n".join(report.memorize_report(config, rows, tmp_path))
+  assert "| 0.0001 | 1.0 | 0/1 | > 3 | 0.1000 |" in text
+  assert "| 0.001 | 0.5 | 1/1 | 3.0 | 0.5000 |" in text
+  assert "learning rate 0.0001: time to fit rises with every step of corruption: yes" in text
+  assert (
+    "learning rate 0.001: time to fit rises with every step of corruption: no (0.5 -> 1.0)" in text
+  )
+  assert "learning rate 0.001: test accuracy falls with every step of corruption: yes" in text
+  # Figure 1b and 1c: one series per learning rate, not the two pooled.
+  assert "lr=0.0001, mean epochs to fit (fitted runs)" in labels
+  assert "lr=0.001, mean epochs to fit (fitted runs)" in labels
+  assert "lr=0.0001, some runs not fit by epoch 3" in labels
+
+
+def test_one_level_has_no_ordering_section(tmp_path, monkeypatch):
+  monkeypatch.setattr(report, "_plt", lambda: None)
+  config = {"pool_size": 300, "validation_split": 0.1, "batch_size": 32, "fit_target": 0.99}
+  text = "\n".join(report.memorize_report(config, _sweep_rows({(1e-4, 1.0): 2}), tmp_path))
+  assert "ordering" not in text
