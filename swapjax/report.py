@@ -197,15 +197,22 @@ def _by_level(summary):
   return levels
 
 
-def _breaks(values, rises: bool):
-  """Adjacent (i, i + 1) where `values` does not strictly rise (or fall). inf == inf is kept."""
-  out = []
+def _compare(values, rises: bool):
+  """Adjacent pairs (i, i + 1) that break a strict rise (or fall), and those not yet known.
+
+  A pair is not yet known when a value is missing or both runs are unfit (inf == inf).
+  """
+  broken, unknown = [], []
   for i, (a, b) in enumerate(itertools.pairwise(values)):
     if math.isnan(a) or math.isnan(b) or (a == b == math.inf):
-      continue
-    if (b <= a) if rises else (b >= a):
-      out.append(i)
-  return out
+      unknown.append(i)
+    elif (b <= a) if rises else (b >= a):
+      broken.append(i)
+  return broken, unknown
+
+
+def _shown(value: float) -> str:
+  return "not fit" if value == math.inf else f"{value:.3g}"
 
 
 def ordering_lines(by_level, last_epoch: int) -> list[str]:
@@ -240,11 +247,15 @@ def ordering_lines(by_level, last_epoch: int) -> list[str]:
       ("time to fit rises", fit, True),
       ("test accuracy falls", test, False),
     ):
-      broken = _breaks(values, rises)
-      detail = ", ".join(f"{xs[i]} -> {xs[i + 1]}" for i in broken)
+      broken, unknown = _compare(values, rises)
+      pairs = broken or unknown
+      detail = ", ".join(
+        f"{xs[i]} -> {xs[i + 1]}: {_shown(values[i])} -> {_shown(values[i + 1])}" for i in pairs
+      )
+      verdict = "no" if broken else "not yet known" if unknown else "yes"
       verdicts.append(
-        f"- learning rate {lr}: {what} with every step of corruption: "
-        + ("yes" if not broken else f"no ({detail})")
+        f"- learning rate {lr}: {what} with every step of corruption: {verdict}"
+        + (f" ({detail})" if pairs else "")
       )
   return lines + [""] + verdicts
 

@@ -107,13 +107,25 @@ def test_ordering_of_zhang_et_al_is_checked_per_learning_rate(tmp_path, monkeypa
   assert "| 0.001 | 0.5 | 1/1 | 3.0 | 0.5000 |" in text
   assert "learning rate 0.0001: time to fit rises with every step of corruption: yes" in text
   assert (
-    "learning rate 0.001: time to fit rises with every step of corruption: no (0.5 -> 1.0)" in text
+    "learning rate 0.001: time to fit rises with every step of corruption: no (0.5 -> 1.0: 3 -> 2)"
+    in text
   )
   assert "learning rate 0.001: test accuracy falls with every step of corruption: yes" in text
   # Figure 1b and 1c: one series per learning rate, not the two pooled.
   assert "lr=0.0001, mean epochs to fit (fitted runs)" in labels
   assert "lr=0.001, mean epochs to fit (fitted runs)" in labels
   assert "lr=0.0001, some runs not fit by epoch 3" in labels
+
+
+def test_ordering_among_unfit_levels_is_not_yet_known(tmp_path, monkeypatch):
+  monkeypatch.setattr(report, "_plt", lambda: None)
+  config = {"pool_size": 300, "validation_split": 0.1, "batch_size": 32, "fit_target": 0.99}
+  rows = _sweep_rows({(1e-4, 0.0): 2, (1e-4, 0.5): None, (1e-4, 1.0): None})
+  text = "\n".join(report.memorize_report(config, rows, tmp_path))
+  assert (
+    "time to fit rises with every step of corruption: not yet known "
+    "(0.5 -> 1.0: not fit -> not fit)"
+  ) in text
 
 
 def test_one_level_has_no_ordering_section(tmp_path, monkeypatch):
