@@ -73,7 +73,8 @@ def test_run_table_is_the_product():
 def test_zhang_runs_pair_input_corruptions_with_true_labels():
   cfg = registry.get_config("memorize_sweep")
   table = C.run_table(cfg)
-  assert len(table) == (6 + 3) * cfg.num_seeds
+  assert len(table) == (6 + 3) * len(cfg.learning_rate) * cfg.num_seeds
+  assert {r["learning_rate"] for r in table} == {0.001, 0.0001}  # the report's and the main job's
   assert all(r["label_corruption"] == 0.0 for r in table if r["input_corruption"] != "none")
 
 

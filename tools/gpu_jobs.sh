@@ -8,7 +8,7 @@
 # There (one job per device call): bash tools/gpu_jobs.sh smoke|bench|swap|sweep|memorize
 #   bench    : python -m benchmarks.run --preset=swap_study (synthetic data; timing tables)
 #   swap     : the full default swap study (60 runs x 50 rounds, 10,000-image pool)
-#   sweep    : the full memorize_sweep (3,000 images, 9 data variants x 2 seeds)
+#   sweep    : the full memorize_sweep (3,000 images, 9 data variants x 2 learning rates x 2 seeds)
 #   memorize : the README's main job, timed
 #   smoke    : the synthetic `tiny` study (seconds; checks the machine and this script)
 # Each job leaves at most 8 files under $OUT (report, metrics, timing, log, plots).
