@@ -301,7 +301,8 @@ def memorize_report(config, rows, plots: Path) -> list[str]:
       f"{_stat(test_losses)} |"
     )
     summary.append((key, fitted, tests, len(fits) - len(fitted)))
-  lines += ordering_lines(_by_level(summary), last_epoch)
+  ordering = _by_level(summary)
+  lines += ordering_lines(ordering, last_epoch)
   if plt is None:
     lines += ["", NO_PLOTS]
     return lines
@@ -321,7 +322,6 @@ def memorize_report(config, rows, plots: Path) -> list[str]:
   axes[0].set(xlabel="training steps", ylabel="training loss", title="(a) learning curves")
   axes[0].legend(fontsize=7)
   axes[0].grid(True)
-  ordering = _by_level(summary)
   for i, (lr, levels) in enumerate(sorted(ordering.items())):
     xs = sorted(levels)
     name = f"lr={lr}, " if len(ordering) > 1 else ""
