@@ -33,7 +33,8 @@ class Study:
   pool: Pool
   runs: RunArrays
   round_fn: Any
-  init_state: Any
+  init_state: Any  # jitted `init_state(runs) -> StudyState`
+  init_state_fn: Any  # the same, not jitted (tests compile it with other options)
   driver: str
   conv_impl: str
   data_source: str
@@ -217,7 +218,9 @@ def build(config: Config, ds: datalib.Dataset, mesh=None) -> Study:
         out_shardings=(state_sh, metrics_sh),
         donate_argnums=(0,),
       )
-  return Study(config, table, pool, runs, round_fn, init_fn, driver, conv_impl, ds.source)
+  return Study(
+    config, table, pool, runs, round_fn, init_fn, init_state, driver, conv_impl, ds.source
+  )
 
 
 def load_data(config: Config, data_dir: str | None, tfds_data_dir: str | None):

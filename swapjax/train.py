@@ -46,6 +46,13 @@ def gather_batch(pool: Pool, ids_RxMxB, normalize_mode: str):
   return normalize(images, normalize_mode), labels.reshape(ids_RxMxB.shape)
 
 
+def masked_cross_entropy(logits_BxC, labels_B, mask_B):
+  """Mean softmax cross-entropy over the real samples of a batch (mask 1); a padded last
+  batch counts only its real samples, as Keras' last partial batch does."""
+  per_sample = optax.softmax_cross_entropy_with_integer_labels(logits_BxC, labels_B)
+  return jnp.sum(per_sample * mask_B) / jnp.sum(mask_B)
+
+
 def make_train_epoch(config: Config, model: CNN, optimizer, driver: str, mesh=None):
   """Returns `train_epoch(params, opt_state, pool, idx_RxMxN, key_RxM, lr_R, active_R)`.
 
@@ -60,8 +67,7 @@ def make_train_epoch(config: Config, model: CNN, optimizer, driver: str, mesh=No
   def member_step(params, opt_state, x_BxHxWxC, y_B, mask_B, key, lr):
     def loss_fn(p):
       logits = model.apply({"params": p}, x_BxHxWxC, train=True, rngs={"dropout": key})
-      per_sample = optax.softmax_cross_entropy_with_integer_labels(logits, y_B)
-      return jnp.sum(per_sample * mask_B) / jnp.sum(mask_B)
+      return masked_cross_entropy(logits, y_B, mask_B)
 
     loss, grads = jax.value_and_grad(loss_fn)(params)
     updates, opt_state = optimizer.update(grads, opt_state, params)

@@ -15,7 +15,7 @@ def test_tiny_preset_writes_the_timing_report(tmp_path):
     out=str(tmp_path),
     repeats=1,
     strategies=["patches/scan", "lax/sequential"],
-    scaling=["1"],
+    scaling=["1", "2"],
   ):
     bench.main([])
   report = json.loads((tmp_path / "timing_tiny.json").read_text())
@@ -29,8 +29,14 @@ def test_tiny_preset_writes_the_timing_report(tmp_path):
   assert population["compile_s"] > 0 and sequential["first_round_s"] > 0
   expected = (sequential["round_s_median"] / 2) / (population["round_s_median"] / 2)
   assert report["speedup_per_model_vs_sequential"] == pytest.approx(expected)
-  (row,) = report["scaling"]
-  assert row["population_efficiency"] == 1.0
+  one, two = report["scaling"]
+  assert (one["runs"], two["runs"]) == (1, 2) and two["models"] == 2 * one["models"]
+  assert one["population_efficiency"] == 1.0  # the reference row, by definition
+  # R runs in one program against R times one run: computed from the two rows' own timings.
+  assert two["population_efficiency"] == pytest.approx(
+    two["round_s_median"] / (2 * one["round_s_median"])
+  )
+  assert two["s_per_model"] == pytest.approx(two["round_s_median"] / two["models"])
   text = (tmp_path / "benchmark_tiny.md").read_text()
   assert "| patches/scan | 1 | 2 |" in text and "| lax/sequential | 1 | 2 |" in text
 

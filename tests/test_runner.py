@@ -1,5 +1,6 @@
 """The workdir contract end to end: files, resume equality, refusals, CLI errors, kills."""
 
+import collections
 import json
 import os
 import signal
@@ -45,7 +46,7 @@ def test_contract_and_resume_equality(tmp_path):
     assert (full / name).exists(), name
   assert sorted(p.name for p in (full / "checkpoints").iterdir()) == ["1", "2", "3"]
   rows = _rows(full)
-  assert len(rows) == 3 * 4 and {r["round"] for r in rows} == {1, 2, 3}
+  assert _run_round_keys(rows) == {(r, n): 1 for r in range(4) for n in (1, 2, 3)}
   for key in ["AtoB/test_unseen_acc", "BtoA/holdout_acc", "swap/k", "swap/moved", "condition"]:
     assert key in rows[0]
   membership = np.load(full / "membership.npz")
@@ -79,7 +80,12 @@ def test_relative_workdir_checkpoints_and_resumes(tmp_path, monkeypatch):
   assert sorted(p.name for p in (tmp_path / "runs/tiny/checkpoints").iterdir()) == ["1"]
   runner.run(cfg, "tiny", runner.RunOptions(workdir="runs/tiny", progress=False))
   assert sorted(p.name for p in (tmp_path / "runs/tiny/checkpoints").iterdir()) == ["1", "2"]
-  assert {r["round"] for r in _rows(tmp_path / "runs/tiny")} == {1, 2}
+  assert _run_round_keys(_rows(tmp_path / "runs/tiny")) == {
+    (0, 1): 1,
+    (1, 1): 1,
+    (0, 2): 1,
+    (1, 2): 1,
+  }
 
 
 def test_damaged_newest_checkpoint_falls_back(tmp_path):
@@ -167,16 +173,27 @@ def _spawn_tiny(workdir, output):
 
 
 def _wait_for_rows(path, n, proc, limit=240):
+  """Waits until `path` has `n` lines; fails loudly if the process ends first or time runs out."""
   start = time.time()
   while time.time() - start < limit:
     if path.exists() and len(path.read_text().splitlines()) >= n:
       return
     if proc.poll() is not None:
-      return
-    time.sleep(0.05)
+      pytest.fail(f"the study ended (exit {proc.returncode}) before {n} rows of {path}")
+    time.sleep(0.02)
+  proc.kill()
+  pytest.fail(f"{path} did not reach {n} rows in {limit} s")
+
+
+def _run_round_keys(rows):
+  return collections.Counter((r["run"], r["round"]) for r in rows)
 
 
 def test_kill_9_and_rerun_matches_uninterrupted(tmp_path):
+  """Guards exact resume after kill -9 at any moment: the killed process really died by
+  SIGKILL (exit -9) before finishing, a leftover `*.orbax-checkpoint-tmp` folder of an
+  interrupted save does not break the rerun, and the resumed metrics.jsonl has each
+  (run, round) exactly once and equals the uninterrupted run row for row."""
   reference = _cli("--experiment=tiny", f"--workdir={tmp_path / 'ref'}")
   assert reference.returncode == 0, reference.stderr
   target = tmp_path / "killed"
@@ -184,13 +201,24 @@ def test_kill_9_and_rerun_matches_uninterrupted(tmp_path):
     proc = _spawn_tiny(target, subprocess.DEVNULL)
     _wait_for_rows(target / "metrics.jsonl", rows_before_kill, proc)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    assert proc.wait() == -signal.SIGKILL
+  assert not (target / "report.md").exists()  # killed before the end, not after
+  # What a SIGKILL during an orbax save leaves behind: an uncommitted temporary step folder.
+  leftover = target / "checkpoints" / "3.orbax-checkpoint-tmp-1764000000000000"
+  leftover.mkdir(parents=True)
+  (leftover / "partial").write_bytes(b"\0" * 64)
   final = _cli("--experiment=tiny", f"--workdir={target}")
   assert final.returncode == 0, final.stderr
-  assert _rows(target) == _rows(tmp_path / "ref")
+  rows, reference_rows = _rows(target), _rows(tmp_path / "ref")
+  assert set(_run_round_keys(rows).values()) == {1}
+  assert _run_round_keys(rows) == _run_round_keys(reference_rows)
+  assert rows == reference_rows
   a, b = np.load(tmp_path / "ref" / "membership.npz"), np.load(target / "membership.npz")
+  assert a.files == b.files
   for key in a.files:
     np.testing.assert_array_equal(a[key], b[key])
+  steps = sorted(int(p.name) for p in (target / "checkpoints").iterdir() if p.name.isdigit())
+  assert steps == [2, 3, 4]  # the newest three, round 3 rewritten after the leftover
 
 
 def test_sigterm_finishes_the_round_saves_and_resumes(tmp_path):
@@ -234,7 +262,7 @@ def test_nan_stops_the_study_and_keeps_the_last_good_checkpoint(tmp_path, monkey
     "round 2" in str(e.value) and "run 1" in str(e.value) and "condition=schedule" in str(e.value)
   )
   assert sorted(p.name for p in (tmp_path / "w" / "checkpoints").iterdir()) == ["1"]
-  assert {r["round"] for r in _rows(tmp_path / "w")} == {1}
+  assert _run_round_keys(_rows(tmp_path / "w")) == {(0, 1): 1, (1, 1): 1}
 
 
 def test_nan_freeze_continues_the_other_runs(tmp_path, monkeypatch):
@@ -243,7 +271,7 @@ def test_nan_freeze_continues_the_other_runs(tmp_path, monkeypatch):
   monkeypatch.setattr(study, "step_round", _nan_at(1, 1))
   _run(tmp_path, "w", rounds=2, num_seeds=1, on_nan="freeze")
   rows = _rows(tmp_path / "w")
-  assert {r["round"] for r in rows} == {1, 2}
+  assert _run_round_keys(rows) == {(0, 1): 1, (1, 1): 1, (0, 2): 1, (1, 2): 1}
   frozen = [r for r in rows if r["run"] == 1 and r["round"] == 2][0]
   assert frozen["condition"] == "schedule" and frozen["swap/k"] == 0  # no training, no swaps
 
@@ -267,6 +295,18 @@ def test_full_disk_at_a_checkpoint_save_is_one_clear_error(tmp_path, monkeypatch
     _run(tmp_path, "w", rounds=3, num_seeds=1)
   monkeypatch.setattr(ocp.CheckpointManager, "save", original)
   reference_rows = _rows(tmp_path / "w")
-  assert {r["round"] for r in reference_rows} <= {1, 2}
+  assert _run_round_keys(reference_rows) == {
+    (0, 1): 1,
+    (1, 1): 1,
+    (0, 2): 1,
+    (1, 2): 1,
+  }  # metrics come before the save
   _run(tmp_path, "w", rounds=3, num_seeds=1)  # resumes from checkpoint 1
-  assert {r["round"] for r in _rows(tmp_path / "w")} == {1, 2, 3}
+  assert _run_round_keys(_rows(tmp_path / "w")) == {
+    (0, 1): 1,
+    (1, 1): 1,
+    (0, 2): 1,
+    (1, 2): 1,
+    (0, 3): 1,
+    (1, 3): 1,
+  }

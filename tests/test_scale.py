@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from swapjax import mesh as meshlib
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY = [
@@ -61,26 +64,82 @@ def _close(a, b, tol=1e-5):
         assert va == vb, (k, va, vb)
 
 
+def _membership(workdir: Path):
+  with np.load(workdir / "membership.npz") as f:
+    return {k: f[k] for k in f.files}
+
+
+def _same_membership(workdir: Path, reference: dict):
+  """Who trained on what: every index and move count equal, not just the metrics."""
+  got = _membership(workdir)
+  assert got.keys() == reference.keys()
+  for key, value in reference.items():
+    np.testing.assert_array_equal(got[key], value, err_msg=key)
+
+
 @pytest.fixture(scope="module")
-def single(tmp_path_factory):
+def single_dir(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("single")
   _run(workdir, 1)
-  return _rows(workdir)
+  return workdir
 
 
-def test_eight_simulated_devices_match_one(single, tmp_path):
+@pytest.fixture(scope="module")
+def single(single_dir):
+  return _rows(single_dir)
+
+
+@pytest.fixture(scope="module")
+def single_membership(single_dir):
+  return _membership(single_dir)
+
+
+def test_eight_simulated_devices_match_one(single, single_membership, tmp_path):
   result = _run(tmp_path / "w", 8)
   assert "8 device(s) on 'runs'" in result.stdout
   _close(_rows(tmp_path / "w"), single)
+  _same_membership(tmp_path / "w", single_membership)
 
 
-def test_runs_and_data_axes(single, tmp_path):
+def test_runs_and_data_axes(single, single_membership, tmp_path):
   result = _run(tmp_path / "w", 8, "--set", "mesh_runs=4", "--set", "mesh_data=2")
   assert "4 device(s) on 'runs'" in result.stdout and "2 on 'data'" in result.stdout
   _close(_rows(tmp_path / "w"), single, tol=1e-4)
+  _same_membership(tmp_path / "w", single_membership)
 
 
-def test_two_processes_match_one(single, tmp_path):
+@pytest.mark.parametrize(
+  ("num_runs", "mesh_runs", "mesh_data", "needle"),
+  [
+    (8, 0, 3, "mesh_data=3 does not divide the 1 devices"),
+    (8, 3, 1, "mesh_runs=3 does not divide the 8 runs"),
+    (8, 2, 1, "mesh 2x1 needs more than the 1 devices"),
+  ],
+)
+def test_mesh_errors_are_one_line(num_runs, mesh_runs, mesh_data, needle):
+  """Guards the refusals of a mesh that does not fit the devices or the runs."""
+  with pytest.raises(meshlib.MeshError) as e:
+    meshlib.make_mesh(num_runs, mesh_runs, mesh_data)
+  assert str(e.value) == needle
+
+
+def test_mesh_error_on_the_command_line_is_exit_2(tmp_path):
+  """8 devices, 8 runs, mesh_runs=3: one line on stderr, exit 2, nothing written."""
+  result = subprocess.run(
+    [sys.executable, "-m", "swapjax.main", *STUDY, f"--workdir={tmp_path / 'w'}"]
+    + ["--set", "mesh_runs=3"],
+    env=_env(8),
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert "mesh_runs=3 does not divide the 8 runs" in result.stderr
+  assert "Traceback" not in result.stderr and not (tmp_path / "w").exists()
+
+
+def test_two_processes_match_one(single, single_membership, tmp_path):
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -110,3 +169,4 @@ def test_two_processes_match_one(single, tmp_path):
     assert p.returncode == 0, err[-2000:]
   assert "2 process(es)" in outs[0][0]
   _close(_rows(tmp_path / "w"), single)
+  _same_membership(tmp_path / "w", single_membership)
