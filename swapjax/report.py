@@ -41,24 +41,27 @@ def _stat(values, fmt: str = ".4f"):
   return f"{np.mean(vals):{fmt}} ± {np.std(vals):{fmt}}"
 
 
-def _series(rows, round_key, metric):
-  """{run: (rounds, values)} for one metric."""
-  by_run = defaultdict(list)
+def _per_round(rows, round_key, metric):
+  """(rounds, values_RUNxROUND) at the rounds where every run has `metric`, or None if none has.
+
+  Runs are matched by round, not by position: a run stopped early repeats its last row (its test
+  metrics too) every later epoch, while the others have test metrics every few epochs only.
+  """
+  by_run = defaultdict(dict)
   for r in rows:
     if r.get(metric) is not None:
-      by_run[r["run"]].append((r[round_key], r[metric]))
-  return {
-    run: tuple(np.array(v) for v in zip(*sorted(pts), strict=True)) for run, pts in by_run.items()
-  }
+      by_run[r["run"]][r[round_key]] = r[metric]
+  if not by_run:
+    return None
+  xs = sorted(set.intersection(*(set(values) for values in by_run.values())))
+  return np.array(xs), np.array([[values[x] for x in xs] for values in by_run.values()])
 
 
 def _band(ax, rows, round_key, metric, label, color):
-  series = _series(rows, round_key, metric)
-  if not series:
+  series = _per_round(rows, round_key, metric)
+  if series is None:
     return
-  length = min(len(x) for x, _ in series.values())
-  xs = next(iter(series.values()))[0][:length]
-  ys = np.stack([y[:length] for _, y in series.values()])
+  xs, ys = series
   mean, std = ys.mean(0), ys.std(0)
   ax.plot(xs, mean, color=color, label=label)
   ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.2)
@@ -310,14 +313,15 @@ def memorize_report(config, rows, plots: Path) -> list[str]:
   fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
   cmap = plt.get_cmap("viridis")
   for i, (key, grows) in enumerate(sorted(groups.items(), key=lambda kv: [str(x) for x in kv[0]])):
-    series = _series(grows, "epoch", "train/loss")
-    if not series:
+    series = _per_round(grows, "epoch", "train/loss")
+    if series is None:
       continue
-    length = min(len(x) for x, _ in series.values())
-    xs = next(iter(series.values()))[0][:length] * steps_per_epoch
-    ys = np.stack([y[:length] for _, y in series.values()]).mean(0)
+    epochs, losses = series
     axes[0].plot(
-      xs, ys, color=cmap(i / max(1, len(groups) - 1)), label=_label(key, MEMORIZE_GROUP, varying)
+      epochs * steps_per_epoch,
+      losses.mean(0),
+      color=cmap(i / max(1, len(groups) - 1)),
+      label=_label(key, MEMORIZE_GROUP, varying),
     )
   axes[0].set(xlabel="training steps", ylabel="training loss", title="(a) learning curves")
   axes[0].legend(fontsize=7)

@@ -1,6 +1,7 @@
 """report.md and plots from metrics rows alone (no training)."""
 
 import matplotlib.axes
+import numpy as np
 import pytest
 
 from swapjax import report
@@ -110,3 +111,292 @@ def test_one_level_has_no_ordering_section(tmp_path, monkeypatch):
   monkeypatch.setattr(report, "_plt", lambda: None)
   text = "\n".join(report.memorize_report(CONFIG, _sweep_rows({(1e-4, 1.0): 2}), tmp_path))
   assert "ordering" not in text
+
+
+# ------------------------------------------------ every table cell against numpy
+# The report's spread is the population std over seeds (np.std, ddof=0) in the tables and the bands.
+SPREAD_DDOF = 0
+SWAP_ACC = tuple(
+  f"{member}/{split}_acc"
+  for split in ("test", "test_unseen", "holdout", "train")
+  for member in ("AtoB", "BtoA")
+)
+SWAP_METRICS = SWAP_ACC + ("AtoB/test_loss", "BtoA/test_loss", "AtoB/train_loss", "BtoA/train_loss")
+SWAP_GROUPS = (("none", 0), ("swap", 1))  # (condition, warmup); three seeds each
+SEEDS = 3
+ROUNDS = 4
+
+
+def _cells(line):
+  return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def _table(lines, first_header):
+  """Rows (header -> cell) of the markdown table whose first header cell is `first_header`."""
+  start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+  header = _cells(lines[start])
+  rows = []
+  for line in lines[start + 2 :]:
+    if not line.startswith("|"):
+      break
+    cells = _cells(line)
+    assert len(cells) == len(header), line
+    rows.append(dict(zip(header, cells, strict=True)))
+  return rows
+
+
+def _close(printed, expected, decimals):
+  """The printed number equals `expected` to the `decimals` the report prints."""
+  return abs(float(printed) - expected) <= 0.5 * 10**-decimals + 1e-9
+
+
+def _assert_stat(cell, values, decimals=4):
+  """`cell` is 'mean ± spread' of `values`, computed here with numpy."""
+  values = np.asarray(values, float)
+  mean, spread = np.mean(values), np.std(values, ddof=SPREAD_DDOF)
+  printed_mean, printed_spread = cell.split("±")
+  assert _close(printed_mean, mean, decimals), (cell, mean, spread)
+  assert _close(printed_spread, spread, decimals), (cell, mean, spread)
+
+
+def _swap_study():
+  """(rows, values_GxSxRxK, moved_GxSxR): seeds differ, every metric changes from round to round."""
+  rng = np.random.default_rng(11)
+  values = rng.uniform(0.05, 0.95, (len(SWAP_GROUPS), SEEDS, ROUNDS, len(SWAP_METRICS)))
+  moved = rng.integers(1, 40, (len(SWAP_GROUPS), SEEDS, ROUNDS))
+  moved[1, :, 0] = 0  # warmup 1: nothing moves in round 1
+  rows = []
+  for rnd in range(ROUNDS):
+    for g, (condition, warmup) in enumerate(SWAP_GROUPS):
+      for seed in range(SEEDS):
+        row = {
+          "round": rnd + 1,
+          "run": g * SEEDS + seed,
+          "condition": condition,
+          "warmup": warmup,
+          "seed": seed,
+          "learning_rate": 0.01,
+          "swap/moved": int(moved[g, seed, rnd]),
+        }
+        row.update(zip(SWAP_METRICS, values[g, seed, rnd].tolist(), strict=True))
+        rows.append(row)
+  return rows, values, moved
+
+
+def test_swap_table_every_cell_is_the_final_round_over_seeds(tmp_path, monkeypatch):
+  """Guards: the table showing round 1 (or any round but the last), a spread with another ddof or
+  over another group's runs, and `moved in total` summing only some rounds."""
+  monkeypatch.setattr(report, "_plt", lambda: None)
+  rows, values_GxSxRxK, moved_GxSxR = _swap_study()
+  lines = report.swap_report({}, rows, tmp_path)
+  assert lines[0].startswith(f"## Final accuracies (round {ROUNDS};")
+  table = _table(lines, "group")
+  assert [r["group"] for r in table] == [f"condition={c}, warmup={w}" for c, w in SWAP_GROUPS]
+  columns = {f"{m.split('/')[0]} {m.split('/')[1].removesuffix('_acc')}": m for m in SWAP_ACC}
+  assert set(columns) | {"group", "seeds", "moved in total"} == set(table[0])
+  for g, row in enumerate(table):
+    assert int(row["seeds"]) == SEEDS
+    for column, metric in columns.items():
+      _assert_stat(row[column], values_GxSxRxK[g, :, -1, SWAP_METRICS.index(metric)])
+    _assert_stat(row["moved in total"], moved_GxSxR[g].sum(axis=1))
+
+
+@pytest.fixture
+def band_calls(monkeypatch):
+  """(label, x, mean, lower, upper) of every `Axes.plot` followed by `Axes.fill_between`."""
+  calls, last_plot = [], []
+  plot, fill_between = matplotlib.axes.Axes.plot, matplotlib.axes.Axes.fill_between
+
+  def recording_plot(self, *args, **kwargs):
+    last_plot[:] = [(kwargs.get("label"), np.asarray(args[0]), np.asarray(args[1]))]
+    return plot(self, *args, **kwargs)
+
+  def recording_fill_between(self, x, y1, y2, **kwargs):
+    calls.append((*last_plot[0], np.asarray(y1), np.asarray(y2)))
+    return fill_between(self, x, y1, y2, **kwargs)
+
+  monkeypatch.setattr(matplotlib.axes.Axes, "plot", recording_plot)
+  monkeypatch.setattr(matplotlib.axes.Axes, "fill_between", recording_fill_between)
+  return calls
+
+
+def _assert_bands(calls, expected):
+  """`calls` and `expected` hold the same (label, x, mean, lower, upper) series, in any order."""
+  left = list(calls)
+  for label, x, mean, lower, upper in expected:
+    match = [
+      i
+      for i, (lab, xs, ys, lo, hi) in enumerate(left)
+      if lab == label
+      and len(xs) == len(x)
+      and np.allclose(xs, x)
+      and np.allclose(ys, mean)
+      and np.allclose(lo, lower)
+      and np.allclose(hi, upper)
+    ]
+    assert match, f"no band {label} with x {x}, mean {mean}; drawn: {[c[:3] for c in calls]}"
+    left.pop(match[0])
+  assert not left, f"bands drawn but not expected: {[c[:3] for c in left]}"
+
+
+def test_swap_plots_draw_the_per_round_mean_and_std_over_seeds(tmp_path, band_calls):
+  """Guards: plotted curves that are not the per-round mean ± std (ddof 0) of their own group."""
+  rows, values_GxSxRxK, _ = _swap_study()
+  report.swap_report({}, rows, tmp_path)
+  labels = {f"{m}_{s}": (m, s) for s in ("test", "train") for m in ("AtoB", "BtoA")}
+  expected = []
+  for g in range(len(SWAP_GROUPS)):
+
+    def band(label, metric, g=g):
+      ys_SxR = values_GxSxRxK[g, :, :, SWAP_METRICS.index(metric)]
+      mean, std = ys_SxR.mean(0), ys_SxR.std(0, ddof=SPREAD_DDOF)
+      return label, np.arange(1, ROUNDS + 1), mean, mean - std, mean + std
+
+    for kind in ("acc", "loss"):
+      expected += [band(label, f"{m}/{s}_{kind}") for label, (m, s) in labels.items()]
+    honest = [m for m in SWAP_ACC if "train" not in m]
+    expected += [band(metric, metric) for metric in honest]
+  _assert_bands(band_calls, expected)
+  for name in ("accuracy", "loss", "honest_accuracy"):
+    assert (tmp_path / f"{name}.png").stat().st_size > 0
+
+
+# Memorize: early stop freezes a fitted run, so its later rows repeat its fit epoch's row.
+EPOCHS = 7
+TEST_EPOCHS = (1, 3, 6, 7)  # test_every=3: the first, every third and the last epoch
+MEMORIZE_FITS = {  # (input corruption, label corruption, learning rate) -> fit epoch per seed
+  ("none", 0.0, 1e-3): (3, None, 6),  # seed 0 stops at a test epoch, repeating its test loss
+  ("none", 1.0, 1e-3): (5, None, 7),  # seed 0 stops between test epochs: last test at epoch 3
+  ("none", 0.0, 1e-4): (2, 4, 3),
+  ("none", 1.0, 1e-4): (None, None, None),
+  ("gaussian", 0.0, 1e-3): (2, 5, None),  # not a clean-image group: outside the ordering table
+}
+MEMORIZE_METRICS = ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc")
+TEST_LOSS = MEMORIZE_METRICS.index("test/loss")
+
+
+def _memorize_study():
+  """(rows, values_GxSxExK): each seed's values differ and change every epoch."""
+  rng = np.random.default_rng(7)
+  values = rng.uniform(0.05, 0.95, (len(MEMORIZE_FITS), SEEDS, EPOCHS, len(MEMORIZE_METRICS)))
+  rows = []
+  for epoch in range(1, EPOCHS + 1):
+    for g, ((inputs, labels, lr), fits) in enumerate(MEMORIZE_FITS.items()):
+      for seed, fit in enumerate(fits):
+        shown = min(epoch, fit or EPOCHS)  # a stopped run repeats its fit epoch's row
+        metrics = dict(zip(MEMORIZE_METRICS, values[g, seed, shown - 1].tolist(), strict=True))
+        if shown not in TEST_EPOCHS:
+          metrics["test/loss"] = metrics["test/acc"] = None
+        rows.append(
+          {
+            "epoch": epoch,
+            "run": g * SEEDS + seed,
+            "seed": seed,
+            "input_corruption": inputs,
+            "label_corruption": labels,
+            "learning_rate": lr,
+            **metrics,
+            "fit_epoch": fit if fit is not None and epoch >= fit else None,
+          }
+        )
+  return rows, values
+
+
+def _memorize_expected(values_GxSxExK):
+  """Per group: fit epochs, and each run's last values and last test values (numpy, by index)."""
+  expected = {}
+  for g, (key, fits) in enumerate(MEMORIZE_FITS.items()):
+    last = np.array([(fit or EPOCHS) - 1 for fit in fits])
+    last_test = np.array([max(e for e in TEST_EPOCHS if e <= i + 1) - 1 for i in last])
+    at = lambda i, metric, g=g: values_GxSxExK[
+      g, np.arange(SEEDS), i, MEMORIZE_METRICS.index(metric)
+    ]
+    expected[key] = {
+      "fits": [f for f in fits if f is not None],
+      "train acc": at(last, "train/acc"),
+      "val acc": at(last, "val/acc"),
+      "test acc": at(last_test, "test/acc"),
+      "test loss": at(last_test, "test/loss"),
+    }
+  return expected
+
+
+def test_memorize_table_every_cell_over_seeds(tmp_path, monkeypatch):
+  """Guards: test accuracy/loss from the first test epoch (or the last row, where a stopped run has
+  none) instead of each run's last test epoch; wrong epochs to fit, fit counts or spreads."""
+  monkeypatch.setattr(report, "_plt", lambda: None)
+  rows, values = _memorize_study()
+  expected = _memorize_expected(values)
+  lines = report.memorize_report(CONFIG, rows, tmp_path)
+  assert lines[0].startswith(f"## Per run group (after epoch {EPOCHS};")
+  table = {row["group"]: row for row in _table(lines, "group")}
+  names = ("input_corruption", "label_corruption", "learning_rate")
+  assert set(table) == {
+    ", ".join(f"{n}={v}" for n, v in zip(names, key, strict=True)) for key in MEMORIZE_FITS
+  }
+  for key, want in expected.items():
+    row = table[", ".join(f"{n}={v}" for n, v in zip(names, key, strict=True))]
+    assert int(row["seeds"]) == SEEDS
+    assert row["fit"] == f"{len(want['fits'])}/{SEEDS}"
+    if want["fits"]:
+      _assert_stat(row["epochs to fit"], want["fits"], decimals=1)
+    else:
+      assert row["epochs to fit"] == "n/a"
+    for column in ("train acc", "val acc", "test acc", "test loss"):
+      _assert_stat(row[column], want[column])
+
+
+def test_memorize_ordering_table_pools_clean_images_per_level(tmp_path, monkeypatch):
+  """Guards: the ordering table's fit counts, mean epochs to fit and mean last test accuracy per
+  (learning rate, label corruption), over clean-image runs only."""
+  monkeypatch.setattr(report, "_plt", lambda: None)
+  rows, values = _memorize_study()
+  expected = _memorize_expected(values)
+  lines = report.memorize_report(CONFIG, rows, tmp_path)
+  table = {(r["learning rate"], r["label corruption"]): r for r in _table(lines, "learning rate")}
+  clean = {key: want for key, want in expected.items() if key[0] == "none"}
+  assert set(table) == {(str(lr), str(level)) for _, level, lr in clean}
+  for (_, level, lr), want in clean.items():
+    row = table[(str(lr), str(level))]
+    assert row["runs fit"] == f"{len(want['fits'])}/{SEEDS}"
+    if len(want["fits"]) < SEEDS:
+      assert row["mean epochs to fit"] == f"> {EPOCHS}"
+    else:
+      assert _close(row["mean epochs to fit"], np.mean(want["fits"]), 1)
+    assert _close(row["mean test acc"], np.mean(want["test acc"]), 4)
+
+
+def test_memorize_plots_draw_the_per_epoch_mean_over_seeds(tmp_path, plot_calls):
+  """Guards: Figure 1a's curves not being each group's per-epoch mean training loss over seeds (a
+  stopped run counting with its frozen loss)."""
+  rows, values = _memorize_study()
+  report.memorize_report(CONFIG, rows, tmp_path)
+  drawn = dict(plot_calls)
+  names = ("input_corruption", "label_corruption", "learning_rate")
+  for g, (key, fits) in enumerate(MEMORIZE_FITS.items()):
+    shown = np.minimum(np.arange(1, EPOCHS + 1)[None], [[fit or EPOCHS] for fit in fits]) - 1
+    loss_SxE = values[g, np.arange(SEEDS)[:, None], shown, MEMORIZE_METRICS.index("train/loss")]
+    label = ", ".join(f"{n}={v}" for n, v in zip(names, key, strict=True))
+    np.testing.assert_allclose(drawn[label], loss_SxE.mean(0))
+
+
+def test_memorize_loss_bands_match_runs_by_epoch(tmp_path, band_calls):
+  """Guards: the loss grid's bands not being the per-epoch mean ± std over each group's runs, and
+  runs averaged by position rather than by epoch. A run stopped at a test epoch repeats its test
+  loss every later epoch while the others have it every third: by position, the band of
+  ("none", 0.0, 0.001) would put the other seeds' epoch 6 and 7 test losses at epochs 4 and 5."""
+  rows, values = _memorize_study()
+  report.memorize_report(CONFIG, rows, tmp_path)
+  epochs = np.arange(1, EPOCHS + 1)
+  expected = []
+  for g, fits in enumerate(MEMORIZE_FITS.values()):
+    shown_SxE = np.minimum(epochs[None], [[fit or EPOCHS] for fit in fits])
+    for label, metric in (("train loss", "train/loss"), ("val loss", "val/loss")):
+      loss_SxE = values[g, np.arange(SEEDS)[:, None], shown_SxE - 1, MEMORIZE_METRICS.index(metric)]
+      mean, std = loss_SxE.mean(0), loss_SxE.std(0, ddof=SPREAD_DDOF)
+      expected.append((label, epochs, mean, mean - std, mean + std))
+    tested = np.isin(shown_SxE, TEST_EPOCHS).all(0)  # epochs where every run has a test loss
+    loss_SxE = values[g, np.arange(SEEDS)[:, None], shown_SxE[:, tested] - 1, TEST_LOSS]
+    mean, std = loss_SxE.mean(0), loss_SxE.std(0, ddof=SPREAD_DDOF)
+    expected.append(("test loss", epochs[tested], mean, mean - std, mean + std))
+  _assert_bands(band_calls, expected)
