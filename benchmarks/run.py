@@ -222,13 +222,13 @@ def _time_sequential(cfg, ds, repeats):
   params = [jax.tree.map(lambda a: a[None], p) for p in params]
   opt_state = [jax.tree.map(lambda a: a[None], o) for o in opt_state]
   idx = jax.numpy.arange(cfg.half_size, dtype=jax.numpy.int32)[None, None]
-  lr, active = jax.numpy.full((1,), cfg.learning_rate[0]), jax.numpy.ones((1,), bool)
+  runs, active = study.build_runs(one, run_table(one)[:1]), jax.numpy.ones((1,), bool)
 
   def one_round():
     for i in range(models):
       key = jax.random.fold_in(jax.random.key(1), i)[None, None]
-      params[i], opt_state[i], loss = train_epoch(
-        params[i], opt_state[i], pool, idx, key, lr, active
+      params[i], opt_state[i], loss, _ = train_epoch(
+        params[i], opt_state[i], pool, idx, key, runs, active
       )
       out = [loss, evaluate(params[i], pool.images_VxPxHxWxC, pool.variant_R, pool.labels_RxP)]
       if cfg.study == "swap":

@@ -1,6 +1,7 @@
 """The experiment registry: one small config module per experiment, listed here."""
 
 from swapjax.experiments import (
+  fashion_dropout,
   memorize_mnist,
   memorize_sweep,
   swap_cifar10,
@@ -9,6 +10,7 @@ from swapjax.experiments import (
 )
 
 REGISTRY = {
+  "fashion_dropout": fashion_dropout,
   "memorize_mnist": memorize_mnist,
   "memorize_sweep": memorize_sweep,
   "swap_cifar10": swap_cifar10,

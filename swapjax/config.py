@@ -23,7 +23,7 @@ class ConfigError(ValueError):
 STUDIES = ("swap", "memorize")
 DATASETS = ("cifar10", "mnist", "fashion_mnist")
 SOURCES = ("auto", "files", "tfds", "bundled", "synthetic")
-MODELS = ("cifar_cnn", "mnist_cnn")
+MODELS = ("cifar_cnn", "mnist_cnn", "mnist_cnn_dropout")  # swapjax.models.MODEL_SPECS
 INPUT_CORRUPTIONS = ("none", "shuffled_pixels", "random_pixels", "gaussian")
 CONV_IMPLS = ("auto", "patches", "lax", "hybrid")
 DRIVERS = ("auto", "scan", "host")
@@ -71,6 +71,17 @@ class Config:
   fit_target: float = 0.99
   early_stop: bool = False
   test_every: int = 5
+  # Data fraction and dropout (seeds/003). `train_fraction` changes how many samples train, so
+  # each value is its own compiled program; `dropout_rate` is traced (one program for all).
+  train_fraction: tuple[float, ...] = (1.0,)
+  dropout_rate: tuple[float, ...] = (0.0,)
+  # > 0: the test set is this many training images after the pool (the report's own split), and
+  # the dataset's official test images are evaluated as holdout/*.
+  test_from_train: int = 0
+  report: str = ""  # "" (by study), or "curves": per-group learning curves
+  # The run axes that name a run's group (e.g. `train_fraction=0.2,dropout_rate=0.5`); empty:
+  # the axes that vary in this study. Seeds are never part of a group.
+  group_by: tuple[str, ...] = ()
   # Engine.
   conv_impl: str = "auto"
   driver: str = "auto"
@@ -90,8 +101,20 @@ class Config:
     return 1 if (self.shared_model or self.study == "memorize") else 2
 
   @property
+  def train_pool(self) -> int:
+    """Pool samples a program uses: the first round(train_fraction x pool_size) of the pool
+    (a study of several fractions is several programs, see `program_configs`)."""
+    fraction = self.train_fraction[0] if len(self.train_fraction) == 1 else 1.0
+    return max(1, round(self.pool_size * fraction))
+
+  @property
   def half_size(self) -> int:
-    return self.pool_size // 2 if self.study == "swap" else self.pool_size
+    return self.train_pool // 2 if self.study == "swap" else self.train_pool
+
+  @property
+  def data_size(self) -> int:
+    """Training images the study reads: its pool and, if any, the test split after it."""
+    return self.pool_size + self.test_from_train
 
   @property
   def num_train(self) -> int:
@@ -145,6 +168,8 @@ def parse_value(key: str, text: str):
   if typing.get_origin(kind) is tuple:
     inner = typing.get_args(kind)[0]
     parts = [p for p in text.split(",") if p.strip()]
+    if not parts and not text.strip():
+      return ()  # `--set key=`: the empty list (validation says if the key needs values)
     if not parts:
       raise ConfigError(f"--set {key}={text}: expected a comma-separated list")
     return tuple(_parse_scalar(inner, p, key) for p in parts)
@@ -238,6 +263,21 @@ def validate(config: Config) -> None:
   _check(0.0 < config.fit_target <= 1.0, f"fit_target={config.fit_target}: must be in (0, 1]")
   _check(config.holdout_size >= 1, f"holdout_size={config.holdout_size}: must be >= 1")
   _check(config.adam_eps > 0, f"adam_eps={config.adam_eps}: must be > 0")
+  _check(config.test_from_train >= 0, f"test_from_train={config.test_from_train}: must be >= 0")
+  _choice(config, "report", ("", "curves"))
+  _choice(config, "group_by", [a for a in RUN_AXES if a != "seed"])
+  for rate in config.dropout_rate:
+    _check(0.0 <= rate < 1.0, f"dropout_rate={rate}: must be in [0, 1)")
+  for fraction in config.train_fraction:
+    _check(0.0 < fraction <= 1.0, f"train_fraction={fraction}: must be in (0, 1]")
+  if config.dropout_rate != (0.0,):
+    from swapjax.models import model_layers
+
+    _check(
+      "dropout" in model_layers(config.model),
+      f"dropout_rate={','.join(map(str, config.dropout_rate))}: model {config.model} has no "
+      "run-rate dropout layer (a condition on no axis)",
+    )
   for lr in config.learning_rate:
     _check(0.0 < lr < 10.0, f"learning_rate={lr}: must be in (0, 10)")
   for p in config.label_corruption:
@@ -267,6 +307,12 @@ def validate(config: Config) -> None:
     config.num_train >= 1,
     f"validation_split={config.validation_split} leaves no training samples of {config.half_size}",
   )
+  for program in program_configs(config):
+    _check(
+      program.num_train >= 1,
+      f"train_fraction={program.train_fraction[0]} leaves no training sample of the "
+      f"{config.pool_size} in the pool",
+    )
   _check(
     config.batch_size <= config.num_train,
     f"batch_size={config.batch_size}: larger than the {config.num_train} training samples "
@@ -284,13 +330,24 @@ def validate(config: Config) -> None:
     )
   if config.study == "memorize":
     _check(
-      config.model == "mnist_cnn" or config.dataset == "cifar10",
-      "model=mnist_cnn is required for 28x28 datasets",
+      config.model.startswith("mnist_cnn") or config.dataset == "cifar10",
+      "model=mnist_cnn or mnist_cnn_dropout is required for 28x28 datasets",
     )
 
 
 # ------------------------------------------------------------------ runs
-RUN_AXES = ("condition", "warmup", "learning_rate", "label_corruption", "input_corruption", "seed")
+RUN_AXES = (
+  "condition",
+  "warmup",
+  "learning_rate",
+  "label_corruption",
+  "input_corruption",
+  "train_fraction",
+  "dropout_rate",
+  "seed",
+)
+# Run axes whose values change shapes or loop lengths: each value is its own compiled program.
+STATIC_AXES = ("train_fraction",)
 
 
 def run_table(config: Config) -> list[dict[str, Any]]:
@@ -301,6 +358,8 @@ def run_table(config: Config) -> list[dict[str, Any]]:
     config.learning_rate,
     config.label_corruption,
     config.input_corruption,
+    config.train_fraction,
+    config.dropout_rate,
     range(config.num_seeds),
   )
   table = [dict(zip(RUN_AXES, values, strict=True)) for values in product]
@@ -308,3 +367,21 @@ def run_table(config: Config) -> list[dict[str, Any]]:
     lowest = min(config.label_corruption)
     table = [r for r in table if r["input_corruption"] == "none" or r["label_corruption"] == lowest]
   return table
+
+
+def group_name(config: Config, run: dict[str, Any]) -> str:
+  """The named variant a run belongs to, e.g. `train_fraction=0.2,dropout_rate=0.5`: its values
+  of `config.group_by`, or of the run axes (seed aside) that vary in this study; `all` if none."""
+  axes = config.group_by or [
+    axis for axis in RUN_AXES if axis != "seed" and len(_axis_values(config, axis)) > 1
+  ]
+  return ",".join(f"{axis}={run[axis]}" for axis in axes) or "all"
+
+
+def _axis_values(config: Config, axis: str) -> tuple:
+  return config.conditions if axis == "condition" else getattr(config, axis)
+
+
+def program_configs(config: Config) -> list[Config]:
+  """One config per compiled program: the study narrowed to one value of each static axis."""
+  return [dataclasses.replace(config, train_fraction=(f,)) for f in config.train_fraction]

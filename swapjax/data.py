@@ -36,6 +36,10 @@ class Dataset:
   test_images: np.ndarray
   test_labels: np.ndarray
   source: str
+  # A second evaluation set (the official test images when the test set is split off the
+  # training images, `test_from_train`); None otherwise.
+  holdout_images: np.ndarray | None = None
+  holdout_labels: np.ndarray | None = None
 
   @property
   def image_shape(self) -> tuple[int, int, int]:

@@ -1,4 +1,5 @@
-"""The reports' CNNs in Flax linen, with Keras initialisers and a choice of conv formulation.
+"""Networks from declarative layer specs in Flax linen, with Keras initialisers and a choice of conv
+formulation.
 
 `conv_impl="lax"` is `lax.conv_general_dilated`; under `vmap` over models it becomes a grouped
 convolution, whose gradient XLA:CPU runs slowly inside loops and cuDNN runs slowly in general
@@ -84,52 +85,107 @@ def max_pool_2x2(x):
   return nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
 
 
-class CNN(nn.Module):
-  """Conv blocks of (same, valid) 3x3 convs, 2x2 max-pool, optional dropout, then Dense layers.
+class RateDropout(nn.Module):
+  """Keras Dropout whose rate is an argument (a traced per-run number), so runs with rates 0
+  and 0.5 share one compiled program. Rate 0 keeps every unit."""
 
-  `cifar_cnn` (seeds/000): blocks (32, 32), dropout 0.25 after each block, Dense 512, dropout 0.5.
-  `mnist_cnn` (seeds/004): blocks (32, 64), no dropout, Dense 512.
+  @nn.compact
+  def __call__(self, x, rate, train: bool):
+    if not train:
+      return x
+    keep = 1.0 - rate
+    mask = jax.random.bernoulli(self.make_rng("dropout"), keep, x.shape)
+    return jnp.where(mask, x / keep, jnp.zeros_like(x))
+
+
+ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh, "sigmoid": nn.sigmoid}
+LAYER_KINDS = ("conv", "maxpool", "dropout", "flatten", "gap", "dense", "leaky_relu", *ACTIVATIONS)
+
+
+def parse_layer(text: str) -> tuple[str, tuple[str, ...]]:
+  """`kind:arg:arg` -> (kind, args); raises ValueError (one line) for an unknown layer."""
+  kind, *args = text.strip().split(":")
+  if kind not in LAYER_KINDS:
+    raise ValueError(f"unknown layer '{text}'; layers are {', '.join(LAYER_KINDS)}")
+  return kind, tuple(args)
+
+
+class SpecNet(nn.Module):
+  """A network from a declarative layer spec, with Keras' initialisers.
+
+  Layers (strings): `conv:F` / `conv:F:same|valid` (3x3, stride 1, valid by default as in
+  Keras), `maxpool` (2x2), `dropout:R` (a fixed rate) or `dropout` (the run's traced
+  `dropout_rate`), `flatten`, `gap` (global average pooling), `dense:N`, and the activations
+  `relu`, `leaky_relu[:slope]` (Keras' default slope 0.3), `tanh`, `sigmoid`. The last dense
+  layer gives the logits.
   """
 
-  block_features: Sequence[int]
-  dense_features: int = 512
-  num_classes: int = 10
-  block_dropout: float = 0.0
-  dense_dropout: float = 0.0
+  layers: Sequence[str]
   conv_impl: str = "patches"
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x, train: bool = False):
-    for features in self.block_features:
-      x = nn.relu(Conv3x3(features, "SAME", self.conv_impl, self.dtype)(x))
-      x = nn.relu(Conv3x3(features, "VALID", self.conv_impl, self.dtype)(x))
-      x = max_pool_2x2(x)
-      if self.block_dropout:
-        x = nn.Dropout(self.block_dropout, deterministic=not train)(x)
-    x = x.reshape(x.shape[0], -1)
-    dense = lambda n: nn.Dense(n, dtype=self.dtype, kernel_init=KERAS_KERNEL_INIT)
-    x = nn.relu(dense(self.dense_features)(x))
-    if self.dense_dropout:
-      x = nn.Dropout(self.dense_dropout, deterministic=not train)(x)
-    return dense(self.num_classes)(x).astype(jnp.float32)
+  def __call__(self, x, train: bool = False, dropout_rate=0.0):
+    for text in self.layers:
+      kind, args = parse_layer(text)
+      if kind == "conv":
+        padding = (args[1] if len(args) > 1 else "valid").upper()
+        x = Conv3x3(int(args[0]), padding, self.conv_impl, self.dtype)(x)
+      elif kind == "maxpool":
+        x = max_pool_2x2(x)
+      elif kind == "dropout" and args:
+        x = nn.Dropout(float(args[0]), deterministic=not train)(x)
+      elif kind == "dropout":
+        x = RateDropout()(x, dropout_rate, train)
+      elif kind == "flatten":
+        x = x.reshape(x.shape[0], -1)
+      elif kind == "gap":
+        x = x.mean(axis=(1, 2))
+      elif kind == "dense":
+        x = nn.Dense(int(args[0]), dtype=self.dtype, kernel_init=KERAS_KERNEL_INIT)(x)
+      elif kind == "leaky_relu":
+        x = nn.leaky_relu(x, float(args[0]) if args else 0.3)
+      else:
+        x = ACTIVATIONS[kind](x)
+    return x.astype(jnp.float32)
+
+
+def cnn_layers(blocks, block_dropout=0.0, dense=512, dense_dropout=0.0, classes=10):
+  """The reports' CNN: per block conv(same)-relu-conv(valid)-relu-maxpool[-dropout], then
+  flatten-dense-relu[-dropout]-dense. A dropout given as "run" takes the run's rate."""
+
+  def drop(rate):
+    return ["dropout"] if rate == "run" else [f"dropout:{rate}"] if rate else []
+
+  layers = []
+  for features in blocks:
+    layers += [f"conv:{features}:same", "relu", f"conv:{features}:valid", "relu", "maxpool"]
+    layers += drop(block_dropout)
+  layers += ["flatten", f"dense:{dense}", "relu", *drop(dense_dropout), f"dense:{classes}"]
+  return tuple(layers)
+
+
+MODEL_SPECS = {
+  # seeds/000: blocks (32, 32), dropout 0.25 after each block, Dense 512, dropout 0.5.
+  "cifar_cnn": cnn_layers((32, 32), 0.25, 512, 0.5),
+  # seeds/004: blocks (32, 64), no dropout, Dense 512.
+  "mnist_cnn": cnn_layers((32, 64)),
+  # seeds/003 (b): report 004's CNN with Dropout after the first Dense + relu at the run's
+  # `dropout_rate` (rate 0 is (a)).
+  "mnist_cnn_dropout": cnn_layers((32, 64), dense_dropout="run"),
+}
+
+
+def model_layers(name: str, dropout: bool = True) -> tuple[str, ...]:
+  """The layer spec of a named model; `dropout=False` drops its fixed-rate dropout layers."""
+  layers = MODEL_SPECS[name]
+  return layers if dropout else tuple(x for x in layers if not x.startswith("dropout:"))
 
 
 def make_model(
   name: str, conv_impl: str = "patches", dropout: bool = True, compute_dtype: str = "float32"
-) -> CNN:
-  dtype = jnp.dtype(compute_dtype)
-  if name == "cifar_cnn":
-    return CNN(
-      (32, 32),
-      block_dropout=0.25 if dropout else 0.0,
-      dense_dropout=0.5 if dropout else 0.0,
-      conv_impl=conv_impl,
-      dtype=dtype,
-    )
-  if name == "mnist_cnn":
-    return CNN((32, 64), conv_impl=conv_impl, dtype=dtype)
-  raise ValueError(f"unknown model {name}")
+) -> SpecNet:
+  return SpecNet(model_layers(name, dropout), conv_impl, jnp.dtype(compute_dtype))
 
 
 def default_conv_impl(backend: str | None = None) -> str:

@@ -414,6 +414,13 @@ def write(workdir: str | Path) -> Path:
   lines.append("")
   if not rows:
     lines.append("No completed rounds yet.")
+  elif config.get("report") == "curves":
+    from swapjax import registry
+    from swapjax.report_curves import curves_report
+
+    module = registry.registry().get(meta.get("experiment", ""))
+    reference = getattr(module, "REFERENCE", None) if module else None
+    lines += curves_report({**config, "reference": reference or {}}, rows, plots)
   elif config.get("study") == "memorize":
     lines += memorize_report(config, rows, plots)
   else:

@@ -100,14 +100,8 @@ def make_swap_round(config: Config, train_epoch, evaluate, k_max: int):
     if config.shared_model:
       # The report's aliasing: one network trains on A, judges B, then trains on B, judges A.
       keys = member_keys(k_train, 2)
-      params, opt_state, loss_a = train_epoch(
-        state.params,
-        state.opt_state,
-        pool,
-        idx[:, :1],
-        keys[:, :1],
-        runs.learning_rate_R,
-        state.active_R,
+      params, opt_state, loss_a, acc_a = train_epoch(
+        state.params, state.opt_state, pool, idx[:, :1], keys[:, :1], runs, state.active_R
       )
       seen = state.seen_RxMxP.at[:, 0].set(mark_seen(state.seen_RxMxP[:, 0], idx_a, n_train))
       loss_1, correct_1 = eval_pool(params, pool)
@@ -115,8 +109,8 @@ def make_swap_round(config: Config, train_epoch, evaluate, k_max: int):
       metrics_a = half_metrics(loss_1[:, 0], correct_1[:, 0], idx_a, idx_b, seen[:, 0], n_train)
       metrics_a.update(holdout_metrics(hold_1[0][:, 0], hold_1[1][:, 0]))
       b_correct = jnp.take_along_axis(correct_1[:, 0], idx_b, axis=1)
-      params, opt_state, loss_b = train_epoch(
-        params, opt_state, pool, idx[:, 1:], keys[:, 1:], runs.learning_rate_R, state.active_R
+      params, opt_state, loss_b, acc_b = train_epoch(
+        params, opt_state, pool, idx[:, 1:], keys[:, 1:], runs, state.active_R
       )
       seen = seen.at[:, 0].set(mark_seen(seen[:, 0], idx_b, n_train))
       loss_2, correct_2 = eval_pool(params, pool)
@@ -125,10 +119,11 @@ def make_swap_round(config: Config, train_epoch, evaluate, k_max: int):
       metrics_b.update(holdout_metrics(hold_2[0][:, 0], hold_2[1][:, 0]))
       a_miss = ~jnp.take_along_axis(correct_2[:, 0], idx_a, axis=1)
       epoch_loss = (loss_a[:, 0], loss_b[:, 0])
+      epoch_acc = (acc_a[:, 0], acc_b[:, 0])
     else:
       keys = member_keys(k_train, 2)
-      params, opt_state, loss_RxM = train_epoch(
-        state.params, state.opt_state, pool, idx, keys, runs.learning_rate_R, state.active_R
+      params, opt_state, loss_RxM, acc_RxM = train_epoch(
+        state.params, state.opt_state, pool, idx, keys, runs, state.active_R
       )
       seen = jnp.stack(
         [mark_seen(state.seen_RxMxP[:, m], idx[:, m], n_train) for m in (0, 1)], axis=1
@@ -142,7 +137,9 @@ def make_swap_round(config: Config, train_epoch, evaluate, k_max: int):
       a_miss = ~jnp.take_along_axis(correct[:, 1], idx_a, axis=1)
       b_correct = jnp.take_along_axis(correct[:, 0], idx_b, axis=1)
       epoch_loss = (loss_RxM[:, 0], loss_RxM[:, 1])
+      epoch_acc = (acc_RxM[:, 0], acc_RxM[:, 1])
     metrics_a["epoch_loss"], metrics_b["epoch_loss"] = epoch_loss
+    metrics_a["epoch_acc"], metrics_b["epoch_acc"] = epoch_acc
     for name, values in zip(SWAP_MEMBER_NAMES, (metrics_a, metrics_b), strict=True):
       metrics.update({f"{name}/{k}": v for k, v in values.items()})
 
@@ -185,14 +182,8 @@ def make_memorize_round(config: Config, train_epoch, evaluate):
   def round_fn(state: StudyState, pool: Pool, runs: RunArrays, test_due):
     k_train, _ = round_keys(run_keys(config.seed, runs.seed_R), state.round)
     idx = state.idx_RxHxN
-    params, opt_state, epoch_loss = train_epoch(
-      state.params,
-      state.opt_state,
-      pool,
-      idx,
-      member_keys(k_train, 1),
-      runs.learning_rate_R,
-      state.active_R,
+    params, opt_state, epoch_loss, epoch_acc = train_epoch(
+      state.params, state.opt_state, pool, idx, member_keys(k_train, 1), runs, state.active_R
     )
     seen = state.seen_RxMxP.at[:, 0].set(mark_seen(state.seen_RxMxP[:, 0], idx[:, 0], n_train))
     loss, correct = evaluate(params, pool.images_VxPxHxWxC, pool.variant_R, pool.labels_RxP)
@@ -209,18 +200,26 @@ def make_memorize_round(config: Config, train_epoch, evaluate):
     fit_epoch = jnp.where(newly_fit, epoch, state.fit_epoch_R)
     active = state.active_R & ~(newly_fit & config.early_stop)
 
+    # The test set, and the second evaluation set if the study has one (`test_from_train`).
+    eval_sets = {"test": (pool.holdout_images_VxTxHxWxC, pool.holdout_labels_T)}
+    if pool.extra_labels_E.shape[0]:
+      eval_sets["holdout"] = (pool.extra_images_VxExHxWxC, pool.extra_labels_E)
+
     def test(params):
-      labels = jnp.broadcast_to(
-        pool.holdout_labels_T, (pool.variant_R.shape[0], pool.holdout_labels_T.shape[0])
-      )
-      t_loss, t_correct = evaluate(params, pool.holdout_images_VxTxHxWxC, pool.variant_R, labels)
-      return t_loss[:, 0].mean(1), t_correct[:, 0].mean(1, dtype=jnp.float32)
+      out = {}
+      for name, (images, labels_T) in eval_sets.items():
+        labels = jnp.broadcast_to(labels_T, (pool.variant_R.shape[0], labels_T.shape[0]))
+        t_loss, t_correct = evaluate(params, images, pool.variant_R, labels)
+        out[f"{name}/loss"] = t_loss[:, 0].mean(1)
+        out[f"{name}/acc"] = t_correct[:, 0].mean(1, dtype=jnp.float32)
+      return out
 
     def skip(params):
       nan = jnp.full(pool.variant_R.shape, jnp.nan, jnp.float32)
-      return nan, nan
+      return {f"{name}/{m}": nan for name in eval_sets for m in ("loss", "acc")}
 
-    test_loss, test_acc = jax.lax.cond(test_due | newly_fit.any(), test, skip, params)
+    tested = jax.lax.cond(test_due | newly_fit.any(), test, skip, params)
+    test_loss, test_acc = tested.pop("test/loss"), tested.pop("test/acc")
     metrics = {
       "train/loss": train_loss,
       "train/acc": train_acc,
@@ -229,8 +228,10 @@ def make_memorize_round(config: Config, train_epoch, evaluate):
       "test/loss": test_loss,
       "test/acc": test_acc,
       "train/epoch_loss": epoch_loss[:, 0],
+      "train/epoch_acc": epoch_acc[:, 0],
       "fit_epoch": fit_epoch,
       "active": state.active_R,
+      **tested,
     }
     new_state = state._replace(
       params=params,

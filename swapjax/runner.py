@@ -23,7 +23,7 @@ import numpy as np
 import swapjax
 from swapjax import checkpoint, report, study
 from swapjax import mesh as meshlib
-from swapjax.config import Config, run_table
+from swapjax.config import Config, program_configs, run_table
 from swapjax.workdir import Workdir, atomic_write_bytes, atomic_write_text
 
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped cleanly at a round boundary; rerun to resume
@@ -97,13 +97,18 @@ def _meta(config: Config, experiment: str, data_source: str, num_runs: int) -> d
   }
 
 
-def _progress(config: Config, rnd: int, metrics, moved, round_s: float, eta_s: float) -> str:
+def _progress(config: Config, rnd: int, metrics_list, round_s: float, eta_s: float) -> str:
+  """One line for the whole study (every program's runs)."""
+  metrics = {
+    k: np.concatenate([np.asarray(m[k], np.float64).reshape(-1) for m in metrics_list])
+    for k in metrics_list[0]
+  }
   if config.study == "swap":
     acc = lambda k: float(np.nanmean(metrics[k]))
     return (
       f"round {rnd}/{config.rounds}  AtoB test {acc('AtoB/test_acc'):.3f} "
       f"(unseen {acc('AtoB/test_unseen_acc'):.3f})  BtoA test {acc('BtoA/test_acc'):.3f} "
-      f"(unseen {acc('BtoA/test_unseen_acc'):.3f})  moved {int(np.sum(moved))}  "
+      f"(unseen {acc('BtoA/test_unseen_acc'):.3f})  moved {int(np.sum(metrics['swap/moved']))}  "
       f"{round_s:.2f} s/round  ETA {eta_s:.0f} s"
     )
   fit = int((metrics["fit_epoch"] > 0).sum())
@@ -117,13 +122,22 @@ def _progress(config: Config, rnd: int, metrics, moved, round_s: float, eta_s: f
   )
 
 
-def write_outputs(wd: Workdir, idx, move_count, timing: dict[str, Any]) -> None:
-  idx = np.asarray(idx)
-  arrays = {"move_count": np.asarray(move_count)}
-  if idx.shape[1] == 2:
-    arrays.update(a_idx=idx[:, 0], b_idx=idx[:, 1])
-  else:
-    arrays.update(train_idx=idx[:, 0])
+def write_outputs(wd: Workdir, programs, states, timing: dict[str, Any]) -> None:
+  """membership.npz (per program, keys prefixed `p<i>_` when there are several), timing.json,
+  then the report."""
+  arrays = {}
+  for i, state in enumerate(states):
+    idx, move_count = (
+      np.asarray(a) for a in meshlib.to_host((state.idx_RxHxN, state.move_count_RxP))
+    )
+    prefix = f"p{i}_" if len(programs) > 1 else ""
+    arrays[f"{prefix}move_count"] = move_count
+    if idx.shape[1] == 2:
+      arrays.update({f"{prefix}a_idx": idx[:, 0], f"{prefix}b_idx": idx[:, 1]})
+    else:
+      arrays[f"{prefix}train_idx"] = idx[:, 0]
+  if jax.process_index():
+    return
   tmp = wd.path / ".membership.npz.tmp.npz"
   np.savez_compressed(tmp, **arrays)
   atomic_write_bytes(wd.path / "membership.npz", tmp.read_bytes())
@@ -132,26 +146,96 @@ def write_outputs(wd: Workdir, idx, move_count, timing: dict[str, Any]) -> None:
   report.write(wd.path)
 
 
+def _meshes(config: Config):
+  """One mesh per program (its run count decides the `runs` axis) and the first one's note."""
+  made = [
+    meshlib.make_mesh(len(run_table(p)), config.mesh_runs, config.mesh_data)
+    for p in program_configs(config)
+  ]
+  return [m for m, _ in made], made[0][1]
+
+
 def run(config: Config, experiment: str, options: RunOptions) -> Path:
   """Runs (or resumes) the study in `options.workdir`; returns the report path."""
   wd = Workdir(options.workdir)
   # Everything that can fail on bad input happens before anything is written.
   ds = study.load_data(config, options.data_dir, options.tfds_data_dir)
-  mesh, mesh_note = meshlib.make_mesh(len(run_table(config)), config.mesh_runs, config.mesh_data)
+  meshes, mesh_note = _meshes(config)
   if jax.process_index() == 0 and not options.restart and wd.path.is_dir():
     wd.check_config(config.to_json(), experiment)
   if jax.process_index() == 0:  # process 0 alone writes the workdir's files
     wd.prepare()
     wd.lock()
   try:
-    return _run_locked(config, experiment, options, wd, ds, mesh, mesh_note)
+    return _run_locked(config, experiment, options, wd, ds, meshes, mesh_note)
   finally:
     if jax.process_index() == 0:
       wd.unlock()
 
 
+def _pack(states):
+  """The checkpointed tree: the state itself for one program, `{program_<i>: state}` else."""
+  return states[0] if len(states) == 1 else {f"program_{i}": s for i, s in enumerate(states)}
+
+
+def _unpack(tree, count):
+  return [tree] if count == 1 else [tree[f"program_{i}"] for i in range(count)]
+
+
+def _compile(programs, states):
+  """AOT-compiles each scan-driven program's round; returns the programs and seconds each."""
+  compiled, seconds = [], []
+  for built, state in zip(programs, states, strict=True):
+    t0 = time.perf_counter()
+    if built.driver == "scan":
+      extra = () if built.config.study == "swap" else (np.asarray(False),)
+      fn = built.round_fn.lower(state, built.pool, built.runs, *extra).compile()
+      built = dataclasses.replace(built, round_fn=fn)
+    seconds.append(time.perf_counter() - t0)
+    compiled.append(built)
+    print(
+      f"swapjax: compiled the round of {len(built.runs_table)} runs x "
+      f"{built.config.members} members ({', '.join(sorted(set(built.groups)))}) in "
+      f"{seconds[-1]:.1f} s",
+      flush=True,
+    )
+  return compiled, seconds
+
+
+def _check_finite(config: Config, built, state, metrics, rnd: int, table, ckpt, wd):
+  """Stops the study (on_nan=stop) or freezes the runs whose loss is not finite."""
+  bad = study.nonfinite_runs(built, metrics, np.ones(len(built.runs_table), bool))
+  if not len(bad):
+    return state
+  described = ", ".join(
+    f"run {built.run_ids[r]} ({', '.join(f'{k}={v}' for k, v in table[built.run_ids[r]].items())})"
+    for r in bad[:5]
+  )
+  if config.on_nan == "stop":
+    ckpt.close()
+    raise StudyStopped(
+      EXIT_DIVERGED,
+      f"NaN/Inf loss in round {rnd + 1}: {described}; stopped, the last "
+      f"good checkpoint is round {rnd} in {wd.checkpoint_dir} "
+      "(--set on_nan=freeze continues the other runs)",
+    )
+  print(f"swapjax: froze diverged {described} at round {rnd + 1}", flush=True)
+  return state._replace(active_R=state.active_R.at[bad].set(False))
+
+
+def _restore(config, wd, states, resuming, notes):
+  ckpt = checkpoint.Checkpointer(wd.checkpoint_dir, keep=config.checkpoint_keep)
+  start = 0
+  if resuming and ckpt.steps():
+    start, restored = ckpt.restore_latest(checkpoint.abstract_like(_pack(states)), notes)
+    if restored is not None:
+      states = _unpack(restored, len(states))
+      print(f"swapjax: resuming after round {start} from {wd.checkpoint_dir}", flush=True)
+  return ckpt, start, states
+
+
 def _run_locked(
-  config: Config, experiment: str, options: RunOptions, wd: Workdir, ds, mesh, mesh_note: str
+  config: Config, experiment: str, options: RunOptions, wd: Workdir, ds, meshes, mesh_note: str
 ) -> Path:
   notes: list[str] = []
   writer = jax.process_index() == 0
@@ -162,81 +246,51 @@ def _run_locked(
   resuming = wd.check_config(config.to_json(), experiment) if writer else True
   print(f"swapjax: data {ds.name} from {ds.source}", flush=True)
   print(f"swapjax: {mesh_note}", flush=True)
-  built = study.build(config, ds, mesh)
-  meta = _meta(config, experiment, ds.source, len(built.runs_table))
-  round_key = "round" if config.study == "swap" else "epoch"
-
-  state = built.init_state(built.runs)
-  ckpt = checkpoint.Checkpointer(wd.checkpoint_dir, keep=config.checkpoint_keep)
-  start = 0
-  if resuming and ckpt.steps():
-    start, restored = ckpt.restore_latest(checkpoint.abstract_like(state), notes)
-    if restored is not None:
-      state = restored
-      print(f"swapjax: resuming after round {start} from {wd.checkpoint_dir}", flush=True)
+  programs = study.build_programs(config, ds, meshes)
+  table = run_table(config)
+  meta = _meta(config, experiment, ds.source, len(table))
+  round_key = study.round_key(config)
+  states = [p.init_state(p.runs) for p in programs]
+  ckpt, start, states = _restore(config, wd, states, resuming, notes)
   rows = wd.truncate_metrics(start, round_key) if writer else []
   previous = {r["run"]: r for r in rows if r.get(round_key) == start}
   meta["notes"] = list(notes)
   if not resuming and writer:
     wd.write_config(meta)
+  compile_s = [0.0] * len(programs)
+  if start < config.rounds:
+    programs, compile_s = _compile(programs, states)
 
   round_times: list[float] = []
-  compile_s = 0.0
-  if built.driver == "scan" and start < config.rounds:
-    t0 = time.perf_counter()
-    args = (
-      (state, built.pool, built.runs)
-      if config.study == "swap"
-      else (state, built.pool, built.runs, np.asarray(False))
-    )
-    compiled = built.round_fn.lower(*args).compile()
-    compile_s = time.perf_counter() - t0
-    built = dataclasses.replace(built, round_fn=compiled)
-    print(
-      f"swapjax: compiled the round for {len(built.runs_table)} runs x "
-      f"{config.members} members in {compile_s:.1f} s",
-      flush=True,
-    )
-
   finished_early = False
   with _StopFlag() as stop:
     for rnd in range(start, config.rounds):
       t0 = time.perf_counter()
-      state, metrics = study.step_round(built, state, study.test_due(config, rnd))
-      # The round's one device-to-host transfer: its metrics and which runs still train.
-      metrics, active = meshlib.to_host((metrics, state.active_R))
+      new_rows, all_metrics, any_active = [], [], False
+      for i, built in enumerate(programs):  # interleaved: every program does round rnd
+        state, metrics = study.step_round(built, states[i], study.test_due(config, rnd))
+        # The round's one device-to-host transfer: its metrics and which runs still train.
+        metrics, active = meshlib.to_host((metrics, state.active_R))
+        states[i] = _check_finite(config, built, state, metrics, rnd, table, ckpt, wd)
+        any_active |= bool(np.asarray(active).any())
+        all_metrics.append(metrics)
+        new_rows.append((built, metrics))
       round_s = time.perf_counter() - t0
       round_times.append(round_s)
-      active = np.asarray(active)
-      bad = study.nonfinite_runs(built, metrics, np.ones_like(active))
-      if len(bad):
-        described = ", ".join(
-          f"run {r} ({', '.join(f'{k}={v}' for k, v in built.runs_table[r].items())})"
-          for r in bad[:5]
-        )
-        if config.on_nan == "stop":
-          ckpt.close()
-          raise StudyStopped(
-            EXIT_DIVERGED,
-            f"NaN/Inf loss in round {rnd + 1}: {described}; stopped, the last "
-            f"good checkpoint is round {rnd} in {wd.checkpoint_dir} "
-            "(--set on_nan=freeze continues the other runs)",
-          )
-        state = state._replace(active_R=state.active_R.at[bad].set(False))
-        print(f"swapjax: froze diverged {described} at round {rnd + 1}", flush=True)
-      new_rows = study.metric_rows(built, metrics, rnd, previous, round_s)
-      previous = {r["run"]: r for r in new_rows}
+      rows = [
+        row
+        for built, metrics in new_rows
+        for row in study.metric_rows(built, metrics, rnd, previous, round_s)
+      ]
+      rows.sort(key=lambda row: row["run"])
+      previous = {r["run"]: r for r in rows}
       if writer:
-        wd.append_metrics(new_rows)
-      ckpt.save(rnd + 1, state)
+        wd.append_metrics(rows)
+      ckpt.save(rnd + 1, _pack(states))
       if options.progress and writer:
         eta = statistics.median(round_times[-5:]) * (config.rounds - rnd - 1)
-        print(
-          "swapjax: "
-          + _progress(config, rnd + 1, metrics, metrics.get("swap/moved", 0), round_s, eta),
-          flush=True,
-        )
-      if config.study == "memorize" and config.early_stop and not active.any():
+        print("swapjax: " + _progress(config, rnd + 1, all_metrics, round_s, eta), flush=True)
+      if config.early_stop and not any_active:
         finished_early = True
         print(f"swapjax: every run has fit by epoch {rnd + 1}; stopping early", flush=True)
         break
@@ -254,17 +308,26 @@ def _run_locked(
     "device": meta["device"],
     "device_count": jax.device_count(),
     "jax": jax.__version__,
-    "compile_s": compile_s,
+    "compile_s": sum(compile_s),
+    "programs": [
+      {
+        "program": i,
+        "runs": len(p.runs_table),
+        "groups": sorted(set(p.groups)),
+        "train_fraction": p.config.train_fraction[0],
+        "compile_s": c,
+      }
+      for i, (p, c) in enumerate(zip(programs, compile_s, strict=True))
+    ],
+    "schedule": "interleaved: every program runs round r before any runs round r + 1",
     "rounds_timed": len(round_times),
     "round_s": round_times,
-    "conv_impl": built.conv_impl,
-    "driver": built.driver,
+    "conv_impl": programs[0].conv_impl,
+    "driver": programs[0].driver,
     "round_s_median": statistics.median(steady) if steady else float("nan"),
     "round_s_min": min(steady) if steady else float("nan"),
     "round_s_max": max(steady) if steady else float("nan"),
     "finished_early": finished_early,
   }
-  idx, move_count = meshlib.to_host((state.idx_RxHxN, state.move_count_RxP))
-  if writer:
-    write_outputs(wd, idx, move_count, timing)
+  write_outputs(wd, programs, states, timing)
   return wd.path / "report.md"

@@ -19,6 +19,8 @@ class Pool(NamedTuple):
   variant_R: jax.Array  # int32, which image variant each run trains on
   holdout_images_VxTxHxWxC: jax.Array  # uint8, outside the pool (test set)
   holdout_labels_T: jax.Array  # int32
+  extra_images_VxExHxWxC: jax.Array  # uint8, a second evaluation set (E may be 0)
+  extra_labels_E: jax.Array  # int32
 
 
 class RunArrays(NamedTuple):
@@ -27,6 +29,7 @@ class RunArrays(NamedTuple):
   seed_R: jax.Array  # int32: the run's seed; its key is fold_in(key(config.seed), seed)
   warmup_R: jax.Array  # int32
   learning_rate_R: jax.Array  # float32
+  dropout_rate_R: jax.Array  # float32: rate of the model's `dropout` layers (traced)
   threshold_RxT: jax.Array  # int32 swap table
   k_RxT: jax.Array  # int32 swap table
 

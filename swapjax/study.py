@@ -19,7 +19,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from swapjax import data as datalib
 from swapjax import mesh as meshlib
 from swapjax import rounds, train
-from swapjax.config import Config, run_table
+from swapjax.config import Config, group_name, program_configs, run_table
 from swapjax.models import make_model, resolve_conv_impl
 from swapjax.state import Pool, RunArrays, StudyState
 
@@ -38,6 +38,8 @@ class Study:
   driver: str
   conv_impl: str
   data_source: str
+  run_ids: tuple[int, ...] = ()  # each run's index in the whole study (several programs)
+  groups: tuple[str, ...] = ()  # each run's group name
 
 
 def init_compiler_options(backend: str) -> dict | None:
@@ -56,7 +58,7 @@ def default_driver(backend: str) -> str:
 # ------------------------------------------------------------------ data
 def _input_variant(images: np.ndarray, kind: str, rng: np.random.Generator, stats):
   """Zhang et al.'s input corruptions, applied to a uint8 image set."""
-  if kind == "none":
+  if kind == "none" or not len(images):
     return images
   flat = images.reshape(len(images), -1)
   if kind == "shuffled_pixels":
@@ -85,7 +87,9 @@ def memorize_labels(
 
 
 def build_pool(config: Config, ds: datalib.Dataset, table) -> Pool:
-  p, t = config.pool_size, config.holdout_size
+  p, t = config.train_pool, config.holdout_size
+  if config.test_from_train:
+    t = config.test_from_train
   if len(ds.train_images) < p:
     raise datalib.DataError(
       f"{ds.source}: {len(ds.train_images)} training images, pool_size={p} asked for"
@@ -96,6 +100,12 @@ def build_pool(config: Config, ds: datalib.Dataset, table) -> Pool:
     )
   images, labels = ds.train_images[:p], ds.train_labels[:p]
   holdout, holdout_labels = ds.test_images[:t], ds.test_labels[:t]
+  if ds.holdout_images is not None:
+    extra = ds.holdout_images[: config.holdout_size]
+    extra_labels = ds.holdout_labels[: config.holdout_size]
+  else:
+    extra = np.zeros((0, *images.shape[1:]), np.uint8)
+    extra_labels = np.zeros(0, np.int32)
   if config.study == "swap":
     return Pool(
       jnp.asarray(images[None]),
@@ -103,9 +113,11 @@ def build_pool(config: Config, ds: datalib.Dataset, table) -> Pool:
       jnp.zeros(len(table), jnp.int32),
       jnp.asarray(holdout[None]),
       jnp.asarray(holdout_labels),
+      jnp.asarray(extra[None]),
+      jnp.asarray(extra_labels),
     )
   stats = {"mean": float(images.mean()), "std": float(images.std())}
-  variants, variant_of = [(images, holdout)], {}
+  variants, variant_of = [(images, holdout, extra)], {}
   labels_rows = []
   for run in table:
     key = (run["input_corruption"], run["seed"])
@@ -113,7 +125,11 @@ def build_pool(config: Config, ds: datalib.Dataset, table) -> Pool:
       rng = np.random.default_rng([config.seed, run["seed"], 2])
       stats["fixed_perm"] = rng.permutation(images[0].size)
       variants.append(
-        (_input_variant(images, key[0], rng, stats), _input_variant(holdout, key[0], rng, stats))
+        (
+          _input_variant(images, key[0], rng, stats),
+          _input_variant(holdout, key[0], rng, stats),
+          _input_variant(extra, key[0], rng, stats),
+        )
       )
       variant_of[key] = len(variants) - 1
     labels_rows.append(
@@ -126,6 +142,8 @@ def build_pool(config: Config, ds: datalib.Dataset, table) -> Pool:
     jnp.asarray(variant_R, jnp.int32),
     jnp.asarray(np.stack([v[1] for v in variants])),
     jnp.asarray(holdout_labels),
+    jnp.asarray(np.stack([v[2] for v in variants])),
+    jnp.asarray(extra_labels),
   )
 
 
@@ -141,6 +159,7 @@ def build_runs(config: Config, table) -> RunArrays:
     jnp.asarray([r["seed"] for r in table], jnp.int32),
     jnp.asarray([r["warmup"] for r in table], jnp.int32),
     jnp.asarray([r["learning_rate"] for r in table], jnp.float32),
+    jnp.asarray([r["dropout_rate"] for r in table], jnp.float32),
     jnp.asarray(thr),
     jnp.asarray(ks),
   )
@@ -165,7 +184,7 @@ def build(config: Config, ds: datalib.Dataset, mesh=None) -> Study:
   pool = build_pool(config, ds, table)
   runs = build_runs(config, table)
   members, halves = config.members, (2 if config.study == "swap" else 1)
-  n, p = config.half_size, config.pool_size
+  n, p = config.half_size, config.train_pool
 
   def init_state(runs: RunArrays) -> StudyState:
     k_init, k_split, _ = rounds.run_purpose_keys(rounds.run_keys(config.seed, runs.seed_R))
@@ -219,19 +238,63 @@ def build(config: Config, ds: datalib.Dataset, mesh=None) -> Study:
         donate_argnums=(0,),
       )
   return Study(
-    config, table, pool, runs, round_fn, init_fn, init_state, driver, conv_impl, ds.source
+    config,
+    table,
+    pool,
+    runs,
+    round_fn,
+    init_fn,
+    init_state,
+    driver,
+    conv_impl,
+    ds.source,
+    tuple(range(len(table))),
+    tuple(group_name(config, r) for r in table),
   )
 
 
+def build_programs(config: Config, ds: datalib.Dataset, meshes=None) -> list[Study]:
+  """One built program per value of the static run axes (`config.program_configs`); each
+  knows its runs' study-wide indices and group names. `meshes`: one mesh (or None) each."""
+  table = run_table(config)
+  programs = []
+  for i, program_config in enumerate(program_configs(config)):
+    fraction = program_config.train_fraction[0]
+    ids = tuple(j for j, r in enumerate(table) if r["train_fraction"] == fraction)
+    built = build(program_config, ds, meshes[i] if meshes else None)
+    groups = tuple(group_name(config, table[j]) for j in ids)
+    programs.append(dataclasses.replace(built, run_ids=ids, groups=groups))
+  return programs
+
+
 def load_data(config: Config, data_dir: str | None, tfds_data_dir: str | None):
-  return datalib.load(
+  """The dataset; with `test_from_train`, its test set is the training images after the pool
+  and its own test images become the holdout set."""
+  ds = datalib.load(
     config.dataset,
     config.source,
     data_dir,
     tfds_data_dir,
-    num_train=config.pool_size,
+    num_train=config.data_size,
     num_test=config.holdout_size,
     seed=config.seed,
+  )
+  if not config.test_from_train:
+    return ds
+  p, t = config.pool_size, config.test_from_train
+  if len(ds.train_images) < p + t:
+    raise datalib.DataError(
+      f"{ds.source}: {len(ds.train_images)} training images, pool_size={p} + "
+      f"test_from_train={t} asked for"
+    )
+  return dataclasses.replace(
+    ds,
+    train_images=ds.train_images[:p],
+    train_labels=ds.train_labels[:p],
+    test_images=ds.train_images[p : p + t],
+    test_labels=ds.train_labels[p : p + t],
+    holdout_images=ds.test_images,
+    holdout_labels=ds.test_labels,
   )
 
 
@@ -262,38 +325,28 @@ def metric_rows(
   previous: dict[int, dict] | None,
   round_s: float,
 ) -> list[dict[str, Any]]:
-  """One JSON-able row per run for this round (`round`, or `epoch` for memorize)."""
-  config = study.config
+  """One JSON-able row per run for this round: the round (`round`, or `epoch` for a
+  single-model study), the run's study-wide index, its group and run-axis values, then its
+  metrics. A run that stopped (`active` false) repeats its last row's metrics."""
   rows = []
   for r, run in enumerate(study.runs_table):
-    if config.study == "swap":
-      row = {
-        "round": round_index + 1,
-        "run": r,
-        "condition": run["condition"],
-        "warmup": run["warmup"],
-        "seed": run["seed"],
-        "learning_rate": run["learning_rate"],
-      }
-    else:
-      row = {
-        "epoch": round_index + 1,
-        "run": r,
-        "seed": run["seed"],
-        "label_corruption": run["label_corruption"],
-        "input_corruption": run["input_corruption"],
-        "learning_rate": run["learning_rate"],
-      }
+    run_id = study.run_ids[r]
+    row = {round_key(study.config): round_index + 1, "run": run_id, "group": study.groups[r]}
+    row.update(run)
     values = {k: _clean(v[r]) for k, v in metrics.items() if k != "active"}
-    if config.study == "memorize":
+    if "fit_epoch" in values:
       values["fit_epoch"] = values["fit_epoch"] if values["fit_epoch"] > 0 else None
-      prev = (previous or {}).get(r)
-      if prev is not None and not bool(metrics["active"][r]):
-        values = {k: prev.get(k) for k in values}  # stopped: metrics stay frozen
+    prev = (previous or {}).get(run_id)
+    if "active" in metrics and prev is not None and not bool(metrics["active"][r]):
+      values = {k: prev.get(k) for k in values}  # stopped: metrics stay frozen
     row.update(values)
     row["time/round_s"] = round(round_s, 4)
     rows.append(row)
   return rows
+
+
+def round_key(config: Config) -> str:
+  return "round" if config.study == "swap" else "epoch"
 
 
 def nonfinite_runs(study: Study, metrics: dict[str, np.ndarray], active_R: np.ndarray):

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import optax
 
 from swapjax.config import Config
-from swapjax.models import CNN
+from swapjax.models import SpecNet
 from swapjax.state import Pool
 
 
@@ -29,7 +29,7 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
   return optax.scale_by_adam(eps=config.adam_eps)
 
 
-def init_members(model: CNN, optimizer, key, members: int, image_shape):
+def init_members(model: SpecNet, optimizer, key, members: int, image_shape):
   """Params and optimiser state of `members` independently initialised networks (M, ...)."""
   dummy = jnp.zeros((1, *image_shape), jnp.float32)
   keys = jax.random.split(key, members)
@@ -53,30 +53,37 @@ def masked_cross_entropy(logits_BxC, labels_B, mask_B):
   return jnp.sum(per_sample * mask_B) / jnp.sum(mask_B)
 
 
-def make_train_epoch(config: Config, model: CNN, optimizer, driver: str, mesh=None):
-  """Returns `train_epoch(params, opt_state, pool, idx_RxMxN, key_RxM, lr_R, active_R)`.
+def make_train_epoch(config: Config, model: SpecNet, optimizer, driver: str, mesh=None):
+  """Returns `train_epoch(params, opt_state, pool, idx_RxMxN, key_RxM, runs, active_R)`.
 
-  Member m of run r trains one epoch on the first `num_train` positions of `idx[r, m]`;
-  returns the new params and optimiser state and the mean training loss (R, M). Runs whose
-  `active` is false keep their params and optimiser state unchanged.
+  Member m of run r trains one epoch on the first `num_train` positions of `idx[r, m]` with
+  its run's numbers (`runs.learning_rate_R`, `runs.dropout_rate_R`); returns the new params and
+  optimiser state, the mean training loss over the epoch's steps (R, M) and Keras' running
+  training accuracy (R, M): correct predictions of the epoch's own forward passes, dropout
+  active, over the samples trained on. Runs whose `active` is false keep their params and
+  optimiser state unchanged.
   """
   n_train, batch = config.num_train, config.batch_size
   steps = -(-n_train // batch)
   mask_SxB = (jnp.arange(steps * batch) < n_train).reshape(steps, batch)
 
-  def member_step(params, opt_state, x_BxHxWxC, y_B, mask_B, key, lr):
+  def member_step(params, opt_state, x_BxHxWxC, y_B, mask_B, key, lr, rate):
     def loss_fn(p):
-      logits = model.apply({"params": p}, x_BxHxWxC, train=True, rngs={"dropout": key})
-      return masked_cross_entropy(logits, y_B, mask_B)
+      logits = model.apply(
+        {"params": p}, x_BxHxWxC, train=True, rngs={"dropout": key}, dropout_rate=rate
+      )
+      hits = jnp.sum((jnp.argmax(logits, -1) == y_B) * mask_B)
+      return masked_cross_entropy(logits, y_B, mask_B), hits
 
-    loss, grads = jax.value_and_grad(loss_fn)(params)
+    (loss, hits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     updates = jax.tree.map(lambda u: -lr * u, updates)
-    return optax.apply_updates(params, updates), opt_state, loss
+    return optax.apply_updates(params, updates), opt_state, loss, hits
 
-  # vmap over members (same lr), then over runs.
+  # vmap over members (same run numbers), then over runs.
   step_RxM = jax.vmap(
-    jax.vmap(member_step, in_axes=(0, 0, 0, 0, None, 0, None)), in_axes=(0, 0, 0, 0, None, 0, 0)
+    jax.vmap(member_step, in_axes=(0, 0, 0, 0, None, 0, None, None)),
+    in_axes=(0, 0, 0, 0, None, 0, 0, 0),
   )
 
   def keep_active(active_R, new, old):
@@ -98,32 +105,35 @@ def make_train_epoch(config: Config, model: CNN, optimizer, driver: str, mesh=No
     )(jnp.arange(steps))
     return ids_SxRxMxB, step_keys
 
-  def one_step(params, opt_state, pool, ids_RxMxB, keys_RxM, mask_B, lr_R, active_R):
+  def one_step(params, opt_state, pool, ids_RxMxB, keys_RxM, mask_B, runs, active_R):
     x, y = gather_batch(pool, ids_RxMxB, config.normalize)
     if mesh is not None and mesh.shape["data"] > 1:  # split each member's batch on `data`
       spec = jax.sharding.PartitionSpec("runs", None, "data")
       x = jax.lax.with_sharding_constraint(x, jax.sharding.NamedSharding(mesh, spec))
-    new_params, new_opt, loss = step_RxM(params, opt_state, x, y, mask_B, keys_RxM, lr_R)
+    new_params, new_opt, loss, hits = step_RxM(
+      params, opt_state, x, y, mask_B, keys_RxM, runs.learning_rate_R, runs.dropout_rate_R
+    )
     return (
       keep_active(active_R, new_params, params),
       keep_active(active_R, new_opt, opt_state),
       loss,
+      hits,
     )
 
   if driver == "scan":
 
-    def train_epoch(params, opt_state, pool, idx_RxMxN, key_RxM, lr_R, active_R):
+    def train_epoch(params, opt_state, pool, idx_RxMxN, key_RxM, runs, active_R):
       ids, keys = plan(idx_RxMxN, key_RxM)
 
       def body(carry, xs):
         p, o = carry
-        p, o, loss = one_step(p, o, pool, *xs, lr_R, active_R)
-        return (p, o), loss
+        p, o, loss, hits = one_step(p, o, pool, *xs, runs, active_R)
+        return (p, o), (loss, hits)
 
-      (params, opt_state), loss_SxRxM = jax.lax.scan(
+      (params, opt_state), (loss_SxRxM, hits_SxRxM) = jax.lax.scan(
         body, (params, opt_state), (ids, keys, mask_SxB)
       )
-      return params, opt_state, loss_SxRxM.mean(0)
+      return params, opt_state, loss_SxRxM.mean(0), hits_SxRxM.sum(0) / n_train
 
     return train_epoch
 
@@ -132,20 +142,21 @@ def make_train_epoch(config: Config, model: CNN, optimizer, driver: str, mesh=No
   jit_plan = jax.jit(plan)
   jit_step = jax.jit(one_step, donate_argnums=(0, 1))
 
-  def train_epoch_host(params, opt_state, pool, idx_RxMxN, key_RxM, lr_R, active_R):
+  def train_epoch_host(params, opt_state, pool, idx_RxMxN, key_RxM, runs, active_R):
     ids, keys = jit_plan(idx_RxMxN, key_RxM)
-    losses = []
+    losses, hits = [], []
     for s in range(steps):
-      params, opt_state, loss = jit_step(
-        params, opt_state, pool, ids[s], keys[s], mask_SxB[s], lr_R, active_R
+      params, opt_state, loss, hit = jit_step(
+        params, opt_state, pool, ids[s], keys[s], mask_SxB[s], runs, active_R
       )
       losses.append(loss)
-    return params, opt_state, jnp.stack(losses).mean(0)
+      hits.append(hit)
+    return params, opt_state, jnp.stack(losses).mean(0), jnp.stack(hits).sum(0) / n_train
 
   return train_epoch_host
 
 
-def make_evaluate(config: Config, model: CNN, population: str = "map"):
+def make_evaluate(config: Config, model: SpecNet, population: str = "map"):
   """Returns `evaluate(params, images_VxTx..., variant_R, labels_RxT)` -> per-sample
   (loss, correct), each (R, M, T): every member of every run on every sample, in chunks.
 

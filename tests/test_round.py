@@ -120,13 +120,13 @@ def test_shared_mode_judges_b_before_and_a_after_the_b_epoch(tiny):
   train_epoch = jax.jit(train.make_train_epoch(cfg, model, train.make_optimizer(cfg), built.driver))
   k_train, _ = rounds.round_keys(rounds.run_keys(cfg.seed, built.runs.seed_R), before.round)
   keys = rounds.member_keys(k_train, 2)
-  mid_params, _, _ = train_epoch(
+  mid_params, *_ = train_epoch(
     before.params,
     before.opt_state,
     built.pool,
     before.idx_RxHxN[:, :1],
     keys[:, :1],
-    built.runs.learning_rate_R,
+    built.runs,
     before.active_R,
   )
   labels = np.asarray(built.pool.labels_RxP)

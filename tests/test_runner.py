@@ -149,6 +149,10 @@ def _cli(*args, timeout=300):
     (["--experiment=tiny", "--set", "unknown=1"], "unknown config key"),
     (["--experiment=tiny", "--set", "conditions=none,zzz"], "not a swap schedule"),
     (["--experiment=swap_cifar10", "--data_dir=/nonexistent"], "no such directory"),
+    (["--experiment=fashion_dropout", "--set", "dropout_rate=0,1.0"], "must be in [0, 1)"),
+    (["--experiment=memorize_mnist", "--set", "dropout_rate=0.5"], "a condition on no axis"),
+    (["--experiment=fashion_dropout", "--set", "train_fraction=1e-6"], "no training sample"),
+    (["--experiment=tiny", "--set", "model=resnet"], "allowed values"),
   ],
 )
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, args, needle):
@@ -165,11 +169,21 @@ def test_cli_list():
   assert result.returncode == 0 and "memorize_mnist" in result.stdout
 
 
-def _spawn_tiny(workdir, output):
-  """The `tiny` study as a background process (to be killed or signalled)."""
+def _spawn_tiny(workdir, output, study=("--experiment=tiny",)):
+  """A study (`tiny` by default) as a background process (to be killed or signalled)."""
   env = dict(os.environ, PYTHONPATH=str(REPO))
-  command = [sys.executable, "-m", "swapjax.main", "--experiment=tiny", f"--workdir={workdir}"]
+  command = [sys.executable, "-m", "swapjax.main", *study, f"--workdir={workdir}"]
   return subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=output, text=True)
+
+
+# fashion_dropout shrunk to synthetic data: two compiled programs (train fractions), two
+# dropout rates sharing each, 4 runs, 4 epochs.
+SEVERAL_PROGRAMS = (
+  "--experiment=fashion_dropout",
+  *("--set", "source=synthetic", "--set", "pool_size=80", "--set", "test_from_train=16"),
+  *("--set", "holdout_size=16", "--set", "rounds=4", "--set", "num_seeds=1"),
+  *("--set", "batch_size=8", "--set", "eval_batch_size=16", "--set", "test_every=2"),
+)
 
 
 def _wait_for_rows(path, n, proc, limit=240):
@@ -186,19 +200,22 @@ def _wait_for_rows(path, n, proc, limit=240):
 
 
 def _run_round_keys(rows):
-  return collections.Counter((r["run"], r["round"]) for r in rows)
+  return collections.Counter((r["run"], r.get("round", r.get("epoch"))) for r in rows)
 
 
-def test_kill_9_and_rerun_matches_uninterrupted(tmp_path):
+@pytest.mark.parametrize(
+  "study", [("--experiment=tiny",), SEVERAL_PROGRAMS], ids=["tiny", "programs"]
+)
+def test_kill_9_and_rerun_matches_uninterrupted(tmp_path, study):
   """Guards exact resume after kill -9 at any moment: the killed process really died by
   SIGKILL (exit -9) before finishing, a leftover `*.orbax-checkpoint-tmp` folder of an
   interrupted save does not break the rerun, and the resumed metrics.jsonl has each
   (run, round) exactly once and equals the uninterrupted run row for row."""
-  reference = _cli("--experiment=tiny", f"--workdir={tmp_path / 'ref'}")
+  reference = _cli(*study, f"--workdir={tmp_path / 'ref'}")
   assert reference.returncode == 0, reference.stderr
   target = tmp_path / "killed"
-  for rows_before_kill in (1, 5):  # kill inside round 1, then inside round 3
-    proc = _spawn_tiny(target, subprocess.DEVNULL)
+  for rows_before_kill in (1, 5):  # kill inside round 1, then inside round 2 or 3
+    proc = _spawn_tiny(target, subprocess.DEVNULL, study)
     _wait_for_rows(target / "metrics.jsonl", rows_before_kill, proc)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
@@ -207,7 +224,7 @@ def test_kill_9_and_rerun_matches_uninterrupted(tmp_path):
   leftover = target / "checkpoints" / "3.orbax-checkpoint-tmp-1764000000000000"
   leftover.mkdir(parents=True)
   (leftover / "partial").write_bytes(b"\0" * 64)
-  final = _cli("--experiment=tiny", f"--workdir={target}")
+  final = _cli(*study, f"--workdir={target}")
   assert final.returncode == 0, final.stderr
   rows, reference_rows = _rows(target), _rows(tmp_path / "ref")
   assert set(_run_round_keys(rows).values()) == {1}

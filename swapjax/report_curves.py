@@ -1,0 +1,255 @@
+"""Loss and accuracy curves of single-model classification studies, runs grouped by name.
+
+First used by `fashion_dropout` (report 003): a Fashion-MNIST CNN with and without Dropout(0.5)
+on 20% and 100% of the training data, judged by training and validation curves over epochs.
+A pure function of config.json and metrics.jsonl, like `swapjax.report`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+
+from swapjax import report
+from swapjax.report import _band, _grid, _per_round, _stat
+
+LOSSES = ("train/loss", "train/epoch_loss", "val/loss")
+FINAL_COLUMNS = (
+  ("train epoch_acc", "train/epoch_acc"),
+  ("train acc", "train/acc"),
+  ("val acc", "val/acc"),
+  ("val loss", "val/loss"),
+)
+
+
+def _finite(value) -> bool:
+  return value is not None and math.isfinite(value)
+
+
+def _runs_by_group(rows) -> dict[str, dict[int, list[dict]]]:
+  """{group: {run: its rows sorted by epoch}}, groups in the order they first appear."""
+  groups = defaultdict(lambda: defaultdict(list))
+  for r in rows:
+    groups[str(r.get("group", "all runs"))][r["run"]].append(r)
+  for runs in groups.values():
+    for run_rows in runs.values():
+      run_rows.sort(key=lambda r: r["epoch"])
+  return {group: dict(runs) for group, runs in groups.items()}
+
+
+def _epochs(epochs) -> str:
+  if not epochs:
+    return "n/a"
+  lo, hi = min(epochs), max(epochs)
+  return str(lo) if lo == hi else f"{lo}–{hi}"
+
+
+def _last_test(run_rows) -> dict:
+  """The run's last row with test metrics (holdout metrics come on the same rows), or {}."""
+  with_test = [r for r in run_rows if r.get("test/acc") is not None]
+  return with_test[-1] if with_test else {}
+
+
+def _final_table(groups, has_holdout: bool) -> list[str]:
+  test_metrics = ["test/acc", "test/loss"] + (["holdout/acc"] if has_holdout else [])
+  header = (
+    ["group", "seeds", "last epoch"]
+    + [name for name, _ in FINAL_COLUMNS]
+    + ["test epoch"]
+    + [m.replace("/", " ") for m in test_metrics]
+  )
+  lines = [
+    "| " + " | ".join(header) + " |",
+    "| --- | ---: | ---: | " + " | ".join(["---"] * (len(header) - 3)) + " |",
+  ]
+  for group, runs in groups.items():
+    last = [run_rows[-1] for run_rows in runs.values()]
+    tests = [_last_test(run_rows) for run_rows in runs.values()]
+    cells = [f"`{group}`", str(len(runs)), _epochs([r["epoch"] for r in last])]
+    cells += [_stat([r.get(metric) for r in last]) for _, metric in FINAL_COLUMNS]
+    cells.append(_epochs([t["epoch"] for t in tests if t]))
+    cells += [_stat([t.get(metric) for t in tests]) for metric in test_metrics]
+    lines.append("| " + " | ".join(cells) + " |")
+  return lines
+
+
+def _reference_value(ref: dict, key: str) -> str:
+  value = ref.get(key)
+  return f"{value:.4f}" if _finite(value) else "n/a"
+
+
+def _comparison(groups, reference: dict) -> list[str]:
+  """The report's numbers at its epoch count beside ours at that epoch (or our last)."""
+  lines = [
+    "",
+    "## Compared with the report",
+    "",
+    "The report's training accuracy is Keras' running mean over the epoch with dropout active, "
+    "so it stands beside `train/epoch_acc`. Measured: mean ± std over seeds at the report's "
+    "epoch, or at the last epoch when the study stopped earlier.",
+    "",
+    "| group | report epochs | measured at epoch | report train acc | train epoch_acc | "
+    "report val acc | val acc | report val loss | val loss |",
+    "| --- | ---: | --- | ---: | --- | ---: | --- | ---: | --- |",
+  ]
+  for group, runs in groups.items():
+    ref = reference.get(group)
+    if not isinstance(ref, dict):
+      continue
+    target = ref.get("epochs")
+    picked = []
+    for run_rows in runs.values():
+      upto = [r for r in run_rows if target is None or r["epoch"] <= target]
+      picked.append(upto[-1] if upto else run_rows[-1])
+    measured_at = _epochs([r["epoch"] for r in picked])
+    if target is not None and max(r["epoch"] for r in picked) < target:
+      measured_at += f" (report's {target} not reached)"
+    lines.append(
+      f"| `{group}` | {target if target is not None else 'n/a'} | {measured_at} | "
+      f"{_reference_value(ref, 'train_acc')} | {_stat([r.get('train/epoch_acc') for r in picked])}"
+      f" | {_reference_value(ref, 'val_acc')} | {_stat([r.get('val/acc') for r in picked])} | "
+      f"{_reference_value(ref, 'val_loss')} | {_stat([r.get('val/loss') for r in picked])} |"
+    )
+  absent = [group for group in reference if group not in groups]
+  if absent:
+    lines += ["", "In the report but not in this study: " + ", ".join(f"`{g}`" for g in absent)]
+  return lines
+
+
+def _collapse(run_rows, num_classes: int) -> tuple[int, str] | None:
+  """(epoch, why) where a run that had learned falls to chance or its loss stops being finite.
+
+  Report 003's 4000-epoch run ended at acc 0.0977 and loss 14.5: training had broken down, which
+  the final-epoch means alone would hide.
+  """
+  chance = 1.5 / num_classes
+  best = {}
+  seen_loss = set()
+  for r in run_rows:
+    for key in LOSSES:
+      if key not in r:
+        continue
+      value = r[key]
+      if value is None:
+        if key in seen_loss:
+          return r["epoch"], f"{key} became null"
+      elif not math.isfinite(value):
+        return r["epoch"], f"{key} = {value}"
+      else:
+        seen_loss.add(key)
+    for key in ("train/epoch_acc", "train/acc"):
+      value = r.get(key)
+      if not _finite(value):
+        continue
+      if best.get(key, 0.0) > 0.5 and value <= chance:
+        return r["epoch"], f"{key} {value:.4f} after {best[key]:.4f}"
+      best[key] = max(best.get(key, value), value)
+  return None
+
+
+def _collapse_lines(groups, num_classes: int) -> list[str]:
+  lines = [
+    "",
+    "## Collapse",
+    "",
+    f"A run collapses when its training accuracy, once above 0.5, falls to <= "
+    f"{1.5 / num_classes:.3g} (1.5 / {num_classes} classes), or when a loss becomes null or "
+    "non-finite.",
+    "",
+  ]
+  found = []
+  for group, runs in groups.items():
+    for run, run_rows in runs.items():
+      collapse = _collapse(run_rows, num_classes)
+      if collapse is not None:
+        epoch, why = collapse
+        seed = run_rows[0].get("seed")
+        found.append(f"- `{group}`, seed {seed}, run {run}: collapsed at epoch {epoch} ({why})")
+  return lines + (found or ["No run collapsed."])
+
+
+def _markers(ax, grows, metric, label, color, marker, **style):
+  """Mean ± std over seeds at the epochs where every run has `metric` (the test epochs)."""
+  series = _per_round(grows, "epoch", metric)
+  if series is None or not series[0].size:
+    return
+  xs, ys = series
+  ax.errorbar(
+    xs, ys.mean(0), yerr=ys.std(0), fmt=marker, color=color, capsize=3, label=label, **style
+  )
+
+
+def _dashed_mean(ax, grows, metric, label, color):
+  series = _per_round(grows, "epoch", metric)
+  if series is not None:
+    xs, ys = series
+    ax.plot(xs, ys.mean(0), "--", color=color, lw=1, label=label)
+
+
+def _curves_figure(plt, groups, kind: str, path: Path):
+  from matplotlib.ticker import MaxNLocator
+
+  what = "accuracy" if kind == "acc" else "loss"
+  fig, axes = _grid(plt, groups, f"{what} against epochs (mean ± std over seeds)")
+  for ax, (group, runs) in zip(axes, groups.items(), strict=False):
+    grows = [r for run_rows in runs.values() for r in run_rows]
+    _band(ax, grows, "epoch", f"train/epoch_{kind}", "train (Keras: epoch mean, dropout on)", "C0")
+    _dashed_mean(ax, grows, f"train/{kind}", "train (after epoch, dropout off)", "C0")
+    _band(ax, grows, "epoch", f"val/{kind}", "validation", "C1")
+    _markers(ax, grows, f"test/{kind}", "test", "C3", "o", ms=5)
+    _markers(
+      ax, grows, f"holdout/{kind}", "holdout", "C4", "s", mfc="none", ms=9
+    )  # hollow: test shows through
+    ax.set_title(group.replace(",", ", "), fontsize=9)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(what)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True)
+  used = axes[: len(groups)]
+  for ax in used[1:]:  # one y scale, so groups compare at a glance (report 003: mind the y axis)
+    ax.sharey(used[0])
+  for ax in axes[len(groups) :]:
+    ax.set_visible(False)
+  legend = {}
+  for ax in used:
+    for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+      legend.setdefault(label, handle)
+  height = fig.get_figheight()
+  # One legend below the grid, outside every axes, so it never covers a curve.
+  fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=len(legend), fontsize=8)
+  fig.tight_layout(rect=(0, 0.35 / height, 1, 1))
+  fig.savefig(path, dpi=90)
+  plt.close(fig)
+
+
+def curves_report(config: dict, rows: list[dict], plots: Path) -> list[str]:
+  """Markdown lines (final table, comparison with the report, collapses) and curve figures."""
+  plt = report._plt()  # looked up on the module so tests can take matplotlib away
+  groups = _runs_by_group(rows)
+  has_holdout = any(r.get("holdout/acc") is not None for r in rows)
+  num_classes = config.get("num_classes", 10)
+  lines = [
+    "## Last epoch per group (mean ± std over seeds)",
+    "",
+    "`train epoch_acc` is Keras' running mean over the epoch's batches with dropout active (the "
+    "number in the report's logs); `train acc` is measured after the epoch with dropout off. "
+    "Test (and holdout) columns are from each run's last epoch with a test evaluation "
+    "(`test epoch`).",
+    "",
+  ]
+  lines += _final_table(groups, has_holdout)
+  reference = config.get("reference")
+  if isinstance(reference, dict) and reference:
+    lines += _comparison(groups, reference)
+  lines += _collapse_lines(groups, num_classes)
+  if plt is None:
+    return lines + ["", report.NO_PLOTS]
+  _curves_figure(plt, groups, "acc", plots / "curves_accuracy.png")
+  _curves_figure(plt, groups, "loss", plots / "curves_loss.png")
+  return lines + [
+    "",
+    "![accuracy curves](plots/curves_accuracy.png)",
+    "",
+    "![loss curves](plots/curves_loss.png)",
+  ]

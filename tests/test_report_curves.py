@@ -1,0 +1,170 @@
+"""The curves report from hand-made rows: every table cell against numpy, figures written."""
+
+import math
+
+import numpy as np
+
+from swapjax import report
+from swapjax.report_curves import curves_report
+
+SMALL = "train_fraction=0.2,dropout_rate=0.0"
+FULL = "train_fraction=1.0,dropout_rate=0.5"
+TEST_EPOCHS = {SMALL: (1, 5), FULL: (1, 4)}
+EPOCHS = range(1, 6)
+COLLAPSED = (FULL, 1)  # this group's seed 1 falls to chance at epoch 4
+REFERENCE = {
+  SMALL: {"epochs": 3, "train_acc": 0.9992, "val_acc": 0.8650, "val_loss": 0.7134},
+  FULL: {"epochs": 40, "train_acc": 0.9308, "val_acc": 0.9086, "val_loss": 0.3602},
+  "train_fraction=0.2,dropout_rate=0.5": {"epochs": 40, "train_acc": 0.879, "val_acc": 0.858},
+}
+
+
+def _rows():
+  """2 groups x 3 seeds x 5 epochs; holdout only in SMALL; values move with epoch and seed."""
+  rng = np.random.default_rng(0)
+  rows = []
+  for g, group in enumerate((SMALL, FULL)):
+    for seed in range(3):
+      run = 3 * g + seed
+      for epoch in EPOCHS:
+        acc = 0.55 + 0.07 * epoch + 0.01 * seed - 0.02 * g + rng.uniform(0, 0.01, 6)
+        loss = 1.5 / epoch + 0.05 * seed + rng.uniform(0, 0.05, 6)
+        if (group, seed) == COLLAPSED and epoch >= 4:
+          acc[:2] = 0.1
+        tested = epoch in TEST_EPOCHS[group]
+        row = {
+          "epoch": epoch,
+          "run": run,
+          "group": group,
+          "seed": seed,
+          "train_fraction": 0.2 if g == 0 else 1.0,
+          "dropout_rate": 0.5 * g,
+          "learning_rate": 0.001,
+          "train/epoch_acc": acc[0],
+          "train/acc": acc[1],
+          "val/acc": acc[2],
+          "test/acc": acc[3] if tested else None,
+          "train/epoch_loss": loss[0],
+          "train/loss": loss[1],
+          "val/loss": loss[2],
+          "test/loss": loss[3] if tested else None,
+          "fit_epoch": None,
+        }
+        if group == SMALL:
+          row["holdout/acc"] = acc[4] if tested else None
+          row["holdout/loss"] = loss[4] if tested else None
+        rows.append(row)
+  return rows
+
+
+def _table(lines, first_header):
+  """Rows of the markdown table whose header starts with `first_header`, as {header: cell}."""
+  start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+  header = [c.strip() for c in lines[start].strip("|").split("|")]
+  table = []
+  for line in lines[start + 2 :]:
+    if not line.startswith("|"):
+      break
+    table.append(dict(zip(header, [c.strip() for c in line.strip("|").split("|")], strict=True)))
+  return table
+
+
+def _assert_stat(cell, values):
+  """`cell` is "mean ± std" of `values` (np.std, ddof 0) to the 4 decimals shown."""
+  mean, std = (float(x) for x in cell.split("±"))
+  assert abs(mean - np.mean(values)) <= 5e-5 + 1e-12, (cell, np.mean(values))
+  assert abs(std - np.std(values)) <= 5e-5 + 1e-12, (cell, np.std(values))
+
+
+def _at(rows, group, epoch, metric):
+  values = [r[metric] for r in rows if r["group"] == group and r["epoch"] == epoch]
+  assert len(values) == 3
+  return np.array(values)
+
+
+def test_final_table_every_cell_against_numpy(tmp_path):
+  rows = _rows()
+  lines = curves_report({"num_classes": 10}, rows, tmp_path)
+  table = {row["group"]: row for row in _table(lines, "group | seeds")}
+  assert list(table) == [f"`{SMALL}`", f"`{FULL}`"]
+  for group in (SMALL, FULL):
+    row = table[f"`{group}`"]
+    assert row["seeds"] == "3" and row["last epoch"] == "5"
+    for column, metric in [
+      ("train epoch_acc", "train/epoch_acc"),
+      ("train acc", "train/acc"),
+      ("val acc", "val/acc"),
+      ("val loss", "val/loss"),
+    ]:
+      _assert_stat(row[column], _at(rows, group, 5, metric))
+    last_test = TEST_EPOCHS[group][-1]
+    assert row["test epoch"] == str(last_test)
+    _assert_stat(row["test acc"], _at(rows, group, last_test, "test/acc"))
+    _assert_stat(row["test loss"], _at(rows, group, last_test, "test/loss"))
+  _assert_stat(table[f"`{SMALL}`"]["holdout acc"], _at(rows, SMALL, 5, "holdout/acc"))
+  assert table[f"`{FULL}`"]["holdout acc"] == "n/a"
+
+
+def test_without_holdout_there_is_no_holdout_column(tmp_path):
+  rows = [r for r in _rows() if r["group"] == FULL]
+  lines = curves_report({}, rows, tmp_path)
+  assert "holdout acc" not in _table(lines, "group | seeds")[0]
+
+
+def test_comparison_with_the_report_at_its_epoch_or_our_last(tmp_path):
+  rows = _rows()
+  lines = curves_report({"reference": REFERENCE}, rows, tmp_path)
+  table = {row["group"]: row for row in _table(lines, "group | report epochs")}
+  assert list(table) == [f"`{SMALL}`", f"`{FULL}`"]
+  for group, epoch, shown in [(SMALL, 3, "3"), (FULL, 5, "5 (report's 40 not reached)")]:
+    row, ref = table[f"`{group}`"], REFERENCE[group]
+    assert row["report epochs"] == str(ref["epochs"])
+    assert row["measured at epoch"] == shown
+    assert row["report train acc"] == f"{ref['train_acc']:.4f}"
+    assert row["report val acc"] == f"{ref['val_acc']:.4f}"
+    assert row["report val loss"] == f"{ref['val_loss']:.4f}"
+    _assert_stat(row["train epoch_acc"], _at(rows, group, epoch, "train/epoch_acc"))
+    _assert_stat(row["val acc"], _at(rows, group, epoch, "val/acc"))
+    _assert_stat(row["val loss"], _at(rows, group, epoch, "val/loss"))
+  assert "In the report but not in this study: `train_fraction=0.2,dropout_rate=0.5`" in lines
+  assert "## Compared with the report" not in curves_report({}, rows, tmp_path)
+
+
+def test_collapse_is_listed_with_its_epoch(tmp_path):
+  lines = curves_report({"num_classes": 10}, _rows(), tmp_path)
+  collapsed = [line for line in lines if "collapsed at epoch" in line]
+  assert len(collapsed) == 1
+  assert collapsed[0].startswith(f"- `{FULL}`, seed 1, run 4: collapsed at epoch 4 (")
+  # With 5 classes the floor is 0.3: 0.1 still collapses, the healthy runs (>= 0.6) do not.
+  lines = curves_report({"num_classes": 5}, _rows(), tmp_path)
+  assert [line for line in lines if "collapsed at epoch" in line] == collapsed
+
+
+def test_no_collapse_and_non_finite_losses(tmp_path):
+  rows = [r for r in _rows() if r["group"] == SMALL]
+  assert "No run collapsed." in curves_report({}, rows, tmp_path)
+  rows[1]["val/loss"] = math.nan  # run 0, epoch 2
+  rows[7]["train/epoch_loss"] = None  # run 1, epoch 3, after finite values
+  lines = curves_report({}, rows, tmp_path)
+  assert f"- `{SMALL}`, seed 0, run 0: collapsed at epoch 2 (val/loss = nan)" in lines
+  assert f"- `{SMALL}`, seed 1, run 1: collapsed at epoch 3 (train/epoch_loss became null)" in lines
+
+
+def test_a_run_that_never_learned_has_not_collapsed(tmp_path):
+  rows = [dict(r, **{"train/epoch_acc": 0.1, "train/acc": 0.1}) for r in _rows()]
+  assert "No run collapsed." in curves_report({}, rows, tmp_path)
+
+
+def test_figures_are_written(tmp_path):
+  lines = curves_report({}, _rows(), tmp_path)
+  for name in ("curves_accuracy", "curves_loss"):
+    assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+    assert f"plots/{name}.png" in "\n".join(lines)
+
+
+def test_without_matplotlib_the_tables_are_still_written(tmp_path, monkeypatch):
+  monkeypatch.setattr(report, "_plt", lambda: None)
+  lines = curves_report({"reference": REFERENCE}, _rows(), tmp_path)
+  assert len(_table(lines, "group | seeds")) == 2
+  assert len(_table(lines, "group | report epochs")) == 2
+  assert lines[-1] == report.NO_PLOTS and not list(tmp_path.iterdir())
