@@ -92,6 +92,11 @@ class Config:
   checkpoint_keep: int = 3
   on_nan: str = "stop"
   mesh_runs: int = 0
+  # 0: each program's runs in one compiled call, split evenly over the `runs` devices (fastest;
+  # XLA compiles another program for another device count, so near ties can flip). N: chunks of
+  # N runs per device per call, so every device runs the same N-run program whatever the
+  # device count: results are bitwise independent of it (tested), and memory is bounded.
+  runs_per_device: int = 0
   mesh_data: int = 1
 
   # ---------------------------------------------------------------- derived
@@ -288,6 +293,13 @@ def validate(config: Config) -> None:
     len(set(config.conditions)) == len(config.conditions),
     f"conditions={','.join(config.conditions)}: names repeat",
   )
+  _check(config.runs_per_device >= 0, f"runs_per_device={config.runs_per_device}: must be >= 0")
+  for program in program_configs(config) if config.runs_per_device else ():
+    count = len(run_table(program))
+    _check(
+      count % config.runs_per_device == 0,
+      f"runs_per_device={config.runs_per_device} does not divide the {count} runs of a program",
+    )
   _check(
     config.mesh_runs >= 0 and config.mesh_data >= 1,
     f"mesh_runs={config.mesh_runs}, mesh_data={config.mesh_data}: must be >= 0 and >= 1",

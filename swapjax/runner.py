@@ -18,12 +18,14 @@ from typing import Any
 
 import flax
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import swapjax
 from swapjax import checkpoint, report, study
 from swapjax import mesh as meshlib
 from swapjax.config import Config, program_configs, run_table
+from swapjax.state import StudyState
 from swapjax.workdir import Workdir, atomic_write_bytes, atomic_write_text
 
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped cleanly at a round boundary; rerun to resume
@@ -126,11 +128,13 @@ def write_outputs(wd: Workdir, programs, states, timing: dict[str, Any]) -> None
   """membership.npz (per program, keys prefixed `p<i>_` when there are several), timing.json,
   then the report."""
   arrays = {}
-  for i, state in enumerate(states):
+  packed = _pack(programs, states)
+  joined = [packed] if isinstance(packed, StudyState) else list(packed.values())
+  for i, state in enumerate(joined):
     idx, move_count = (
       np.asarray(a) for a in meshlib.to_host((state.idx_RxHxN, state.move_count_RxP))
     )
-    prefix = f"p{i}_" if len(programs) > 1 else ""
+    prefix = f"p{i}_" if len(joined) > 1 else ""
     arrays[f"{prefix}move_count"] = move_count
     if idx.shape[1] == 2:
       arrays.update({f"{prefix}a_idx": idx[:, 0], f"{prefix}b_idx": idx[:, 1]})
@@ -147,12 +151,24 @@ def write_outputs(wd: Workdir, programs, states, timing: dict[str, Any]) -> None
 
 
 def _meshes(config: Config):
-  """One mesh per program (its run count decides the `runs` axis) and the first one's note."""
+  """One mesh per program (its run count decides the `runs` axis), or single devices for
+  chunks of `runs_per_device` (one process, no `data` axis); and a line saying which."""
+  if config.runs_per_device and jax.process_count() == 1 and config.mesh_data == 1:
+    devices = jax.local_devices()
+    chunks = min(len(run_table(p)) // config.runs_per_device for p in program_configs(config))
+    count = meshlib.choose_runs_axis(chunks, len(devices), config.mesh_runs, 1)
+    if count > len(devices):
+      raise meshlib.MeshError(f"mesh_runs={count} needs more than the {len(devices)} devices")
+    note = (
+      f"{config.runs_per_device} run(s) per call on each of {count} device(s), chunks round-robin"
+    )
+    return [None] * len(program_configs(config)), note, devices[:count]
+  per_device = config.runs_per_device or 1
   made = [
-    meshlib.make_mesh(len(run_table(p)), config.mesh_runs, config.mesh_data)
+    meshlib.make_mesh(len(run_table(p)) // per_device, config.mesh_runs, config.mesh_data)
     for p in program_configs(config)
   ]
-  return [m for m, _ in made], made[0][1]
+  return [m for m, _ in made], made[0][1], None
 
 
 def run(config: Config, experiment: str, options: RunOptions) -> Path:
@@ -160,45 +176,76 @@ def run(config: Config, experiment: str, options: RunOptions) -> Path:
   wd = Workdir(options.workdir)
   # Everything that can fail on bad input happens before anything is written.
   ds = study.load_data(config, options.data_dir, options.tfds_data_dir)
-  meshes, mesh_note = _meshes(config)
+  meshes, mesh_note, devices = _meshes(config)
   if jax.process_index() == 0 and not options.restart and wd.path.is_dir():
     wd.check_config(config.to_json(), experiment)
   if jax.process_index() == 0:  # process 0 alone writes the workdir's files
     wd.prepare()
     wd.lock()
   try:
-    return _run_locked(config, experiment, options, wd, ds, meshes, mesh_note)
+    return _run_locked(config, experiment, options, wd, ds, (meshes, devices), mesh_note)
   finally:
     if jax.process_index() == 0:
       wd.unlock()
 
 
-def _pack(states):
-  """The checkpointed tree: the state itself for one program, `{program_<i>: state}` else."""
-  return states[0] if len(states) == 1 else {f"program_{i}": s for i, s in enumerate(states)}
+def _join_runs(*leaves):
+  """One leaf of several chunks joined on the run axis (scalars, like the round, are shared)."""
+  if not np.ndim(leaves[0]):
+    return leaves[0]
+  return (np.concatenate if isinstance(leaves[0], np.ndarray) else jnp.concatenate)(leaves)
 
 
-def _unpack(tree, count):
-  return [tree] if count == 1 else [tree[f"program_{i}"] for i in range(count)]
+def _pack(programs, states):
+  """The checkpointed tree: each program's state with its chunks joined on the run axis (so a
+  checkpoint does not depend on the chunking or the device count); the state itself for one
+  program, `{program_<i>: state}` for several."""
+  joined = []
+  for i in sorted({p.program for p in programs}):
+    chunks = [(p, s) for p, s in zip(programs, states, strict=True) if p.program == i]
+    parts = [s for _, s in chunks]
+    if len(parts) > 1 and any(p.device is not None for p, _ in chunks):
+      parts = jax.device_get(parts)  # chunks on different devices meet on the host
+    joined.append(parts[0] if len(parts) == 1 else jax.tree.map(_join_runs, *parts))
+  return joined[0] if len(joined) == 1 else {f"program_{i}": s for i, s in enumerate(joined)}
+
+
+def _unpack(programs, tree, like):
+  """The chunk states of a packed tree, placed like the freshly initialised `like` states."""
+  joined = [tree] if isinstance(tree, StudyState) else list(tree.values())
+  out, offset = [], dict.fromkeys(range(len(joined)), 0)
+  for built, fresh in zip(programs, like, strict=True):
+    size, start = len(built.runs_table), offset[built.program]
+    offset[built.program] += size
+    part = jax.tree.map(
+      lambda a, start=start, size=size: a if not np.ndim(a) else a[start : start + size],
+      joined[built.program],
+    )
+    out.append(jax.tree.map(lambda a, ref: jax.device_put(a, ref.sharding), part, fresh))
+  return out
 
 
 def _compile(programs, states):
-  """AOT-compiles each scan-driven program's round; returns the programs and seconds each."""
-  compiled, seconds = [], []
+  """AOT-compiles each program's round once (its chunks share it); returns the programs with
+  compiled rounds and the compile seconds per program."""
+  compiled, seconds, done = [], {}, {}
   for built, state in zip(programs, states, strict=True):
-    t0 = time.perf_counter()
-    if built.driver == "scan":
+    key = (built.program, getattr(built.device, "id", None))
+    if built.driver == "scan" and key not in done:
+      t0 = time.perf_counter()
       extra = () if built.config.study == "swap" else (np.asarray(False),)
-      fn = built.round_fn.lower(state, built.pool, built.runs, *extra).compile()
-      built = dataclasses.replace(built, round_fn=fn)
-    seconds.append(time.perf_counter() - t0)
+      done[key] = built.round_fn.lower(state, built.pool, built.runs, *extra).compile()
+      seconds[built.program] = seconds.get(built.program, 0.0) + time.perf_counter() - t0
+      groups = sorted({g for p in programs if p.program == built.program for g in p.groups})
+      print(
+        f"swapjax: compiled the round of {len(built.runs_table)} runs x "
+        f"{built.config.members} members ({', '.join(groups)}) in "
+        f"{time.perf_counter() - t0:.1f} s" + (f" for {built.device}" if built.device else ""),
+        flush=True,
+      )
+    if key in done:
+      built = dataclasses.replace(built, round_fn=done[key])
     compiled.append(built)
-    print(
-      f"swapjax: compiled the round of {len(built.runs_table)} runs x "
-      f"{built.config.members} members ({', '.join(sorted(set(built.groups)))}) in "
-      f"{seconds[-1]:.1f} s",
-      flush=True,
-    )
   return compiled, seconds
 
 
@@ -223,19 +270,20 @@ def _check_finite(config: Config, built, state, metrics, rnd: int, table, ckpt, 
   return state._replace(active_R=state.active_R.at[bad].set(False))
 
 
-def _restore(config, wd, states, resuming, notes):
+def _restore(config, wd, programs, states, resuming, notes):
   ckpt = checkpoint.Checkpointer(wd.checkpoint_dir, keep=config.checkpoint_keep)
   start = 0
   if resuming and ckpt.steps():
-    start, restored = ckpt.restore_latest(checkpoint.abstract_like(_pack(states)), notes)
+    abstract = checkpoint.abstract_like(_pack(programs, states))
+    start, restored = ckpt.restore_latest(abstract, notes)
     if restored is not None:
-      states = _unpack(restored, len(states))
+      states = _unpack(programs, restored, states)
       print(f"swapjax: resuming after round {start} from {wd.checkpoint_dir}", flush=True)
   return ckpt, start, states
 
 
 def _run_locked(
-  config: Config, experiment: str, options: RunOptions, wd: Workdir, ds, meshes, mesh_note: str
+  config: Config, experiment: str, options: RunOptions, wd: Workdir, ds, placement, mesh_note: str
 ) -> Path:
   notes: list[str] = []
   writer = jax.process_index() == 0
@@ -246,18 +294,18 @@ def _run_locked(
   resuming = wd.check_config(config.to_json(), experiment) if writer else True
   print(f"swapjax: data {ds.name} from {ds.source}", flush=True)
   print(f"swapjax: {mesh_note}", flush=True)
-  programs = study.build_programs(config, ds, meshes)
+  programs = study.build_programs(config, ds, *placement)
   table = run_table(config)
   meta = _meta(config, experiment, ds.source, len(table))
   round_key = study.round_key(config)
   states = [p.init_state(p.runs) for p in programs]
-  ckpt, start, states = _restore(config, wd, states, resuming, notes)
+  ckpt, start, states = _restore(config, wd, programs, states, resuming, notes)
   rows = wd.truncate_metrics(start, round_key) if writer else []
   previous = {r["run"]: r for r in rows if r.get(round_key) == start}
   meta["notes"] = list(notes)
   if not resuming and writer:
     wd.write_config(meta)
-  compile_s = [0.0] * len(programs)
+  compile_s: dict[int, float] = {}
   if start < config.rounds:
     programs, compile_s = _compile(programs, states)
 
@@ -267,8 +315,13 @@ def _run_locked(
     for rnd in range(start, config.rounds):
       t0 = time.perf_counter()
       new_rows, all_metrics, any_active = [], [], False
-      for i, built in enumerate(programs):  # interleaved: every program does round rnd
-        state, metrics = study.step_round(built, states[i], study.test_due(config, rnd))
+      # Interleaved: every program (and chunk) does round rnd; all are dispatched before any
+      # result is awaited, so chunks on different devices run at the same time.
+      stepped = [
+        study.step_round(built, states[i], study.test_due(config, rnd))
+        for i, built in enumerate(programs)
+      ]
+      for i, (built, (state, metrics)) in enumerate(zip(programs, stepped, strict=True)):
         # The round's one device-to-host transfer: its metrics and which runs still train.
         metrics, active = meshlib.to_host((metrics, state.active_R))
         states[i] = _check_finite(config, built, state, metrics, rnd, table, ckpt, wd)
@@ -286,7 +339,7 @@ def _run_locked(
       previous = {r["run"]: r for r in rows}
       if writer:
         wd.append_metrics(rows)
-      ckpt.save(rnd + 1, _pack(states))
+      ckpt.save(rnd + 1, _pack(programs, states))
       if options.progress and writer:
         eta = statistics.median(round_times[-5:]) * (config.rounds - rnd - 1)
         print("swapjax: " + _progress(config, rnd + 1, all_metrics, round_s, eta), flush=True)
@@ -308,16 +361,18 @@ def _run_locked(
     "device": meta["device"],
     "device_count": jax.device_count(),
     "jax": jax.__version__,
-    "compile_s": sum(compile_s),
+    "compile_s": sum(compile_s.values()),
     "programs": [
       {
         "program": i,
-        "runs": len(p.runs_table),
-        "groups": sorted(set(p.groups)),
-        "train_fraction": p.config.train_fraction[0],
-        "compile_s": c,
+        "runs": sum(len(p.runs_table) for p in programs if p.program == i),
+        "runs_per_call": next(len(p.runs_table) for p in programs if p.program == i),
+        "calls_per_round": sum(p.program == i for p in programs),
+        "groups": sorted({g for p in programs if p.program == i for g in p.groups}),
+        "train_fraction": next(p.config.train_fraction[0] for p in programs if p.program == i),
+        "compile_s": compile_s.get(i, 0.0),
       }
-      for i, (p, c) in enumerate(zip(programs, compile_s, strict=True))
+      for i in sorted({p.program for p in programs})
     ],
     "schedule": "interleaved: every program runs round r before any runs round r + 1",
     "rounds_timed": len(round_times),

@@ -40,6 +40,8 @@ class Study:
   data_source: str
   run_ids: tuple[int, ...] = ()  # each run's index in the whole study (several programs)
   groups: tuple[str, ...] = ()  # each run's group name
+  program: int = 0  # which static variant (chunks of one program share its compiled code)
+  device: Any = None  # the device this chunk runs on (`runs_per_device`), None: the mesh's
 
 
 def init_compiler_options(backend: str) -> dict | None:
@@ -149,7 +151,8 @@ def build_pool(config: Config, ds: datalib.Dataset, table) -> Pool:
 
 def build_runs(config: Config, table) -> RunArrays:
   tables = config.schedules()
-  width = max(len(tables[r["condition"]]) for r in table)
+  # Every condition of the study, not only this table's: chunks of runs share one shape.
+  width = max(len(tables[name]) for name in {*config.conditions, *(r["condition"] for r in table)})
   thr = np.full((len(table), width), np.iinfo(np.int32).max, np.int32)
   ks = np.zeros((len(table), width), np.int32)
   for i, run in enumerate(table):
@@ -172,8 +175,17 @@ def k_max(config: Config) -> int:
 
 # ------------------------------------------------------------------ build
 def build(config: Config, ds: datalib.Dataset, mesh=None) -> Study:
-  """Builds the study; with a `mesh`, runs are sharded on its `runs` axis (see mesh.py)."""
+  """Builds the study as one compiled program over all its runs; with a `mesh`, runs are
+  sharded on its `runs` axis (see mesh.py)."""
+  whole = build_whole(config, ds, mesh)
+  return chunks(whole, len(whole.runs_table), mesh)[0]
+
+
+def build_whole(config: Config, ds: datalib.Dataset, mesh=None, chunk: int = 0) -> Study:
+  """The study's functions, compiled for chunks of `chunk` runs (all if 0), with the pool and
+  run arrays of every run, not yet placed on the mesh (`chunks` splits and places them)."""
   table = run_table(config)
+  size = chunk or len(table)
   conv_impl = resolve_conv_impl(config.conv_impl)
   driver = default_driver(jax.default_backend()) if config.driver == "auto" else config.driver
   model = make_model(config.model, conv_impl, config.dropout, config.compute_dtype)
@@ -191,12 +203,12 @@ def build(config: Config, ds: datalib.Dataset, mesh=None) -> Study:
     params, opt_state = jax.vmap(
       lambda k: train.init_members(model, optimizer, k, members, ds.image_shape)
     )(k_init)
+    r = runs.seed_R.shape[0]
     if halves == 2:
       perm = jax.vmap(lambda k: jax.random.permutation(k, p))(k_split)
       idx = perm[:, : 2 * n].reshape(-1, 2, n).astype(jnp.int32)
     else:
-      idx = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (len(table), 1, n))
-    r = len(table)
+      idx = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (r, 1, n))
     return StudyState(
       params,
       opt_state,
@@ -213,15 +225,15 @@ def build(config: Config, ds: datalib.Dataset, mesh=None) -> Study:
   else:
     round_fn = rounds.make_memorize_round(config, train_epoch, evaluate)
   init_options = init_compiler_options(jax.default_backend())
+  first_pool, first_runs = _take_runs(pool, runs, slice(0, size))
   if mesh is None:
     init_fn = jax.jit(init_state, compiler_options=init_options)
     if driver == "scan":
       round_fn = jax.jit(round_fn, donate_argnums=(0,))
   else:
-    r = len(table)
-    state_sh = meshlib.run_shardings(mesh, jax.eval_shape(init_state, runs), r)
-    pool_sh, runs_sh = meshlib.run_shardings(mesh, pool, r), meshlib.run_shardings(mesh, runs, r)
-    pool, runs = meshlib.put(pool, pool_sh), meshlib.put(runs, runs_sh)
+    state_sh = meshlib.run_shardings(mesh, jax.eval_shape(init_state, first_runs), size)
+    pool_sh = meshlib.run_shardings(mesh, first_pool, size)
+    runs_sh = meshlib.run_shardings(mesh, first_runs, size)
     metrics_sh = NamedSharding(mesh, PartitionSpec("runs"))
     init_fn = jax.jit(
       init_state,
@@ -253,17 +265,68 @@ def build(config: Config, ds: datalib.Dataset, mesh=None) -> Study:
   )
 
 
-def build_programs(config: Config, ds: datalib.Dataset, meshes=None) -> list[Study]:
-  """One built program per value of the static run axes (`config.program_configs`); each
-  knows its runs' study-wide indices and group names. `meshes`: one mesh (or None) each."""
+def _take_runs(pool: Pool, runs: RunArrays, which: slice):
+  """The per-run rows `which` of the pool (labels, image variant) and of the run arrays; the
+  images themselves are shared."""
+  pool = pool._replace(labels_RxP=pool.labels_RxP[which], variant_R=pool.variant_R[which])
+  return pool, jax.tree.map(lambda a: a[which], runs)
+
+
+def chunks(whole: Study, size: int, mesh=None, devices=None) -> list[Study]:
+  """`whole` split into consecutive chunks of `size` runs, each with its own pool rows and
+  run arrays and the same compiled functions; placed on `mesh`, or chunk k on device
+  `devices[k % len(devices)]`."""
+  out = []
+  for k, start in enumerate(range(0, len(whole.runs_table), size)):
+    which = slice(start, start + size)
+    pool, runs = _take_runs(whole.pool, whole.runs, which)
+    device = devices[k % len(devices)] if devices else None
+    if mesh is not None:
+      pool = meshlib.put(pool, meshlib.run_shardings(mesh, pool, size))
+      runs = meshlib.put(runs, meshlib.run_shardings(mesh, runs, size))
+    elif device is not None:
+      pool, runs = jax.device_put((pool, runs), device)
+    out.append(
+      dataclasses.replace(
+        whole,
+        runs_table=whole.runs_table[which],
+        pool=pool,
+        runs=runs,
+        run_ids=whole.run_ids[which],
+        groups=whole.groups[which],
+        device=device,
+      )
+    )
+  return out
+
+
+def chunk_size(config: Config, num_runs: int, mesh) -> int:
+  """Runs per compiled call: all of them, or `runs_per_device` (one chunk per device, or on
+  each device of the `runs` axis of a mesh)."""
+  if not config.runs_per_device:
+    return num_runs
+  return config.runs_per_device * (mesh.shape["runs"] if mesh is not None else 1)
+
+
+def build_programs(config: Config, ds: datalib.Dataset, meshes=None, devices=None) -> list[Study]:
+  """The study's compiled programs: one per value of the static run axes
+  (`config.program_configs`), split into chunks of runs (`chunk_size`); each knows its runs'
+  study-wide indices and group names. `meshes`: one mesh (or None) per program config;
+  `devices`: chunks go round-robin onto these single devices instead (no mesh)."""
   table = run_table(config)
   programs = []
   for i, program_config in enumerate(program_configs(config)):
+    mesh = meshes[i] if meshes else None
     fraction = program_config.train_fraction[0]
     ids = tuple(j for j, r in enumerate(table) if r["train_fraction"] == fraction)
-    built = build(program_config, ds, meshes[i] if meshes else None)
-    groups = tuple(group_name(config, table[j]) for j in ids)
-    programs.append(dataclasses.replace(built, run_ids=ids, groups=groups))
+    size = chunk_size(config, len(ids), mesh)
+    whole = dataclasses.replace(
+      build_whole(program_config, ds, mesh, size),
+      run_ids=ids,
+      groups=tuple(group_name(config, table[j]) for j in ids),
+      program=i,
+    )
+    programs += chunks(whole, size, mesh, devices)
   return programs
 
 

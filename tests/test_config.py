@@ -1,5 +1,9 @@
 """Config overrides, validation and the run product."""
 
+import dataclasses
+import itertools
+import json
+
 import pytest
 
 from swapjax import config as C
@@ -16,27 +20,109 @@ def test_overrides_are_typed():
       "conditions=none,one",
       "shared_model=true",
       "learning_rate=0.001,0.0001",
+      " holdout_size = 2_000 ",
+      "adam_eps=1",
+      "description=a=b, c",
     ],
   )
   assert (cfg.rounds, cfg.num_seeds, cfg.warmup) == (3, 2, (0, 5))
   assert cfg.conditions == ("none", "one") and cfg.shared_model is True
   assert cfg.learning_rate == (0.001, 0.0001)
+  assert cfg.holdout_size == 2000 and cfg.description == "a=b, c"
+  # `==` holds between 3 and 3.0: the types are checked on their own.
+  assert type(cfg.rounds) is int and all(type(w) is int for w in cfg.warmup)
+  assert type(cfg.adam_eps) is float and all(type(x) is float for x in cfg.learning_rate)
+
+
+@pytest.mark.parametrize(
+  ("text", "value"),
+  [(t, True) for t in ("1", "true", "True", "yes", "on")]
+  + [(t, False) for t in ("0", "false", "FALSE", "no", "off")],
+)
+def test_bool_spellings(text, value):
+  """Guards: a spelling users type for a flag read the wrong way, or refused."""
+  assert C.parse_value("shared_model", text) is value
+  assert C.parse_value("dropout", f" {text} ") is value
+
+
+@pytest.mark.parametrize(
+  ("ok", "bad"),
+  [
+    (["rounds=1"], ["rounds=0"]),
+    (["num_seeds=1"], ["num_seeds=0"]),
+    (["num_seeds=100000"], ["num_seeds=100001"]),
+    (["batch_size=1"], ["batch_size=0"]),
+    (["validation_split=0"], ["validation_split=-0.01"]),
+    (["validation_split=0.99", "batch_size=1"], ["validation_split=1"]),
+    (["eval_batch_size=0"], ["eval_batch_size=-1"]),
+    (["checkpoint_keep=1"], ["checkpoint_keep=0"]),
+    (["test_every=1"], ["test_every=0"]),
+    (["fit_target=1"], ["fit_target=1.01"]),
+    (["fit_target=0.001"], ["fit_target=0"]),
+    (["holdout_size=1"], ["holdout_size=0"]),
+    (["adam_eps=1e-30"], ["adam_eps=0"]),
+    (["learning_rate=9.99"], ["learning_rate=10"]),
+    (["learning_rate=1e-9"], ["learning_rate=0"]),
+    (["label_corruption=0,1"], ["label_corruption=1.01"]),
+    (["label_corruption=0"], ["label_corruption=-0.01"]),
+    (["warmup=0"], ["warmup=-1"]),
+    (["mesh_runs=0"], ["mesh_runs=-1"]),
+    (["mesh_data=1"], ["mesh_data=0"]),
+    (["conditions=none,one", "pool_size=4", "batch_size=1"], ["pool_size=2"]),
+    (["conditions=none,one", "pool_size=6", "batch_size=1"], ["pool_size=5"]),
+    (["conditions=none,one", "pool_size=20", "batch_size=9"], ["batch_size=10"]),
+    (
+      ["conditions=none,one", "pool_size=4", "validation_split=0.5", "batch_size=1"],
+      ["validation_split=0.6"],
+    ),
+    (["swap_schedules=none=0:0;big=0:5000", "conditions=big"], ["swap_schedules=big=0:5001"]),
+    (["conditions=none,one"], ["conditions=none,one,none"]),
+    (["study=memorize", "conditions=none", "pool_size=2", "batch_size=1"], ["pool_size=1"]),
+    (["study=memorize", "conditions=none", "pool_size=3", "batch_size=1"], ["conditions=one"]),
+    (
+      ["study=memorize", "conditions=none", "model=mnist_cnn", "dataset=mnist"],
+      ["model=cifar_cnn"],
+    ),
+    (["study=memorize", "conditions=none", "dataset=cifar10"], ["dataset=fashion_mnist"]),
+  ],
+)
+def test_validation_boundaries(ok, bad):
+  """Guards off-by-one validation (`>` for `>=`, `<` for `<=`): the last allowed value passes and
+  the first value past it fails, each with a one-line ConfigError."""
+  C.apply_overrides(C.Config(), ok)
+  with pytest.raises(C.ConfigError) as e:
+    C.apply_overrides(C.Config(), ok + bad)
+  key = bad[0].split("=")[0]
+  assert "\n" not in str(e.value)
+  assert {"swap_schedules": "does not fit"}.get(key, key) in str(e.value)  # names the value
+
+
+def test_unknown_key_lists_every_valid_key():
+  """Guards: the unknown-key message losing the list users pick the right key from."""
+  with pytest.raises(C.ConfigError) as e:
+    C.parse_value("round", "3")
+  assert str(e.value).endswith("valid keys: " + ", ".join(sorted(C.field_types())))
 
 
 @pytest.mark.parametrize(
   ("item", "needle"),
   [
-    ("rounds=abc", "expected an integer"),
+    ("rounds=abc", "--set rounds=abc: expected an integer"),
+    ("warmup=1,x", "--set warmup=x: expected an integer"),
+    ("adam_eps=abc", "--set adam_eps=abc: expected a number"),
+    ("warmup=,", "--set warmup=,: expected a comma-separated list"),
     ("nope=1", "unknown config key"),
     ("rounds", "expected key=value"),
     ("shared_model=maybe", "true or false"),
     ("rounds=0", "rounds=0"),
-    ("conditions=none,bogus", "'bogus' is not a swap schedule"),
+    ("conditions=none,bogus", "'bogus' is not a swap schedule; defined: none, one, schedule"),
+    ("conditions=none,one,none", "conditions=none,one,none: names repeat"),
     ("pool_size=7", "even pool"),
-    ("validation_split=1.5", "validation_split"),
+    ("validation_split=1.5", "validation_split=1.5: must be in [0, 1)"),
+    ("validation_split=1", "validation_split=1.0: must be in [0, 1)"),
     ("batch_size=100000", "larger than"),
     ("swap_schedules=big=0:9999", "does not fit"),
-    ("conv_impl=magic", "allowed values"),
+    ("conv_impl=magic", "conv_impl=magic: allowed values are auto, patches, lax, hybrid"),
     ("learning_rate=-1", "learning_rate"),
     ("label_corruption=2", "label_corruption"),
     ("swap_schedules=x=1:a", "threshold:k"),
@@ -57,17 +143,39 @@ def test_schedule_tables_sorted_and_custom():
 
 
 def test_run_table_is_the_product():
+  """Guards: runs missing or in another order (seeds must vary fastest: paired runs)."""
   cfg = C.Config(num_seeds=3)
   table = C.run_table(cfg)
   assert len(table) == 3 * 2 * 3
-  assert table[0] == {
+  assert [(r["condition"], r["warmup"], r["seed"]) for r in table] == list(
+    itertools.product(cfg.conditions, cfg.warmup, range(3))
+  )
+  assert all(set(r) == set(C.RUN_AXES) for r in table)
+  first = {
     "condition": "none",
     "warmup": 0,
     "learning_rate": 0.001,
     "label_corruption": 0.0,
     "input_corruption": "none",
+    "train_fraction": 1.0,
+    "dropout_rate": 0.0,
     "seed": 0,
   }
+  assert {axis: table[0][axis] for axis in first} == first
+
+
+def test_input_corruptions_take_the_lowest_label_corruption_only():
+  """Guards: the true-labels rule skipped for two label levels (a `> 2` for `> 1`), which would
+  add runs that corrupt both inputs and labels."""
+  cfg = C.Config(
+    study="memorize", conditions=("none",), warmup=(0,), num_seeds=1, label_corruption=(0.5, 0.0),
+    input_corruption=("none", "gaussian"),
+  )  # fmt: skip
+  table = C.run_table(cfg)
+  assert [(r["label_corruption"], r["input_corruption"]) for r in table] == [
+    (0.5, "none"), (0.0, "none"), (0.0, "gaussian"),
+  ]  # fmt: skip
+  assert len(C.run_table(dataclasses.replace(cfg, input_corruption_true_labels=False))) == 4
 
 
 def test_zhang_runs_pair_input_corruptions_with_true_labels():
@@ -82,7 +190,10 @@ def test_every_registered_experiment_validates_and_round_trips():
   for name in registry.names():
     cfg = registry.get_config(name)
     C.validate(cfg)
-    assert C.from_json(cfg.to_json()) == cfg
+    assert C.from_json(json.loads(json.dumps(cfg.to_json()))) == cfg
+    # A resume compares config.json as read back with to_json() of the live config: tuples
+    # there (not lists) would make every resume look like a different study.
+    assert json.loads(json.dumps(cfg.to_json())) == cfg.to_json()
     assert registry.describe(name)
 
 
@@ -90,3 +201,9 @@ def test_default_study_is_60_runs_120_models():
   cfg = registry.get_config("swap_cifar10")
   assert len(C.run_table(cfg)) == 60 and cfg.members == 2 and cfg.rounds == 50
   assert cfg.num_train == 4500
+
+
+def test_from_json_keeps_defaults_and_ignores_unknown_keys():
+  """Guards: an old config.json (fewer keys) or a newer one (extra keys) failing to load."""
+  cfg = C.from_json({"rounds": 7, "warmup": [1, 2], "no_such_key": 1})
+  assert cfg == dataclasses.replace(C.Config(), rounds=7, warmup=(1, 2))

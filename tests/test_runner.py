@@ -177,9 +177,11 @@ def _spawn_tiny(workdir, output, study=("--experiment=tiny",)):
 
 
 # fashion_dropout shrunk to synthetic data: two compiled programs (train fractions), two
-# dropout rates sharing each, 4 runs, 4 epochs.
+# dropout rates sharing each, 4 runs, 4 epochs; one run per call, so each program runs as two
+# chunks whose states are joined in the checkpoint.
 SEVERAL_PROGRAMS = (
   "--experiment=fashion_dropout",
+  *("--set", "runs_per_device=1"),
   *("--set", "source=synthetic", "--set", "pool_size=80", "--set", "test_from_train=16"),
   *("--set", "holdout_size=16", "--set", "rounds=4", "--set", "num_seeds=1"),
   *("--set", "batch_size=8", "--set", "eval_batch_size=16", "--set", "test_every=2"),

@@ -108,6 +108,21 @@ def test_runs_and_data_axes(single, single_membership, tmp_path):
   _same_membership(tmp_path / "w", single_membership)
 
 
+def test_runs_per_device_is_bitwise_neutral(tmp_path):
+  """Guards results that depend on the device count: with `runs_per_device=1` every device
+  runs the same one-run program, so 1 and 8 devices give every metric and membership
+  bitwise equal (without it, XLA compiles another program per device count and near ties
+  can flip)."""
+  chunked = ("--set", "runs_per_device=1")
+  _run(tmp_path / "one", 1, *chunked)
+  result = _run(tmp_path / "eight", 8, *chunked)
+  assert "on each of 8 device(s)" in result.stdout
+  one, eight = _rows(tmp_path / "one"), _rows(tmp_path / "eight")
+  assert len(one) == len(eight) == 2 * 8
+  assert one == eight
+  _same_membership(tmp_path / "eight", _membership(tmp_path / "one"))
+
+
 @pytest.mark.parametrize(
   ("num_runs", "mesh_runs", "mesh_data", "needle"),
   [
