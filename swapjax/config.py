@@ -53,6 +53,8 @@ class Config:
   dropout: bool = True
   batch_size: int = 32
   learning_rate: tuple[float, ...] = (0.001,)
+  optimizer: str = "adam"  # "adam" (Keras defaults) or "sgd" (Keras SGD, `momentum`)
+  momentum: float = 0.0
   adam_eps: float = 1e-7
   validation_split: float = 0.1
   # Study shape.
@@ -82,6 +84,11 @@ class Config:
   # The run axes that name a run's group (e.g. `train_fraction=0.2,dropout_rate=0.5`); empty:
   # the axes that vary in this study. Seeds are never part of a group.
   group_by: tuple[str, ...] = ()
+  # Named variants that change the program (architecture, batch size, optimiser...):
+  # `name:key=value+key=value;name2:...`; each is a group of its own, its runs the product of
+  # its own run axes and the seeds. Empty: one variant, the config itself.
+  variants: str = ""
+  variant: str = ""  # set by `program_configs`: the variant a program belongs to
   # Engine.
   conv_impl: str = "auto"
   driver: str = "auto"
@@ -242,6 +249,10 @@ def _choice(config: Config, key: str, allowed: Sequence[str]):
 
 def validate(config: Config) -> None:
   """Raises ConfigError (one line) for any value outside what the study can run."""
+  if config.variants:
+    for variant in variant_configs(config):
+      validate(variant)
+    return
   for key, allowed in [
     ("study", STUDIES),
     ("dataset", DATASETS),
@@ -268,6 +279,8 @@ def validate(config: Config) -> None:
   _check(0.0 < config.fit_target <= 1.0, f"fit_target={config.fit_target}: must be in (0, 1]")
   _check(config.holdout_size >= 1, f"holdout_size={config.holdout_size}: must be >= 1")
   _check(config.adam_eps > 0, f"adam_eps={config.adam_eps}: must be > 0")
+  _choice(config, "optimizer", ("adam", "sgd"))
+  _check(0.0 <= config.momentum < 1.0, f"momentum={config.momentum}: must be in [0, 1)")
   _check(config.test_from_train >= 0, f"test_from_train={config.test_from_train}: must be >= 0")
   _choice(config, "report", ("", "curves"))
   _choice(config, "group_by", [a for a in RUN_AXES if a != "seed"])
@@ -363,7 +376,10 @@ STATIC_AXES = ("train_fraction",)
 
 
 def run_table(config: Config) -> list[dict[str, Any]]:
-  """One dict per run, in run order: the product of the run-axis fields and the seeds."""
+  """One dict per run, in run order: the product of the run-axis fields and the seeds; with
+  `variants`, each variant's runs in turn, named by a `variant` entry."""
+  if config.variants:
+    return [run for v in variant_configs(config) for run in run_table(v)]
   product = itertools.product(
     config.conditions,
     config.warmup,
@@ -378,16 +394,24 @@ def run_table(config: Config) -> list[dict[str, Any]]:
   if config.input_corruption_true_labels and len(config.label_corruption) > 1:
     lowest = min(config.label_corruption)
     table = [r for r in table if r["input_corruption"] == "none" or r["label_corruption"] == lowest]
+  if config.variant:
+    table = [{"variant": config.variant, **r} for r in table]
   return table
 
 
 def group_name(config: Config, run: dict[str, Any]) -> str:
-  """The named variant a run belongs to, e.g. `train_fraction=0.2,dropout_rate=0.5`: its values
-  of `config.group_by`, or of the run axes (seed aside) that vary in this study; `all` if none."""
-  axes = config.group_by or [
-    axis for axis in RUN_AXES if axis != "seed" and len(_axis_values(config, axis)) > 1
+  """The group a run belongs to, e.g. `vgg_like` or `train_fraction=0.2,dropout_rate=0.5`: its
+  variant's name, then its values of `config.group_by` and of the other run axes (seed aside)
+  that vary in its variant; `all` if none."""
+  if run.get("variant") and config.variants:
+    config = dict(zip(variant_names(config), variant_configs(config), strict=True))[run["variant"]]
+  axes = [
+    axis
+    for axis in RUN_AXES
+    if axis in config.group_by or (axis != "seed" and len(_axis_values(config, axis)) > 1)
   ]
-  return ",".join(f"{axis}={run[axis]}" for axis in axes) or "all"
+  values = ",".join(f"{axis}={run[axis]}" for axis in axes)
+  return ",".join(filter(None, (run.get("variant"), values))) or "all"
 
 
 def _axis_values(config: Config, axis: str) -> tuple:
@@ -395,5 +419,71 @@ def _axis_values(config: Config, axis: str) -> tuple:
 
 
 def program_configs(config: Config) -> list[Config]:
-  """One config per compiled program: the study narrowed to one value of each static axis."""
-  return [dataclasses.replace(config, train_fraction=(f,)) for f in config.train_fraction]
+  """One config per compiled program: each variant narrowed to one value of each static axis."""
+  return [
+    dataclasses.replace(v, train_fraction=(f,))
+    for v in variant_configs(config)
+    for f in v.train_fraction
+  ]
+
+
+# Keys a variant may not change: they are the study's, shared by all its programs.
+STUDY_KEYS = (
+  "study",
+  "rounds",
+  "num_seeds",
+  "seed",
+  "variants",
+  "variant",
+  "test_every",
+  "early_stop",
+  "on_nan",
+  "checkpoint_keep",
+  "dataset",
+  "source",
+  "pool_size",
+  "holdout_size",
+  "test_from_train",
+  "mesh_runs",
+  "mesh_data",
+  "runs_per_device",
+  "report",
+)
+
+
+def parse_variants(text: str) -> list[tuple[str, dict[str, Any]]]:
+  """`name:key=value+key=value;name2:...` -> [(name, {key: typed value})]."""
+  out = []
+  for entry in filter(None, (e.strip() for e in text.split(";"))):
+    name, sep, body = entry.partition(":")
+    name = name.strip()
+    if not name or any(c in name for c in "=,+"):
+      raise ConfigError(f"variants: '{entry}' is not name:key=value+key=value")
+    changes = {}
+    for item in filter(None, (i.strip() for i in body.split("+"))):
+      key, eq, value = item.partition("=")
+      key = key.strip()
+      if not eq:
+        raise ConfigError(f"variants: '{item}' in '{name}' is not key=value")
+      if key in STUDY_KEYS:
+        raise ConfigError(f"variants: '{name}' sets {key}, which is the whole study's")
+      changes[key] = parse_value(key, value)
+    out.append((name, changes))
+  names = [n for n, _ in out]
+  if len(set(names)) != len(names):
+    raise ConfigError(f"variants: names repeat ({', '.join(names)})")
+  return out
+
+
+def variant_names(config: Config) -> list[str]:
+  return [name for name, _ in parse_variants(config.variants)]
+
+
+def variant_configs(config: Config) -> list[Config]:
+  """One config per variant (the config itself if it has none)."""
+  if not config.variants:
+    return [config]
+  return [
+    dataclasses.replace(config, variants="", variant=name, **changes)
+    for name, changes in parse_variants(config.variants)
+  ]

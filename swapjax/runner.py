@@ -369,6 +369,7 @@ def _run_locked(
         "runs_per_call": next(len(p.runs_table) for p in programs if p.program == i),
         "calls_per_round": sum(p.program == i for p in programs),
         "groups": sorted({g for p in programs if p.program == i for g in p.groups}),
+        "variant": next(p.config.variant for p in programs if p.program == i),
         "train_fraction": next(p.config.train_fraction[0] for p in programs if p.program == i),
         "compile_s": compile_s.get(i, 0.0),
       }

@@ -317,8 +317,10 @@ def build_programs(config: Config, ds: datalib.Dataset, meshes=None, devices=Non
   programs = []
   for i, program_config in enumerate(program_configs(config)):
     mesh = meshes[i] if meshes else None
-    fraction = program_config.train_fraction[0]
-    ids = tuple(j for j, r in enumerate(table) if r["train_fraction"] == fraction)
+    key = (program_config.variant, program_config.train_fraction[0])
+    ids = tuple(
+      j for j, r in enumerate(table) if (r.get("variant", ""), r["train_fraction"]) == key
+    )
     size = chunk_size(config, len(ids), mesh)
     whole = dataclasses.replace(
       build_whole(program_config, ds, mesh, size),

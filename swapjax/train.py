@@ -24,8 +24,13 @@ def normalize(images_uint8, mode: str):
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
-  """Keras Adam (beta 0.9/0.999, eps 1e-7) without the step size: the learning rate is a
-  per-run array applied in the step, so learning-rate conditions share one program."""
+  """The optimiser without its step size: Keras Adam (beta 0.9/0.999, eps 1e-7) or SGD with
+  optional (heavy-ball) momentum. The learning rate is a per-run array applied in the step,
+  `-lr * update`, which is what `optax.inject_hyperparams` with a per-run rate computes, so runs
+  with different learning rates share one program whatever the optimiser. For SGD with
+  momentum m this is Keras' `v = m v - lr g; w += v` at a constant rate."""
+  if config.optimizer == "sgd":
+    return optax.trace(decay=config.momentum) if config.momentum else optax.identity()
   return optax.scale_by_adam(eps=config.adam_eps)
 
 

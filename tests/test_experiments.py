@@ -86,3 +86,46 @@ def test_fashion_dropout_rows_programs_and_traced_rate(tmp_path):
   assert membership["p0_train_idx"].shape == (2, 13)
   assert membership["p1_train_idx"].shape == (2, 64)
   assert "Compared with the report" in (tmp_path / "report.md").read_text()
+
+
+def test_variants_are_groups_of_their_own_programs(tmp_path):
+  """Named variants change static structure (batch size, optimiser): each is its own program
+  and group, with its own run axes; rows say which variant and carry its values."""
+  cfg = C.apply_overrides(
+    shrunk("memorize_mnist", rounds=1, num_seeds=2),
+    ["variants=adam_b8:batch_size=8;sgd_b16:batch_size=16+optimizer=sgd+learning_rate=0.1,0.01"],
+  )
+  runner.run(cfg, "memorize_mnist", runner.RunOptions(workdir=str(tmp_path), progress=False))
+  rows = _rows(tmp_path)
+  assert [(r["run"], r["variant"], r["group"]) for r in rows] == [
+    (0, "adam_b8", "adam_b8"),
+    (1, "adam_b8", "adam_b8"),
+    (2, "sgd_b16", "sgd_b16,learning_rate=0.1"),
+    (3, "sgd_b16", "sgd_b16,learning_rate=0.1"),
+    (4, "sgd_b16", "sgd_b16,learning_rate=0.01"),
+    (5, "sgd_b16", "sgd_b16,learning_rate=0.01"),
+  ]
+  timing = json.loads((tmp_path / "timing.json").read_text())
+  assert [(p["variant"], p["runs"]) for p in timing["programs"]] == [("adam_b8", 2), ("sgd_b16", 4)]
+  assert rows[2]["learning_rate"] == 0.1 and rows[0]["learning_rate"] == 0.0001
+
+
+@pytest.mark.parametrize(
+  ("item", "needle"),
+  [
+    ("variants=x:rounds=3", "'x' sets rounds, which is the whole study's"),
+    ("variants=x:batch_size=a", "expected an integer"),
+    ("variants=a:batch_size=2;a:batch_size=3", "names repeat"),
+    ("variants=x:dropout_rate=0.5", "a condition on no axis"),
+    ("variants=x", None),
+  ],
+)
+def test_bad_variants_are_one_line_config_errors(item, needle):
+  """Guards variant texts the engine cannot run: one ConfigError line each."""
+  base = registry.get_config("memorize_mnist")
+  if needle is None:  # a variant without changes is the base config under a name
+    assert C.run_table(C.apply_overrides(base, [item]))[0]["variant"] == "x"
+    return
+  with pytest.raises(C.ConfigError) as e:
+    C.apply_overrides(base, [item])
+  assert needle in str(e.value) and "\n" not in str(e.value)

@@ -308,3 +308,21 @@ def test_memorize_round_labels_and_fit():
         np.testing.assert_array_equal(a[i], np.asarray(b)[i])
     fit_seen |= (m["fit_epoch"] > 0).any()
   assert fit_seen
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sgd_is_keras_sgd_with_a_per_run_learning_rate(momentum):
+  """Guards the SGD optimiser: with the engine's `-lr * update`, two steps equal Keras'
+  `v = m v - lr g; w += v` (a wrong sign, a missing momentum or a rate applied twice fails)."""
+  from swapjax.config import Config
+
+  opt = train.make_optimizer(Config(optimizer="sgd", momentum=momentum))
+  lr, w = 0.1, jnp.array([1.0, -2.0])
+  grads = [jnp.array([0.5, 0.25]), jnp.array([-1.0, 2.0])]
+  state, v, keras_w = opt.init(w), np.zeros(2), np.asarray(w)
+  for g in grads:
+    update, state = opt.update(g, state, w)
+    w = w - lr * update
+    v = momentum * v - lr * np.asarray(g)
+    keras_w = keras_w + v
+  np.testing.assert_allclose(w, keras_w, rtol=1e-6)

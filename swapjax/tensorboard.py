@@ -1,0 +1,117 @@
+"""TensorBoard event files of a study's metrics rows, written with tensorboardX (no TensorFlow).
+
+`WORKDIR/tensorboard/run_<id>_<group>/` holds one run: a scalar series per metric (tag = the
+metric's name, e.g. `AtoB/test_acc`; step = the row's round or epoch) and, once per process start,
+the run's condition values as hparams (TensorBoard's HParams tab) and as a text table. View with
+`tensorboard --logdir WORKDIR/tensorboard`.
+
+Resume: every process start writes new event files (tensorboardX names them by time; a suffix
+with the process id and a random tag keeps two starts in the same second apart). The runner cuts
+`metrics.jsonl` back to the restored round and writes the later rounds again, so the old event
+files may hold steps that are written anew. Pass `purge_step=<first round written>`: each new
+file then starts with a SessionLog START at that step, and TensorBoard's loader drops the older
+events from that step on (TensorBoard's purge of orphaned data, honoured by its Python loader
+`EventAccumulator`, tested). A viewer that ignores it shows those steps twice; the newer value is
+the one in `metrics.jsonl`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+from swapjax.config import RUN_AXES
+
+# Keys of a metrics row that say which run it is and under which condition, not what it measured.
+CONDITION_KEYS = ("run", "group", *RUN_AXES)
+ROUND_KEYS = ("round", "epoch")
+
+
+def split_row(row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+  """(condition values, metrics) of a metrics row; its round/epoch is in neither.
+
+  Metrics are every other key: the slash-scoped ones (`AtoB/test_acc`, `time/round_s`) and the
+  few without a scope (`fit_epoch`)."""
+  conditions = {k: v for k, v in row.items() if k in CONDITION_KEYS}
+  metrics = {k: v for k, v in row.items() if k not in CONDITION_KEYS and k not in ROUND_KEYS}
+  return conditions, metrics
+
+
+def scalar(value: Any) -> float | None:
+  """The value as a float if it is a finite number (bools and None are not), else None."""
+  if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    return None
+  value = float(value)
+  return value if math.isfinite(value) else None
+
+
+def run_dir_name(run: int, group: str) -> str:
+  """`run_007_condition=schedule,warmup=0`: sorts by run; only filename-safe characters."""
+  return f"run_{int(run):03d}_{re.sub(r'[^A-Za-z0-9._=,+-]', '_', str(group))}"
+
+
+class EventWriter:
+  """Writes metrics rows as TensorBoard scalars under `WORKDIR/tensorboard/` (see the module)."""
+
+  def __init__(self, workdir: Path | str, enabled: bool = True, purge_step: int | None = None):
+    self.logdir = Path(workdir) / "tensorboard"
+    self.enabled = enabled
+    self.purge_step = purge_step
+    self._writers: dict[int, Any] = {}
+    self._suffix = f".{os.getpid()}.{uuid.uuid4().hex[:8]}"
+
+  def _writer(self, row: dict[str, Any]):
+    run = int(row["run"])
+    if run not in self._writers:
+      from tensorboardX import SummaryWriter
+      from tensorboardX.summary import hparams
+
+      conditions, _ = split_row(row)
+      path = self.logdir / run_dir_name(run, conditions.get("group", "all"))
+      writer = SummaryWriter(
+        logdir=str(path), purge_step=self.purge_step, filename_suffix=self._suffix, flush_secs=30
+      )
+      _, session_start, _ = hparams({k: _hparam(v) for k, v in conditions.items()}, {})
+      writer.file_writer.add_summary(session_start)
+      table = "\n".join(
+        ["| key | value |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in conditions.items())]
+      )
+      writer.add_text("conditions", table, global_step=self.purge_step or 0)
+      self._writers[run] = writer
+    return self._writers[run]
+
+  def write(self, rows: list[dict[str, Any]], round_key: str) -> None:
+    """Adds each row's numeric metrics at step `row[round_key]`, then flushes (one call per
+    round keeps TensorBoard current while the study runs)."""
+    if not self.enabled:
+      return
+    for row in rows:
+      writer = self._writer(row)
+      step = int(row[round_key])
+      for tag, value in split_row(row)[1].items():
+        value = scalar(value)
+        if value is not None:
+          writer.add_scalar(tag, value, global_step=step)
+    for writer in self._writers.values():
+      writer.flush()
+
+  def close(self) -> None:
+    for writer in self._writers.values():
+      writer.close()
+    self._writers.clear()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
+
+
+def _hparam(value: Any):
+  """hparams take str, bool and numbers; anything else (a list) as its text."""
+  return value if isinstance(value, (str, bool, int, float)) or value is None else str(value)
