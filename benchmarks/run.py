@@ -73,19 +73,15 @@ PEAK_FLOPS = {"gpu": 67e12}
 
 def population(base, runs: int):
   """The study's shapes with `runs` runs of one condition (the scaling table's R)."""
-  if base.study == "swap":
-    return dataclasses.replace(
-      base,
-      conditions=base.conditions[-1:],
-      warmup=(0,),
-      learning_rate=base.learning_rate[:1],
-      num_seeds=runs,
-    )
   return dataclasses.replace(
     base,
-    label_corruption=(1.0,),
-    input_corruption=("none",),
+    conditions=base.conditions[-1:],
+    warmup=base.warmup[:1],
+    label_corruption=base.label_corruption[-1:],
+    input_corruption=base.input_corruption[:1],
     learning_rate=base.learning_rate[:1],
+    train_fraction=base.train_fraction[-1:],
+    dropout_rate=base.dropout_rate[-1:],
     num_seeds=runs,
   )
 
@@ -152,11 +148,7 @@ def _time_rounds(base, strategy: str, ds, repeats):
     "runs": len(built.runs_table),
     "models": len(built.runs_table) * cfg.members,
   }
-  args = lambda s: (
-    (s, built.pool, built.runs)
-    if cfg.study == "swap"
-    else (s, built.pool, built.runs, jax.numpy.asarray(False))
-  )
+  args = lambda s: (s, built.pool, built.runs, jax.numpy.asarray(False))
   fn = built.round_fn
   if built.driver == "scan":
     t0 = time.perf_counter()
@@ -179,7 +171,7 @@ def _summarise(result, cfg, ds, times):
   # XLA's cost analysis counts a loop body once, so count one forward pass and scale it by the
   # images a round processes (training = 3 forward passes: forward, input and weight gradients).
   steps = -(-cfg.num_train // cfg.batch_size)
-  holdout = cfg.holdout_size if cfg.study == "swap" else 0  # memorize: test set every few epochs
+  holdout = cfg.holdout_size if cfg.kind.tests_every_round else 0  # else every few rounds
   images_fwd = cfg.pool_size + holdout + 3 * steps * cfg.batch_size
   result["flops_per_round"] = (
     forward_flops_per_image(cfg.model, ds.image_shape) * images_fwd * result["models"]
@@ -231,7 +223,7 @@ def _time_sequential(cfg, ds, repeats):
         params[i], opt_state[i], pool, idx, key, runs, active
       )
       out = [loss, evaluate(params[i], pool.images_VxPxHxWxC, pool.variant_R, pool.labels_RxP)]
-      if cfg.study == "swap":
+      if cfg.kind.tests_every_round:
         holdout_labels = pool.holdout_labels_T[None]
         out.append(
           evaluate(params[i], pool.holdout_images_VxTxHxWxC, pool.variant_R, holdout_labels)

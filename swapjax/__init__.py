@@ -2,3 +2,7 @@
 JAX programs."""
 
 __version__ = "0.1.0"
+
+from swapjax.api import StudyResult, load, run  # noqa: E402  (the notebook API)
+
+__all__ = ["StudyResult", "load", "run", "__version__"]

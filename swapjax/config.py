@@ -20,7 +20,24 @@ class ConfigError(ValueError):
   """A config value that is not allowed; the message is one line meant for the user."""
 
 
-STUDIES = ("swap", "memorize")
+@dataclasses.dataclass(frozen=True)
+class StudyKind:
+  """What a study kind is, as data: the engine reads these facts, never the kind's name."""
+
+  halves: int  # disjoint parts of the pool (2: halves A and B exchange samples; 1: one set)
+  members: int  # networks per run (1 with shared_model)
+  round_key: str  # what a round is called in metrics.jsonl
+  swaps: bool  # whether swap conditions apply
+  tests_every_round: bool  # the holdout set every round (else every `test_every` rounds)
+
+
+STUDY_KINDS = {
+  "swap": StudyKind(halves=2, members=2, round_key="round", swaps=True, tests_every_round=True),
+  "memorize": StudyKind(
+    halves=1, members=1, round_key="epoch", swaps=False, tests_every_round=False
+  ),
+}
+STUDIES = tuple(STUDY_KINDS)
 DATASETS = ("cifar10", "mnist", "fashion_mnist")
 SOURCES = ("auto", "files", "tfds", "bundled", "synthetic")
 MODELS = ("cifar_cnn", "mnist_cnn", "mnist_cnn_dropout")  # swapjax.models.MODEL_SPECS
@@ -97,6 +114,7 @@ class Config:
   eval_conv_impl: str = "lax"  # forward-only: plain convolutions, one model at a time
   eval_population: str = "map"  # "map": lax.map over models; "vmap": one batched program
   checkpoint_keep: int = 3
+  tensorboard: bool = True  # event files in WORKDIR/tensorboard/ (one series per run and metric)
   on_nan: str = "stop"
   mesh_runs: int = 0
   # 0: each program's runs in one compiled call, split evenly over the `runs` devices (fastest;
@@ -108,9 +126,13 @@ class Config:
 
   # ---------------------------------------------------------------- derived
   @property
+  def kind(self) -> StudyKind:
+    return STUDY_KINDS[self.study]
+
+  @property
   def members(self) -> int:
     """Networks per run: 2 (A and B), 1 for a shared model or a single-model study."""
-    return 1 if (self.shared_model or self.study == "memorize") else 2
+    return 1 if self.shared_model else self.kind.members
 
   @property
   def train_pool(self) -> int:
@@ -121,7 +143,7 @@ class Config:
 
   @property
   def half_size(self) -> int:
-    return self.train_pool // 2 if self.study == "swap" else self.train_pool
+    return self.train_pool // self.kind.halves
 
   @property
   def data_size(self) -> int:
@@ -317,17 +339,16 @@ def validate(config: Config) -> None:
     config.mesh_runs >= 0 and config.mesh_data >= 1,
     f"mesh_runs={config.mesh_runs}, mesh_data={config.mesh_data}: must be >= 0 and >= 1",
   )
-  if config.study == "swap":
-    _check(
-      config.pool_size >= 4 and config.pool_size % 2 == 0,
-      f"pool_size={config.pool_size}: the swap study needs an even pool of at least 4",
-    )
-  else:
-    _check(config.pool_size >= 2, f"pool_size={config.pool_size}: must be >= 2")
-    _check(
-      config.conditions == ("none",) or not config.conditions,
-      f"conditions={','.join(config.conditions)}: the memorize study has no swaps; use none",
-    )
+  halves = config.kind.halves
+  _check(
+    config.pool_size >= 2 * halves and config.pool_size % halves == 0,
+    f"pool_size={config.pool_size}: the {config.study} study needs a pool of at least "
+    f"{2 * halves} that splits into {halves} equal part(s)",
+  )
+  _check(
+    config.kind.swaps or config.conditions in (("none",), ()),
+    f"conditions={','.join(config.conditions)}: the {config.study} study has no swaps; use none",
+  )
   _check(
     config.num_train >= 1,
     f"validation_split={config.validation_split} leaves no training samples of {config.half_size}",
@@ -353,11 +374,10 @@ def validate(config: Config) -> None:
       biggest <= config.half_size,
       f"swap schedule '{name}': k={biggest} does not fit halves of {config.half_size}",
     )
-  if config.study == "memorize":
-    _check(
-      config.model.startswith("mnist_cnn") or config.dataset == "cifar10",
-      "model=mnist_cnn or mnist_cnn_dropout is required for 28x28 datasets",
-    )
+  _check(
+    config.model.startswith("mnist_cnn") or config.dataset == "cifar10",
+    f"model={config.model}: 28x28 datasets take mnist_cnn or mnist_cnn_dropout",
+  )
 
 
 # ------------------------------------------------------------------ runs
@@ -429,6 +449,7 @@ def program_configs(config: Config) -> list[Config]:
 
 # Keys a variant may not change: they are the study's, shared by all its programs.
 STUDY_KEYS = (
+  "tensorboard",
   "study",
   "rounds",
   "num_seeds",

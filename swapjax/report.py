@@ -389,6 +389,9 @@ def timing_lines(timing: dict[str, Any] | None) -> list[str]:
   ]
 
 
+REPORTS = {"swap": swap_report, "memorize": memorize_report}  # per config.STUDY_KINDS
+
+
 def write(workdir: str | Path) -> Path:
   """Writes report.md and plots/ from the workdir's files; returns the report path."""
   wd = Workdir(str(workdir))
@@ -421,10 +424,8 @@ def write(workdir: str | Path) -> Path:
     module = registry.registry().get(meta.get("experiment", ""))
     reference = getattr(module, "REFERENCE", None) if module else None
     lines += curves_report({**config, "reference": reference or {}}, rows, plots)
-  elif config.get("study") == "memorize":
-    lines += memorize_report(config, rows, plots)
   else:
-    lines += swap_report(config, rows, plots)
+    lines += REPORTS[config.get("study", "swap")](config, rows, plots)
   lines += timing_lines(timing)
   path = wd.path / "report.md"
   atomic_write_text(path, "\n".join(lines) + "\n")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from swapjax import policies
 from swapjax import swap as swaplib
 from swapjax.config import Config
 from swapjax.state import Pool, RunArrays, StudyState
@@ -79,9 +80,17 @@ def holdout_metrics(loss_RxT, correct_RxT):
   return {"holdout_loss": loss_RxT.mean(1), "holdout_acc": correct_RxT.mean(1, dtype=jnp.float32)}
 
 
-def make_swap_round(config: Config, train_epoch, evaluate, k_max: int):
-  """The swap study's round: returns `round_fn(state, pool, runs) -> (state, metrics)`."""
+def k_max(config: Config) -> int:
+  """The static maximum of pairs any schedule of the study can ask to exchange."""
+  tables = config.schedules()
+  return max(1, max(k for name in config.conditions for _, k in tables[name]))
+
+
+def make_swap_round(config: Config, train_epoch, evaluate):
+  """The swap study's round: returns `round_fn(state, pool, runs, test_due) -> (state,
+  metrics)`; every round evaluates both halves and the holdout set (`test_due` unused)."""
   n_train = config.num_train
+  most = k_max(config)
 
   def eval_pool(params, pool):
     return evaluate(params, pool.images_VxPxHxWxC, pool.variant_R, pool.labels_RxP)
@@ -92,9 +101,10 @@ def make_swap_round(config: Config, train_epoch, evaluate, k_max: int):
     )
     return evaluate(params, pool.holdout_images_VxTxHxWxC, pool.variant_R, labels)
 
-  def round_fn(state: StudyState, pool: Pool, runs: RunArrays):
+  def round_fn(state: StudyState, pool: Pool, runs: RunArrays, test_due):
+    del test_due
     k_train, k_swap = round_keys(run_keys(config.seed, runs.seed_R), state.round)
-    idx = state.idx_RxHxN
+    idx = state.idx_RxMxN
     idx_a, idx_b = idx[:, 0], idx[:, 1]
     metrics = {}
     if config.shared_model:
@@ -146,7 +156,7 @@ def make_swap_round(config: Config, train_epoch, evaluate, k_max: int):
     table = swaplib.ScheduleTable(runs.threshold_RxT, runs.k_RxT)
     k_R = jax.vmap(swaplib.schedule_k)(table, a_miss.sum(1))
     k_R = jnp.where((state.round >= runs.warmup_R) & state.active_R, k_R, 0)
-    new_a, new_b, moved, moved_ids, valid = jax.vmap(lambda *a: swaplib.exchange(*a, k_max=k_max))(
+    new_a, new_b, moved, moved_ids, valid = jax.vmap(lambda *a: swaplib.exchange(*a, k_max=most))(
       k_swap, idx_a, idx_b, a_miss, b_correct, k_R
     )
     move_count = jax.vmap(swaplib.count_moves)(state.move_count_RxP, moved_ids, valid)
@@ -161,7 +171,7 @@ def make_swap_round(config: Config, train_epoch, evaluate, k_max: int):
     new_state = state._replace(
       params=params,
       opt_state=opt_state,
-      idx_RxHxN=jnp.stack([new_a, new_b], axis=1),
+      idx_RxMxN=jnp.stack([new_a, new_b], axis=1),
       seen_RxMxP=seen,
       move_count_RxP=move_count,
       round=state.round + 1,
@@ -178,10 +188,11 @@ def make_memorize_round(config: Config, train_epoch, evaluate):
   program, the test pass only runs when needed); otherwise test metrics are NaN.
   """
   n_train = config.num_train
+  stopping = policies.early_stopping(config.fit_target, config.early_stop)
 
   def round_fn(state: StudyState, pool: Pool, runs: RunArrays, test_due):
     k_train, _ = round_keys(run_keys(config.seed, runs.seed_R), state.round)
-    idx = state.idx_RxHxN
+    idx = state.idx_RxMxN
     params, opt_state, epoch_loss, epoch_acc = train_epoch(
       state.params, state.opt_state, pool, idx, member_keys(k_train, 1), runs, state.active_R
     )
@@ -196,9 +207,10 @@ def make_memorize_round(config: Config, train_epoch, evaluate):
     train_loss = masked_mean(own_loss, jnp.broadcast_to(trained, own_loss.shape))
     train_acc = masked_mean(own_acc, jnp.broadcast_to(trained, own_acc.shape))
     epoch = state.round + 1
-    newly_fit = state.active_R & (state.fit_epoch_R < 0) & (train_acc >= config.fit_target)
-    fit_epoch = jnp.where(newly_fit, epoch, state.fit_epoch_R)
-    active = state.active_R & ~(newly_fit & config.early_stop)
+    fit, newly_fit = stopping.update(
+      policies.FitState(state.fit_epoch_R, state.active_R), train_acc, epoch
+    )
+    fit_epoch, active = fit.fit_epoch_R, fit.active_R
 
     # The test set, and the second evaluation set if the study has one (`test_from_train`).
     eval_sets = {"test": (pool.holdout_images_VxTxHxWxC, pool.holdout_labels_T)}
@@ -244,3 +256,7 @@ def make_memorize_round(config: Config, train_epoch, evaluate):
     return new_state, metrics
 
   return round_fn
+
+
+# The round of each study kind (config.STUDY_KINDS): `make(config, train_epoch, evaluate)`.
+ROUND_MAKERS = {"swap": make_swap_round, "memorize": make_memorize_round}

@@ -26,6 +26,7 @@ from swapjax import checkpoint, report, study
 from swapjax import mesh as meshlib
 from swapjax.config import Config, program_configs, run_table
 from swapjax.state import StudyState
+from swapjax.tensorboard import EventWriter
 from swapjax.workdir import Workdir, atomic_write_bytes, atomic_write_text
 
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped cleanly at a round boundary; rerun to resume
@@ -99,20 +100,17 @@ def _meta(config: Config, experiment: str, data_source: str, num_runs: int) -> d
   }
 
 
-def _progress(config: Config, rnd: int, metrics_list, round_s: float, eta_s: float) -> str:
-  """One line for the whole study (every program's runs)."""
-  metrics = {
-    k: np.concatenate([np.asarray(m[k], np.float64).reshape(-1) for m in metrics_list])
-    for k in metrics_list[0]
-  }
-  if config.study == "swap":
-    acc = lambda k: float(np.nanmean(metrics[k]))
-    return (
-      f"round {rnd}/{config.rounds}  AtoB test {acc('AtoB/test_acc'):.3f} "
-      f"(unseen {acc('AtoB/test_unseen_acc'):.3f})  BtoA test {acc('BtoA/test_acc'):.3f} "
-      f"(unseen {acc('BtoA/test_unseen_acc'):.3f})  moved {int(np.sum(metrics['swap/moved']))}  "
-      f"{round_s:.2f} s/round  ETA {eta_s:.0f} s"
-    )
+def _swap_progress(config: Config, rnd: int, metrics, round_s: float, eta_s: float) -> str:
+  acc = lambda k: float(np.nanmean(metrics[k]))
+  return (
+    f"round {rnd}/{config.rounds}  AtoB test {acc('AtoB/test_acc'):.3f} "
+    f"(unseen {acc('AtoB/test_unseen_acc'):.3f})  BtoA test {acc('BtoA/test_acc'):.3f} "
+    f"(unseen {acc('BtoA/test_unseen_acc'):.3f})  moved {int(np.sum(metrics['swap/moved']))}  "
+    f"{round_s:.2f} s/round  ETA {eta_s:.0f} s"
+  )
+
+
+def _single_progress(config: Config, rnd: int, metrics, round_s: float, eta_s: float) -> str:
   fit = int((metrics["fit_epoch"] > 0).sum())
   test = metrics["test/acc"]
   test_text = f"{np.nanmean(test):.3f}" if np.isfinite(test).any() else "-"
@@ -124,6 +122,18 @@ def _progress(config: Config, rnd: int, metrics_list, round_s: float, eta_s: flo
   )
 
 
+PROGRESS = {"swap": _swap_progress, "memorize": _single_progress}  # per config.STUDY_KINDS
+
+
+def _progress(config: Config, rnd: int, metrics_list, round_s: float, eta_s: float) -> str:
+  """One line for the whole study (every program's runs)."""
+  metrics = {
+    k: np.concatenate([np.asarray(m[k], np.float64).reshape(-1) for m in metrics_list])
+    for k in metrics_list[0]
+  }
+  return PROGRESS[config.study](config, rnd, metrics, round_s, eta_s)
+
+
 def write_outputs(wd: Workdir, programs, states, timing: dict[str, Any]) -> None:
   """membership.npz (per program, keys prefixed `p<i>_` when there are several), timing.json,
   then the report."""
@@ -132,7 +142,7 @@ def write_outputs(wd: Workdir, programs, states, timing: dict[str, Any]) -> None
   joined = [packed] if isinstance(packed, StudyState) else list(packed.values())
   for i, state in enumerate(joined):
     idx, move_count = (
-      np.asarray(a) for a in meshlib.to_host((state.idx_RxHxN, state.move_count_RxP))
+      np.asarray(a) for a in meshlib.to_host((state.idx_RxMxN, state.move_count_RxP))
     )
     prefix = f"p{i}_" if len(joined) > 1 else ""
     arrays[f"{prefix}move_count"] = move_count
@@ -233,8 +243,8 @@ def _compile(programs, states):
     key = (built.program, getattr(built.device, "id", None))
     if built.driver == "scan" and key not in done:
       t0 = time.perf_counter()
-      extra = () if built.config.study == "swap" else (np.asarray(False),)
-      done[key] = built.round_fn.lower(state, built.pool, built.runs, *extra).compile()
+      args = (state, built.pool, built.runs, np.asarray(False))
+      done[key] = built.round_fn.lower(*args).compile()
       seconds[built.program] = seconds.get(built.program, 0.0) + time.perf_counter() - t0
       groups = sorted({g for p in programs if p.program == built.program for g in p.groups})
       print(
@@ -249,25 +259,113 @@ def _compile(programs, states):
   return compiled, seconds
 
 
-def _check_finite(config: Config, built, state, metrics, rnd: int, table, ckpt, wd):
-  """Stops the study (on_nan=stop) or freezes the runs whose loss is not finite."""
-  bad = study.nonfinite_runs(built, metrics, np.ones(len(built.runs_table), bool))
-  if not len(bad):
+def _train_acc(metrics) -> np.ndarray:
+  """Each run's lowest training accuracy over its members this round (R,)."""
+  keys = [k for k in metrics if k.endswith("train/acc") or k.endswith("/train_acc")]
+  return np.min([np.asarray(metrics[k], np.float64) for k in keys], axis=0)
+
+
+def _best_train_acc(rows) -> dict[int, float]:
+  """{run: highest training accuracy so far} from metrics rows (the lowest over members)."""
+  best: dict[int, float] = {}
+  for row in rows:
+    values = [
+      v for k, v in row.items() if k.endswith(("train/acc", "/train_acc")) and v is not None
+    ]
+    if values:
+      best[row["run"]] = max(best.get(row["run"], 0.0), min(values))
+  return best
+
+
+def _unhealthy(built, metrics, best_acc: dict[int, float]) -> dict[int, str]:
+  """{local run: why} for runs whose loss is not finite, or whose training accuracy fell to
+  chance (<= 1.5 / 10 classes) after it was above 0.5 (report 003's collapse at 4,000
+  epochs); `best_acc` (by study-wide run id) is updated."""
+  everyone = np.ones(len(built.runs_table), bool)
+  why = {int(r): "NaN/Inf loss" for r in study.nonfinite_runs(built, metrics, everyone)}
+  acc = _train_acc(metrics)
+  for r, run_id in enumerate(built.run_ids):
+    best = best_acc.get(run_id, 0.0)
+    if best > 0.5 and np.isfinite(acc[r]) and acc[r] <= 1.5 / 10 and r not in why:
+      why[r] = f"collapse (training accuracy {acc[r]:.3f} after {best:.3f})"
+    if np.isfinite(acc[r]):
+      best_acc[run_id] = max(best, float(acc[r]))
+  return why
+
+
+def _check_health(config: Config, built, state, metrics, rnd, table, best_acc, ckpt, wd):
+  """Stops the study (on_nan=stop) or freezes the runs that diverged or collapsed."""
+  why = _unhealthy(built, metrics, best_acc)
+  active = np.asarray(meshlib.to_host(state.active_R))
+  bad = [r for r in why if active[r]]
+  if not bad:
     return state
   described = ", ".join(
     f"run {built.run_ids[r]} ({', '.join(f'{k}={v}' for k, v in table[built.run_ids[r]].items())})"
+    f": {why[r]}"
     for r in bad[:5]
   )
   if config.on_nan == "stop":
     ckpt.close()
     raise StudyStopped(
       EXIT_DIVERGED,
-      f"NaN/Inf loss in round {rnd + 1}: {described}; stopped, the last "
-      f"good checkpoint is round {rnd} in {wd.checkpoint_dir} "
-      "(--set on_nan=freeze continues the other runs)",
+      f"round {rnd + 1}: {described}; stopped, the last good checkpoint is round {rnd} in "
+      f"{wd.checkpoint_dir} (--set on_nan=freeze continues the other runs)",
     )
-  print(f"swapjax: froze diverged {described} at round {rnd + 1}", flush=True)
-  return state._replace(active_R=state.active_R.at[bad].set(False))
+  print(f"swapjax: froze {described} at round {rnd + 1}", flush=True)
+  return state._replace(active_R=state.active_R.at[np.asarray(bad)].set(False))
+
+
+def _step_all(config, programs, states, rnd, table, best_acc, ckpt, wd):
+  """Round `rnd` of every program (and chunk), interleaved: all are dispatched before any
+  result is awaited, so chunks on different devices run at the same time. Returns
+  [(program, host metrics)] and whether any run still trains; `states` is updated."""
+  stepped = [
+    study.step_round(built, states[i], study.test_due(config, rnd))
+    for i, built in enumerate(programs)
+  ]
+  results, any_active = [], False
+  for i, (built, (state, metrics)) in enumerate(zip(programs, stepped, strict=True)):
+    # The round's one device-to-host transfer: its metrics and which runs still train.
+    metrics, active = meshlib.to_host((metrics, state.active_R))
+    states[i] = _check_health(config, built, state, metrics, rnd, table, best_acc, ckpt, wd)
+    any_active |= bool(np.asarray(active).any())
+    results.append((built, metrics))
+  return results, any_active
+
+
+def _timing(meta, programs, compile_s, round_times, finished_early) -> dict[str, Any]:
+  steady = round_times[1:] if len(round_times) > 1 else round_times
+  of = lambda i: [p for p in programs if p.program == i]  # noqa: E731
+  return {
+    "backend": jax.default_backend(),
+    "device": meta["device"],
+    "device_count": jax.device_count(),
+    "jax": jax.__version__,
+    "compile_s": sum(compile_s.values()),
+    "programs": [
+      {
+        "program": i,
+        "variant": of(i)[0].config.variant,
+        "train_fraction": of(i)[0].config.train_fraction[0],
+        "groups": sorted({g for p in of(i) for g in p.groups}),
+        "runs": sum(len(p.runs_table) for p in of(i)),
+        "runs_per_call": len(of(i)[0].runs_table),
+        "calls_per_round": len(of(i)),
+        "compile_s": compile_s.get(i, 0.0),
+      }
+      for i in sorted({p.program for p in programs})
+    ],
+    "schedule": "interleaved: every program runs round r before any runs round r + 1",
+    "rounds_timed": len(round_times),
+    "round_s": round_times,
+    "conv_impl": programs[0].conv_impl,
+    "driver": programs[0].driver,
+    "round_s_median": statistics.median(steady) if steady else float("nan"),
+    "round_s_min": min(steady) if steady else float("nan"),
+    "round_s_max": max(steady) if steady else float("nan"),
+    "finished_early": finished_early,
+  }
 
 
 def _restore(config, wd, programs, states, resuming, notes):
@@ -301,6 +399,7 @@ def _run_locked(
   states = [p.init_state(p.runs) for p in programs]
   ckpt, start, states = _restore(config, wd, programs, states, resuming, notes)
   rows = wd.truncate_metrics(start, round_key) if writer else []
+  events = EventWriter(wd.path, enabled=writer and config.tensorboard, purge_step=start + 1)
   previous = {r["run"]: r for r in rows if r.get(round_key) == start}
   meta["notes"] = list(notes)
   if not resuming and writer:
@@ -311,38 +410,30 @@ def _run_locked(
 
   round_times: list[float] = []
   finished_early = False
-  with _StopFlag() as stop:
+  best_acc = _best_train_acc(rows)  # for collapse detection across a resume
+  with _StopFlag() as stop, events:
     for rnd in range(start, config.rounds):
       t0 = time.perf_counter()
-      new_rows, all_metrics, any_active = [], [], False
-      # Interleaved: every program (and chunk) does round rnd; all are dispatched before any
-      # result is awaited, so chunks on different devices run at the same time.
-      stepped = [
-        study.step_round(built, states[i], study.test_due(config, rnd))
-        for i, built in enumerate(programs)
-      ]
-      for i, (built, (state, metrics)) in enumerate(zip(programs, stepped, strict=True)):
-        # The round's one device-to-host transfer: its metrics and which runs still train.
-        metrics, active = meshlib.to_host((metrics, state.active_R))
-        states[i] = _check_finite(config, built, state, metrics, rnd, table, ckpt, wd)
-        any_active |= bool(np.asarray(active).any())
-        all_metrics.append(metrics)
-        new_rows.append((built, metrics))
+      results, any_active = _step_all(config, programs, states, rnd, table, best_acc, ckpt, wd)
       round_s = time.perf_counter() - t0
       round_times.append(round_s)
-      rows = [
-        row
-        for built, metrics in new_rows
-        for row in study.metric_rows(built, metrics, rnd, previous, round_s)
-      ]
-      rows.sort(key=lambda row: row["run"])
+      rows = sorted(
+        (
+          row
+          for built, metrics in results
+          for row in study.metric_rows(built, metrics, rnd, previous, round_s)
+        ),
+        key=lambda row: row["run"],
+      )
       previous = {r["run"]: r for r in rows}
       if writer:
         wd.append_metrics(rows)
+        events.write(rows, round_key)
       ckpt.save(rnd + 1, _pack(programs, states))
       if options.progress and writer:
         eta = statistics.median(round_times[-5:]) * (config.rounds - rnd - 1)
-        print("swapjax: " + _progress(config, rnd + 1, all_metrics, round_s, eta), flush=True)
+        line = _progress(config, rnd + 1, [m for _, m in results], round_s, eta)
+        print(f"swapjax: {line}", flush=True)
       if config.early_stop and not any_active:
         finished_early = True
         print(f"swapjax: every run has fit by epoch {rnd + 1}; stopping early", flush=True)
@@ -355,35 +446,6 @@ def _run_locked(
           f"checkpoint saved; rerun the same command to resume",
         )
   ckpt.close()
-  steady = round_times[1:] if len(round_times) > 1 else round_times
-  timing = {
-    "backend": jax.default_backend(),
-    "device": meta["device"],
-    "device_count": jax.device_count(),
-    "jax": jax.__version__,
-    "compile_s": sum(compile_s.values()),
-    "programs": [
-      {
-        "program": i,
-        "runs": sum(len(p.runs_table) for p in programs if p.program == i),
-        "runs_per_call": next(len(p.runs_table) for p in programs if p.program == i),
-        "calls_per_round": sum(p.program == i for p in programs),
-        "groups": sorted({g for p in programs if p.program == i for g in p.groups}),
-        "variant": next(p.config.variant for p in programs if p.program == i),
-        "train_fraction": next(p.config.train_fraction[0] for p in programs if p.program == i),
-        "compile_s": compile_s.get(i, 0.0),
-      }
-      for i in sorted({p.program for p in programs})
-    ],
-    "schedule": "interleaved: every program runs round r before any runs round r + 1",
-    "rounds_timed": len(round_times),
-    "round_s": round_times,
-    "conv_impl": programs[0].conv_impl,
-    "driver": programs[0].driver,
-    "round_s_median": statistics.median(steady) if steady else float("nan"),
-    "round_s_min": min(steady) if steady else float("nan"),
-    "round_s_max": max(steady) if steady else float("nan"),
-    "finished_early": finished_early,
-  }
+  timing = _timing(meta, programs, compile_s, round_times, finished_early)
   write_outputs(wd, programs, states, timing)
   return wd.path / "report.md"

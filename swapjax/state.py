@@ -39,7 +39,7 @@ class StudyState(NamedTuple):
 
   params: Any  # (R, M, ...)
   opt_state: Any  # (R, M, ...)
-  idx_RxHxN: jax.Array  # int32 membership: H = 2 halves (A, B) or 1 (single-model study)
+  idx_RxMxN: jax.Array  # int32 pool ids of each part: halves A and B (even shared), or the one set
   seen_RxMxP: jax.Array  # bool: pool samples each member has ever trained on
   move_count_RxP: jax.Array  # int32: how often each sample changed sides
   active_R: jax.Array  # bool: false once a run stopped (fit with early stop, or diverged)

@@ -108,16 +108,6 @@ def build_pool(config: Config, ds: datalib.Dataset, table) -> Pool:
   else:
     extra = np.zeros((0, *images.shape[1:]), np.uint8)
     extra_labels = np.zeros(0, np.int32)
-  if config.study == "swap":
-    return Pool(
-      jnp.asarray(images[None]),
-      jnp.broadcast_to(jnp.asarray(labels), (len(table), p)),
-      jnp.zeros(len(table), jnp.int32),
-      jnp.asarray(holdout[None]),
-      jnp.asarray(holdout_labels),
-      jnp.asarray(extra[None]),
-      jnp.asarray(extra_labels),
-    )
   stats = {"mean": float(images.mean()), "std": float(images.std())}
   variants, variant_of = [(images, holdout, extra)], {}
   labels_rows = []
@@ -168,11 +158,6 @@ def build_runs(config: Config, table) -> RunArrays:
   )
 
 
-def k_max(config: Config) -> int:
-  tables = config.schedules()
-  return max(1, max(k for name in config.conditions for _, k in tables[name]))
-
-
 # ------------------------------------------------------------------ build
 def build(config: Config, ds: datalib.Dataset, mesh=None) -> Study:
   """Builds the study as one compiled program over all its runs; with a `mesh`, runs are
@@ -195,7 +180,7 @@ def build_whole(config: Config, ds: datalib.Dataset, mesh=None, chunk: int = 0) 
   evaluate = jax.jit(train.make_evaluate(config, eval_model, config.eval_population))
   pool = build_pool(config, ds, table)
   runs = build_runs(config, table)
-  members, halves = config.members, (2 if config.study == "swap" else 1)
+  members, halves = config.members, config.kind.halves
   n, p = config.half_size, config.train_pool
 
   def init_state(runs: RunArrays) -> StudyState:
@@ -220,10 +205,7 @@ def build_whole(config: Config, ds: datalib.Dataset, mesh=None, chunk: int = 0) 
       jnp.zeros((), jnp.int32),
     )
 
-  if config.study == "swap":
-    round_fn = rounds.make_swap_round(config, train_epoch, evaluate, k_max(config))
-  else:
-    round_fn = rounds.make_memorize_round(config, train_epoch, evaluate)
+  round_fn = rounds.ROUND_MAKERS[config.study](config, train_epoch, evaluate)
   init_options = init_compiler_options(jax.default_backend())
   first_pool, first_runs = _take_runs(pool, runs, slice(0, size))
   if mesh is None:
@@ -241,11 +223,10 @@ def build_whole(config: Config, ds: datalib.Dataset, mesh=None, chunk: int = 0) 
       out_shardings=state_sh,
       compiler_options=init_options,
     )
-    extra = () if config.study == "swap" else (NamedSharding(mesh, PartitionSpec()),)
     if driver == "scan":
       round_fn = jax.jit(
         round_fn,
-        in_shardings=(state_sh, pool_sh, runs_sh, *extra),
+        in_shardings=(state_sh, pool_sh, runs_sh, NamedSharding(mesh, PartitionSpec())),
         out_shardings=(state_sh, metrics_sh),
         donate_argnums=(0,),
       )
@@ -364,13 +345,12 @@ def load_data(config: Config, data_dir: str | None, tfds_data_dir: str | None):
 
 
 def step_round(study: Study, state: StudyState, test_due: bool = False):
-  if study.config.study == "swap":
-    return study.round_fn(state, study.pool, study.runs)
   return study.round_fn(state, study.pool, study.runs, np.asarray(test_due))
 
 
 def test_due(config: Config, round_index: int) -> bool:
-  """Memorize: evaluate the test set every `test_every` epochs, the first and the last."""
+  """Whether a round evaluates the test set (single-model studies; the swap study evaluates
+  every round): every `test_every` rounds, the first and the last."""
   epoch = round_index + 1
   return epoch == 1 or epoch % config.test_every == 0 or epoch == config.rounds
 
@@ -411,7 +391,7 @@ def metric_rows(
 
 
 def round_key(config: Config) -> str:
-  return "round" if config.study == "swap" else "epoch"
+  return config.kind.round_key
 
 
 def nonfinite_runs(study: Study, metrics: dict[str, np.ndarray], active_R: np.ndarray):

@@ -5,12 +5,12 @@ metric's name, e.g. `AtoB/test_acc`; step = the row's round or epoch) and, once 
 the run's condition values as hparams (TensorBoard's HParams tab) and as a text table. View with
 `tensorboard --logdir WORKDIR/tensorboard`.
 
-Resume: every process start writes new event files (tensorboardX names them by time; a suffix
-with the process id and a random tag keeps two starts in the same second apart). The runner cuts
-`metrics.jsonl` back to the restored round and writes the later rounds again, so the old event
-files may hold steps that are written anew. Pass `purge_step=<first round written>`: each new
-file then starts with a SessionLog START at that step, and TensorBoard's loader drops the older
-events from that step on (TensorBoard's purge of orphaned data, honoured by its Python loader
+Resume: every process start writes new event files (tensorboardX names them by the second; a
+suffix of nanoseconds and the process id keeps two starts in one second apart and in order). The
+runner cuts `metrics.jsonl` back to the restored round and writes the later rounds again, so the
+old event files may hold steps that are written anew. Pass `purge_step=<first round written>`:
+each new file then starts with a SessionLog START at that step, and TensorBoard's loader drops the
+older events from that step on (its purge of orphaned data, honoured by the Python loader
 `EventAccumulator`, tested). A viewer that ignores it shows those steps twice; the newer value is
 the one in `metrics.jsonl`.
 """
@@ -21,24 +21,24 @@ import math
 import numbers
 import os
 import re
-import uuid
+import time
 from pathlib import Path
 from typing import Any
 
-from swapjax.config import RUN_AXES
-
-# Keys of a metrics row that say which run it is and under which condition, not what it measured.
-CONDITION_KEYS = ("run", "group", *RUN_AXES)
 ROUND_KEYS = ("round", "epoch")
+# Metrics are slash-scoped (`AtoB/test_acc`, `time/round_s`), except these.
+UNSCOPED_METRICS = ("fit_epoch",)
+
+
+def is_metric(key: str) -> bool:
+  return "/" in key or key in UNSCOPED_METRICS
 
 
 def split_row(row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-  """(condition values, metrics) of a metrics row; its round/epoch is in neither.
-
-  Metrics are every other key: the slash-scoped ones (`AtoB/test_acc`, `time/round_s`) and the
-  few without a scope (`fit_epoch`)."""
-  conditions = {k: v for k, v in row.items() if k in CONDITION_KEYS}
-  metrics = {k: v for k, v in row.items() if k not in CONDITION_KEYS and k not in ROUND_KEYS}
+  """(condition values, metrics) of a metrics row; its round/epoch is in neither. Conditions
+  are the other keys: `run`, `group` and the run-axis values (`condition`, `seed`, ...)."""
+  conditions = {k: v for k, v in row.items() if not is_metric(k) and k not in ROUND_KEYS}
+  metrics = {k: v for k, v in row.items() if is_metric(k)}
   return conditions, metrics
 
 
@@ -63,7 +63,7 @@ class EventWriter:
     self.enabled = enabled
     self.purge_step = purge_step
     self._writers: dict[int, Any] = {}
-    self._suffix = f".{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    self._suffix = f".{time.time_ns()}.{os.getpid()}"  # sorts in start order
 
   def _writer(self, row: dict[str, Any]):
     run = int(row["run"])

@@ -117,7 +117,7 @@ def test_unknown_key_lists_every_valid_key():
     ("rounds=0", "rounds=0"),
     ("conditions=none,bogus", "'bogus' is not a swap schedule; defined: none, one, schedule"),
     ("conditions=none,one,none", "conditions=none,one,none: names repeat"),
-    ("pool_size=7", "even pool"),
+    ("pool_size=7", "pool of at least 4 that splits into 2 equal part(s)"),
     ("validation_split=1.5", "validation_split=1.5: must be in [0, 1)"),
     ("validation_split=1", "validation_split=1.0: must be in [0, 1)"),
     ("batch_size=100000", "larger than"),

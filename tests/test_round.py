@@ -40,7 +40,7 @@ def test_membership_is_a_partition_and_moves_are_counted(tiny):
   halves stay a partition of the pool, move counts add up, and something actually moves."""
   cfg, ds = tiny
   built, state, history = _run(cfg, ds, 2)
-  idx = np.asarray(state.idx_RxHxN)
+  idx = np.asarray(state.idx_RxMxN)
   for r in range(idx.shape[0]):
     assert sorted(idx[r].ravel()) == list(range(cfg.pool_size))
   moved = sum(h["swap/moved"] for h in history)
@@ -84,7 +84,7 @@ def test_independent_mode_judges_each_half_with_the_other_model(tiny):
   cfg, ds = tiny
   built = study.build(cfg, ds)
   before = built.init_state(built.runs)
-  idx0 = np.asarray(before.idx_RxHxN)
+  idx0 = np.asarray(before.idx_RxMxN)
   after, m = study.step_round(built, before)
   after, m = jax.device_get((after, m))
   labels = np.asarray(built.pool.labels_RxP)
@@ -98,8 +98,8 @@ def test_independent_mode_judges_each_half_with_the_other_model(tiny):
     assert m["swap/b_correct"][r] == b_correct_by_a.sum()
     differs += int((~_judged(pred[0], labels[r], a_ids)).sum() != a_miss_by_b.sum())
     differs += int(_judged(pred[1], labels[r], b_ids).sum() != b_correct_by_a.sum())
-    left_a = np.setdiff1d(a_ids, after.idx_RxHxN[r, 0])
-    left_b = np.setdiff1d(b_ids, after.idx_RxHxN[r, 1])
+    left_a = np.setdiff1d(a_ids, after.idx_RxMxN[r, 0])
+    left_b = np.setdiff1d(b_ids, after.idx_RxMxN[r, 1])
     assert len(left_a) == len(left_b) == m["swap/moved"][r]
     assert (pred[1][left_a] != labels[r][left_a]).all()  # B got every id that left A wrong
     assert (pred[0][left_b] == labels[r][left_b]).all()  # A got every id that left B right
@@ -115,7 +115,7 @@ def test_shared_mode_judges_b_before_and_a_after_the_b_epoch(tiny):
   built = study.build(cfg, ds)
   before = built.init_state(built.runs)
   after, m = jax.device_get(study.step_round(built, jax.tree.map(jnp.copy, before)))
-  idx0 = np.asarray(before.idx_RxHxN)
+  idx0 = np.asarray(before.idx_RxMxN)
   model = make_model(cfg.model, built.conv_impl, cfg.dropout)
   train_epoch = jax.jit(train.make_train_epoch(cfg, model, train.make_optimizer(cfg), built.driver))
   k_train, _ = rounds.round_keys(rounds.run_keys(cfg.seed, built.runs.seed_R), before.round)
@@ -124,7 +124,7 @@ def test_shared_mode_judges_b_before_and_a_after_the_b_epoch(tiny):
     before.params,
     before.opt_state,
     built.pool,
-    before.idx_RxHxN[:, :1],
+    before.idx_RxMxN[:, :1],
     keys[:, :1],
     built.runs,
     before.active_R,
@@ -162,7 +162,7 @@ def test_epoch_trains_on_the_first_num_train_positions_each_once(tiny, monkeypat
   batches = _recording(monkeypatch)
   built = study.build(cfg, ds)
   state = built.init_state(built.runs)
-  idx = np.asarray(state.idx_RxHxN)
+  idx = np.asarray(state.idx_RxMxN)
   jax.block_until_ready(study.step_round(built, state))
   jax.effects_barrier()
   ids_SxRxMxB = np.stack(batches)
@@ -213,7 +213,7 @@ def test_scan_and_host_drivers_agree(tiny):
   cfg = dataclasses.replace(cfg, num_seeds=1)
   _, s1, h1 = _run(cfg, ds, 1)
   _, s2, h2 = _run(dataclasses.replace(cfg, driver="host"), ds, 1)
-  np.testing.assert_array_equal(s1.idx_RxHxN, s2.idx_RxHxN)
+  np.testing.assert_array_equal(s1.idx_RxMxN, s2.idx_RxMxN)
   for key in h1[0]:
     np.testing.assert_allclose(h1[0][key], h2[0][key], rtol=2e-4, atol=2e-5, err_msg=key)
 
@@ -241,9 +241,9 @@ def test_init_without_llvm_optimisation_gives_the_same_state(tiny):
 def test_round_compiles_once(tiny, monkeypatch):
   """Guards against a retrace per round (a changing weak type, sharding or Python value)."""
   cfg, ds = tiny
-  make = rounds.make_swap_round
-  monkeypatch.setattr(
-    rounds, "make_swap_round", lambda *a, **k: chex.assert_max_traces(make(*a, **k), n=1)
+  make = rounds.ROUND_MAKERS["swap"]
+  monkeypatch.setitem(
+    rounds.ROUND_MAKERS, "swap", lambda *a, **k: chex.assert_max_traces(make(*a, **k), n=1)
   )
   built = study.build(dataclasses.replace(cfg, num_seeds=1), ds)
   state = built.init_state(built.runs)

@@ -329,3 +329,44 @@ def test_full_disk_at_a_checkpoint_save_is_one_clear_error(tmp_path, monkeypatch
     (0, 3): 1,
     (1, 3): 1,
   }
+
+
+def _collapse_at(round_index, run):
+  """Training accuracy of `run` forced high before `round_index`, to 0.05 at it."""
+  from swapjax import study
+
+  original = study.step_round
+
+  def step(built, state, test_due=False):
+    state, metrics = original(built, state, test_due)
+    metrics = dict(metrics)
+    value = 0.05 if int(state.round) == round_index else 0.9
+    metrics["train/acc"] = metrics["train/acc"].at[run].set(value)
+    return state, metrics
+
+  return step
+
+
+@pytest.mark.parametrize("on_nan", ["stop", "freeze"])
+def test_collapse_to_chance_is_named_and_stops_or_freezes(tmp_path, monkeypatch, capsys, on_nan):
+  """Guards report 003's collapse (training accuracy at chance after it was high): the round
+  and run are named, and the run is stopped or frozen as `on_nan` says."""
+  from test_experiments import shrunk
+
+  from swapjax import study
+
+  monkeypatch.setattr(study, "step_round", _collapse_at(2, 1))
+  cfg = shrunk("memorize_mnist", rounds=3, num_seeds=2, on_nan=on_nan, early_stop=False)
+  opts = runner.RunOptions(workdir=str(tmp_path / "w"), progress=False)
+  if on_nan == "stop":
+    with pytest.raises(runner.StudyStopped) as e:
+      runner.run(cfg, "memorize_mnist", opts)
+    assert e.value.code == runner.EXIT_DIVERGED
+    assert "round 2: run 1" in str(e.value) and "collapse (training accuracy 0.050" in str(e.value)
+    return
+  runner.run(cfg, "memorize_mnist", opts)
+  assert "froze run 1" in capsys.readouterr().out
+  rows = {(r["run"], r["epoch"]): r for r in _rows(tmp_path / "w")}
+  frozen, alive = rows[(1, 3)], rows[(0, 3)]
+  assert frozen["train/loss"] == rows[(1, 2)]["train/loss"]  # stopped: its row repeats
+  assert alive["train/loss"] != rows[(0, 2)]["train/loss"]

@@ -1,0 +1,128 @@
+"""TensorBoard event files read back by TensorBoard's own loader equal the metrics rows."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from conftest import tiny_swap_config
+
+from swapjax import runner
+from swapjax.tensorboard import EventWriter, run_dir_name, scalar, split_row
+
+event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+plugin_data_pb2 = pytest.importorskip("tensorboard.plugins.hparams.plugin_data_pb2")
+
+
+def _study_rows():
+  """A hand-made study: 2 runs (two groups) x 3 rounds, with a missing and a text value."""
+  rows = []
+  for rnd in (1, 2, 3):
+    for run, condition in enumerate(("none", "schedule")):
+      rows.append(
+        {
+          "round": rnd,
+          "run": run,
+          "group": f"condition={condition}",
+          "condition": condition,
+          "warmup": 0,
+          "learning_rate": 0.001,
+          "seed": run,
+          "AtoB/test_acc": 0.1 * rnd + 0.01 * run + 1e-9,  # not exact in float32
+          "BtoA/test_loss": 2.3 - 0.123456789 * rnd,
+          "swap/moved": 3 * rnd * run,
+          "holdout/acc": None if rnd == 2 else 0.5 + run,
+          "fit_epoch": None,
+          "note/text": "not a number",
+          "time/round_s": 0.25 * rnd,
+        }
+      )
+  return rows
+
+
+def _read(logdir):
+  """{run folder: (EventAccumulator loaded with every event)}."""
+  out = {}
+  for path in sorted(p for p in logdir.iterdir() if p.is_dir()):
+    acc = event_accumulator.EventAccumulator(
+      str(path), size_guidance={event_accumulator.SCALARS: 0, event_accumulator.TENSORS: 0}
+    )
+    acc.Reload()
+    out[path.name] = acc
+  return out
+
+
+def _assert_equal_to_rows(logdir, rows, round_key):
+  runs = _read(logdir)
+  expected_dirs = {run_dir_name(r["run"], r["group"]) for r in rows}
+  assert set(runs) == expected_dirs
+  for run_id in sorted({r["run"] for r in rows}):
+    mine = [r for r in rows if r["run"] == run_id]
+    acc = runs[run_dir_name(run_id, mine[0]["group"])]
+    expected = {}
+    for row in mine:
+      for tag, value in split_row(row)[1].items():
+        if scalar(value) is not None:
+          expected.setdefault(tag, []).append((row[round_key], np.float32(value)))
+    assert sorted(acc.Tags()["scalars"]) == sorted(expected)
+    for tag, series in expected.items():
+      got = [(e.step, np.float32(e.value)) for e in acc.Scalars(tag)]
+      assert got == series, (run_id, tag)
+    # The run's condition values, once, as TensorBoard hparams.
+    content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    hparams = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
+    for key, value in split_row(mine[0])[0].items():
+      field = hparams[key]
+      got = field.string_value if isinstance(value, str) else field.number_value
+      assert got == pytest.approx(value), key
+    assert "conditions/text_summary" in acc.Tags()["tensors"]
+
+
+def test_event_files_read_back_equal_to_the_rows(tmp_path):
+  rows = _study_rows()
+  with EventWriter(tmp_path) as events:
+    for rnd in (1, 2, 3):
+      events.write([r for r in rows if r["round"] == rnd], "round")
+  assert sorted(p.name for p in (tmp_path / "tensorboard").iterdir()) == [
+    "run_000_condition=none",
+    "run_001_condition=schedule",
+  ]
+  _assert_equal_to_rows(tmp_path / "tensorboard", rows, "round")
+
+
+def test_resume_purges_the_rewritten_rounds(tmp_path):
+  """A resumed process rewrites round 3 (cut from metrics.jsonl): TensorBoard keeps only the
+  new values from the purge step on, and the older rounds from the first process."""
+  rows = _study_rows()
+  with EventWriter(tmp_path) as events:
+    events.write(rows, "round")
+  rewritten = [dict(r, **{"AtoB/test_acc": 0.9}) for r in rows if r["round"] == 3]
+  with EventWriter(tmp_path, purge_step=3) as events:
+    events.write(rewritten, "round")
+  expected = [r for r in rows if r["round"] < 3] + rewritten
+  for acc in _read(tmp_path / "tensorboard").values():
+    assert [e.step for e in acc.Scalars("AtoB/test_acc")] == [1, 2, 3]
+    assert np.float32(acc.Scalars("AtoB/test_acc")[-1].value) == np.float32(0.9)
+  _assert_equal_to_rows(tmp_path / "tensorboard", expected, "round")
+
+
+def test_disabled_writes_nothing(tmp_path):
+  with EventWriter(tmp_path, enabled=False) as events:
+    events.write(_study_rows(), "round")
+  assert not (tmp_path / "tensorboard").exists()
+
+
+def test_a_real_study_reads_back_equal_to_metrics_jsonl(tmp_path):
+  """The runner's own event files (written every round, and after a resume without
+  duplicates) read back equal to metrics.jsonl; `tensorboard=false` writes none."""
+  cfg = tiny_swap_config(rounds=2, num_seeds=1)
+  stopped = runner.RunOptions(workdir=str(tmp_path / "w"), progress=False, stop_after=1)
+  with pytest.raises(runner.StudyStopped):
+    runner.run(cfg, "tiny", stopped)
+  runner.run(cfg, "tiny", runner.RunOptions(workdir=str(tmp_path / "w"), progress=False))
+  rows = [json.loads(x) for x in (tmp_path / "w" / "metrics.jsonl").read_text().splitlines()]
+  assert len(rows) == 4 and "AtoB/test_unseen_acc" in rows[0]
+  _assert_equal_to_rows(tmp_path / "w" / "tensorboard", rows, "round")
+  off = dataclasses.replace(cfg, rounds=1, tensorboard=False)
+  runner.run(off, "tiny", runner.RunOptions(workdir=str(tmp_path / "off"), progress=False))
+  assert not (tmp_path / "off" / "tensorboard").exists()
