@@ -57,6 +57,16 @@ PRESETS = {
     repeats=3,
     full_study=True,
   ),
+  # Report 003's 20% program (9,000 training images per epoch; dropout rates 0 and 0.5 are
+  # numbers on the run axis, so R=2 is the study's program at one seed). Synthetic images.
+  "fashion_dropout": dict(
+    experiment="fashion_dropout",
+    overrides=dict(train_fraction=(0.2,), dropout_rate=(0.0, 0.5)),
+    strategies=["patches/scan", SEQUENTIAL],
+    scaling=[2],
+    repeats=2,
+    full_study=False,
+  ),
   "memorize_sweep": dict(
     experiment="memorize_sweep",
     overrides={},
@@ -172,7 +182,7 @@ def _summarise(result, cfg, ds, times):
   # images a round processes (training = 3 forward passes: forward, input and weight gradients).
   steps = -(-cfg.num_train // cfg.batch_size)
   holdout = cfg.holdout_size if cfg.kind.tests_every_round else 0  # else every few rounds
-  images_fwd = cfg.pool_size + holdout + 3 * steps * cfg.batch_size
+  images_fwd = cfg.train_pool + holdout + 3 * steps * cfg.batch_size
   result["flops_per_round"] = (
     forward_flops_per_image(cfg.model, ds.image_shape) * images_fwd * result["models"]
   )

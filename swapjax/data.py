@@ -308,10 +308,12 @@ def _module_available(module: str) -> bool:
   return importlib.util.find_spec(module) is not None
 
 
-def network_available(host: str = "storage.googleapis.com", timeout: float = 2.0) -> bool:
+def network_available(
+  host: str = "storage.googleapis.com", timeout: float = 2.0, port: int = 443
+) -> bool:
   """A quick reachability probe, so that offline runs never wait in download retries."""
   try:
-    socket.create_connection((host, 443), timeout=timeout).close()
+    socket.create_connection((host, port), timeout=timeout).close()
     return True
   except OSError:
     return False

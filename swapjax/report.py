@@ -1,10 +1,14 @@
 """`report.md` and `plots/*.png`: a pure function of config.json, metrics.jsonl (and timing.json).
 
-Rebuild without retraining: `python -m swapjax.report WORKDIR`.
+Rebuild one study's report without retraining, or compare several studies side by side:
+
+    python -m swapjax.report WORKDIR
+    python -m swapjax.report WORKDIR_A WORKDIR_B [...] [--out=DIR]
 """
 
 from __future__ import annotations
 
+import decimal
 import itertools
 import json
 import math
@@ -34,11 +38,39 @@ def _varying(rows, keys):
   return [k for k in keys if len({r.get(k) for r in rows}) > 1] or [keys[0]]
 
 
-def _stat(values, fmt: str = ".4f"):
+def _rounded(value: float, decimals: int) -> str:
+  """`value` rounded half away from zero (as printed, 24.5 -> 25) to `decimals` places; a
+  negative `decimals` rounds to tens, hundreds, ..."""
+  quantum = decimal.Decimal(1).scaleb(-decimals)
+  shown = decimal.Decimal(str(float(value))).quantize(quantum, rounding=decimal.ROUND_HALF_UP)
+  if shown == 0:
+    shown = abs(shown)  # no "-0.000"
+  return f"{shown:f}" if decimals > 0 else str(int(shown))
+
+
+def format_stat(mean: float, std: float, integral: bool = False) -> str:
+  """'mean ± std' to the precision the spread supports: the std at 2 significant digits and the
+  mean at the same decimal place (275.5 ± 24.5 -> '276 ± 25', 0.8960 ± 0.0123 -> '0.896 ± 0.012').
+  Without spread, the mean at 4 significant digits ('0.8960 ± 0'), or whole when `integral`."""
+  if not std > 0:
+    if integral or mean == 0:
+      return f"{_rounded(mean, 0 if integral else 4)} ± 0"
+    return f"{_rounded(mean, max(0, 3 - math.floor(math.log10(abs(mean)))))} ± 0"
+  decimals = 1 - math.floor(math.log10(std))
+  if float(_rounded(std, decimals)) >= 10 ** (2 - decimals):  # 0.0996 -> 0.10, not 0.100
+    decimals -= 1
+  return f"{_rounded(mean, decimals)} ± {_rounded(std, decimals)}"
+
+
+def _stat(values) -> str:
+  """Mean ± population std (ddof 0) of the finite values, formatted by `format_stat`."""
   vals = [v for v in values if v is not None and math.isfinite(v)]
   if not vals:
     return "n/a"
-  return f"{np.mean(vals):{fmt}} ± {np.std(vals):{fmt}}"
+  integral = all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in vals)
+  if min(vals) == max(vals):  # exactly no spread (np.std can leave float noise here)
+    return format_stat(vals[0], 0.0, integral)
+  return format_stat(float(np.mean(vals)), float(np.std(vals)), integral)
 
 
 def _per_round(rows, round_key, metric):
@@ -57,14 +89,15 @@ def _per_round(rows, round_key, metric):
   return np.array(xs), np.array([[values[x] for x in xs] for values in by_run.values()])
 
 
-def _band(ax, rows, round_key, metric, label, color):
+def _band(ax, rows, round_key, metric, label, color, scale=1, alpha=0.2, **style):
+  """The per-round mean over runs as a line, ± their std as a shaded band (x times `scale`)."""
   series = _per_round(rows, round_key, metric)
   if series is None:
     return
   xs, ys = series
   mean, std = ys.mean(0), ys.std(0)
-  ax.plot(xs, mean, color=color, label=label)
-  ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.2)
+  ax.plot(xs * scale, mean, color=color, label=label, **style)
+  ax.fill_between(xs * scale, mean - std, mean + std, color=color, alpha=alpha, lw=0)
 
 
 NO_PLOTS = (
@@ -86,13 +119,59 @@ def _plt():
   return plt
 
 
-def _grid(plt, groups, title):
+def _grid(plt, groups, title, sharey=True):
+  """One axes per group (3 to a row) under `title`; constrained layout, so `_finish` can put the
+  legend outside the axes."""
   n = len(groups)
   cols = min(3, n)
   nrows = -(-n // cols)
-  fig, axes = plt.subplots(nrows, cols, figsize=(5 * cols, 3.6 * nrows), squeeze=False)
-  fig.suptitle(title)
+  fig, axes = plt.subplots(
+    nrows,
+    cols,
+    figsize=(max(6.4, 4.6 * cols), 3.4 * nrows),  # one panel: still room for the title
+    squeeze=False,
+    sharey=sharey,
+    layout="constrained",
+  )
+  fig.suptitle(title, fontsize=11)
   return fig, axes.ravel()
+
+
+def _integer_x(ax):
+  from matplotlib.ticker import MaxNLocator
+
+  ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _finish(plt, fig, axes, used: int, path: Path, ncol: int | None = None):
+  """Hides the grid's empty cells, draws one legend below the axes (it never covers a curve) and
+  saves the figure."""
+  for ax in axes[used:]:
+    ax.set_visible(False)
+  for ax in axes[:used]:  # shared y: keep the tick labels on every panel
+    ax.tick_params(labelleft=True)
+  legend = {}
+  for ax in axes[:used]:
+    for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+      legend.setdefault(label, handle)
+  if legend:  # below the grid, as many entries to a row as its width holds
+    ncol = ncol or min(len(legend), 2 * min(3, used))
+    fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncol=ncol, fontsize=8)
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+SWAP_COLORS = {  # report 000's figures: AtoB/BtoA test in blue/green, train in red/black
+  "AtoB_test": "tab:blue",
+  "BtoA_test": "tab:green",
+  "AtoB_train": "tab:red",
+  "BtoA_train": "black",
+}
+HONEST = tuple(  # colour: the member, as in accuracy.png; line style: the split
+  (f"{member}/{split}_acc", color, style)
+  for split, style in (("test", "-"), ("test_unseen", "--"), ("holdout", ":"))
+  for member, color in (("AtoB", "tab:blue"), ("BtoA", "tab:green"))
+)
 
 
 def swap_report(config, rows, plots: Path) -> list[str]:
@@ -134,49 +213,32 @@ def swap_report(config, rows, plots: Path) -> list[str]:
     lines.append(
       f"| {_label(key, SWAP_GROUP, varying)} | {len(last)} | "
       + " | ".join(cells)
-      + f" | {_stat(list(map(float, moved.values())))} |"
+      + f" | {_stat(list(moved.values()))} |"
     )
   if plt is None:
     lines += ["", NO_PLOTS]
     return lines
-  colors = {
-    "AtoB_test": "tab:blue",
-    "BtoA_test": "tab:green",
-    "AtoB_train": "tab:red",
-    "BtoA_train": "tab:gray",
-  }
-  for kind in ("acc", "loss"):
-    fig, axes = _grid(plt, groups, f"{kind} against rounds (mean ± std over seeds)")
+  # Report 000's two figures (accuracy and loss per round, AtoB and BtoA), one panel per group.
+  for kind, what in (("acc", "accuracy"), ("loss", "loss")):
+    fig, axes = _grid(plt, groups, f"{what} per round (mean ± std over seeds)")
     for ax, (key, grows) in zip(axes, groups.items(), strict=False):
-      for name, color in colors.items():
+      for name, color in SWAP_COLORS.items():
         member, split = name.split("_")
         _band(ax, grows, "round", f"{member}/{split}_{kind}", name, color)
-      ax.set_title(_label(key, SWAP_GROUP, varying), fontsize=9)
-      ax.set_xlabel("round")
-      ax.set_ylabel(kind)
+      ax.set(title=_label(key, SWAP_GROUP, varying), xlabel="round", ylabel=what)
+      ax.title.set_fontsize(9)
+      _integer_x(ax)
       ax.grid(True)
-      ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(plots / f"{'accuracy' if kind == 'acc' else 'loss'}.png", dpi=90)
-    plt.close(fig)
-  fig, axes = _grid(plt, groups, "honest test accuracy (mean ± std over seeds)")
+    _finish(plt, fig, axes, len(groups), plots / f"{what}.png")
+  fig, axes = _grid(plt, groups, "honest test accuracy per round (mean ± std over seeds)")
   for ax, (key, grows) in zip(axes, groups.items(), strict=False):
-    for metric, color in [
-      ("AtoB/test_acc", "tab:blue"),
-      ("AtoB/test_unseen_acc", "tab:cyan"),
-      ("AtoB/holdout_acc", "tab:purple"),
-      ("BtoA/test_acc", "tab:green"),
-      ("BtoA/test_unseen_acc", "tab:olive"),
-      ("BtoA/holdout_acc", "tab:brown"),
-    ]:
-      _band(ax, grows, "round", metric, metric, color)
-    ax.set_title(_label(key, SWAP_GROUP, varying), fontsize=9)
-    ax.set_xlabel("round")
+    for metric, color, style in HONEST:
+      _band(ax, grows, "round", metric, metric, color, ls=style)
+    ax.set(title=_label(key, SWAP_GROUP, varying), xlabel="round", ylabel="accuracy")
+    ax.title.set_fontsize(9)
+    _integer_x(ax)
     ax.grid(True)
-    ax.legend(fontsize=6)
-  fig.tight_layout()
-  fig.savefig(plots / "honest_accuracy.png", dpi=90)
-  plt.close(fig)
+  _finish(plt, fig, axes, len(groups), plots / "honest_accuracy.png", ncol=3)  # a row per member
   lines += [
     "",
     "![accuracy](plots/accuracy.png)",
@@ -263,6 +325,111 @@ def ordering_lines(by_level, last_epoch: int) -> list[str]:
   return lines + [""] + verdicts
 
 
+SHORT = {"input_corruption": "{}", "label_corruption": "labels {}", "learning_rate": "lr {}"}
+
+
+def _short_label(key, varying) -> str:
+  """A group's varying values, compact for a crowded legend: `clean, labels 0.2, lr 0.001`."""
+  values = dict(zip(MEMORIZE_GROUP, key, strict=True))
+  if values["input_corruption"] == "none":
+    values["input_corruption"] = "clean"
+  return ", ".join(SHORT[k].format(values[k]) for k in MEMORIZE_GROUP if k in varying)
+
+
+def _legend_below(fig, cell, ax, ncol):
+  """`ax`'s legend in a blank axes under it (`cell` of the grid), clear of its curves and labels."""
+  holder = fig.add_subplot(cell)
+  holder.axis("off")
+  holder.legend(*ax.get_legend_handles_labels(), loc="upper center", ncol=ncol, fontsize=7)
+
+
+def _zhang_figure1(plt, groups, ordering, varying, last_epoch, steps_per_epoch, path) -> bool:
+  """Zhang et al. Figure 1: (a) training loss against steps per group, (b) epochs to fit and (c)
+  test error against label corruption. (a) needs two groups, (b) and (c) two corruption levels
+  at some learning rate (one point is no curve); False, and nothing drawn, if neither holds."""
+  curves = len(groups) > 1
+  levels = any(len(levels) > 1 for levels in ordering.values())
+  if not (curves or levels):
+    path.unlink(missing_ok=True)  # a previous build's, from more levels
+    return False
+  panels = (["a"] if curves else []) + (["b", "c"] if levels else [])
+  legend_rows = max(-(-len(groups) // 2) if curves else 0, 2 * len(ordering) if levels else 0)
+  fig = plt.figure(figsize=(5 * len(panels), 4 + 0.17 * legend_rows), layout="constrained")
+  grid = fig.add_gridspec(2, len(panels), height_ratios=(4, 0.17 * legend_rows + 0.1))
+  ax = {p: fig.add_subplot(grid[0, i]) for i, p in enumerate(panels)}
+  if curves:
+    ordered = sorted(groups.items(), key=lambda kv: [str(x) for x in kv[0]])
+    kinds = list(dict.fromkeys(key[:2] for key, _ in ordered))  # (input, label corruption)
+    rates = sorted({key[2] for key, _ in ordered})
+    for key, grows in ordered:
+      color = plt.get_cmap("tab10")(kinds.index(key[:2]) % 10)
+      style = ("-", "--", ":", "-.")[rates.index(key[2]) % 4]
+      label = _short_label(key, varying)
+      alpha = 0.2 if len(groups) <= 4 else 0.06  # many bands: faint, so the means stay legible
+      _band(ax["a"], grows, "epoch", "train/loss", label, color, steps_per_epoch, alpha, ls=style)
+    ax["a"].set(xlabel="training steps", ylabel="training loss", title="(a) learning curves")
+    _integer_x(ax["a"])
+    ax["a"].grid(True)
+    _legend_below(fig, grid[1, 0], ax["a"], ncol=2)
+  if levels:
+    for i, (lr, by_level) in enumerate(sorted(ordering.items())):
+      xs = sorted(by_level)
+      name = f"lr={lr}, " if len(ordering) > 1 else ""
+      color = f"C{i}"
+      fits = [by_level[x]["fits"] for x in xs]
+      errors = [[1 - t for t in by_level[x]["tests"]] for x in xs]
+      fit_mean = [np.mean(f) if f else np.nan for f in fits]
+      err_mean = [np.mean(e) if e else np.nan for e in errors]
+      ax["b"].plot(xs, fit_mean, "o-", color=color, label=f"{name}mean epochs to fit (fitted runs)")
+      ax["b"].errorbar(xs, fit_mean, [np.std(f) if f else 0 for f in fits], fmt="none", color=color)
+      unfit = [x for x in xs if by_level[x]["unfit"]]
+      if unfit:  # a lower bound: these runs had not fit when the metrics end
+        ax["b"].plot(
+          unfit,
+          [last_epoch] * len(unfit),
+          "^",
+          mfc="none",
+          ms=8 + 4 * i,  # nested, so every learning rate's marker shows
+          color=color,
+          label=f"{name}some runs not fit by epoch {last_epoch}",
+        )
+      ax["c"].plot(xs, err_mean, "o-", color=color, label=f"lr={lr}")
+      errs = [np.std(e) if e else 0 for e in errors]
+      ax["c"].errorbar(xs, err_mean, errs, fmt="none", color=color)
+    ax["b"].set(xlabel="label corruption", ylabel="epochs to fit", title="(b) time to fit")
+    ax["c"].set(xlabel="label corruption", ylabel="test error", title="(c) test error")
+    ax["c"].axhline(0.9, color="gray", ls="--", lw=1, label="chance (0.9)")
+    for panel in "bc":
+      ax[panel].grid(True)
+      _legend_below(fig, grid[1, panels.index(panel)], ax[panel], ncol=1)
+  fig.suptitle("Zhang et al. Figure 1 (mean ± std over seeds)")
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return True
+
+
+def _train_vs_test(plt, groups, varying, num_classes, path):
+  """Report 004's headline: training accuracy (random labels) against test accuracy (true
+  labels) per epoch, chance dashed."""
+  fig, axes = _grid(plt, groups, "training vs test accuracy per epoch (mean ± std over seeds)")
+  for ax, (key, grows) in zip(axes, groups.items(), strict=False):
+    _band(ax, grows, "epoch", "train/acc", "train accuracy (its own labels)", "tab:blue")
+    _band(ax, grows, "epoch", "test/acc", "test accuracy (true labels)", "tab:red", marker=".")
+    ax.axhline(1 / num_classes, color="gray", ls="--", lw=1, label=f"chance (1/{num_classes})")
+    title = _short_label(key, varying)
+    last = [_per_round(grows, "epoch", m) for m in ("train/acc", "test/acc")]
+    if all(series is not None and series[0].size for series in last):
+      (train_at, train), (test_at, test) = ((xs[-1], ys[:, -1].mean()) for xs, ys in last)
+      title += (
+        f"\ntrain {100 * train:.3g}% (epoch {train_at}), test {100 * test:.3g}% (epoch {test_at})"
+      )
+    ax.set(title=title, xlabel="epoch", ylabel="accuracy")
+    ax.title.set_fontsize(9)
+    _integer_x(ax)
+    ax.grid(True)
+  _finish(plt, fig, axes, len(groups), path)
+
+
 def memorize_report(config, rows, plots: Path) -> list[str]:
   plt = _plt()
   groups = defaultdict(list)
@@ -298,7 +465,7 @@ def memorize_report(config, rows, plots: Path) -> list[str]:
     fitted = [f for f in fits if f is not None]
     lines.append(
       f"| {_label(key, MEMORIZE_GROUP, varying)} | {len(finals)} | "
-      f"{len(fitted)}/{len(fits)} | {_stat(map(float, fitted), '.1f')} | "
+      f"{len(fitted)}/{len(fits)} | {_stat(fitted)} | "
       f"{_stat([r.get('train/acc') for r in finals])} | "
       f"{_stat([r.get('val/acc') for r in finals])} | {_stat(tests)} | "
       f"{_stat(test_losses)} |"
@@ -309,66 +476,26 @@ def memorize_report(config, rows, plots: Path) -> list[str]:
   if plt is None:
     lines += ["", NO_PLOTS]
     return lines
-  # Zhang et al. Figure 1: (a) training loss against steps per corruption kind.
-  fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
-  cmap = plt.get_cmap("viridis")
-  for i, (key, grows) in enumerate(sorted(groups.items(), key=lambda kv: [str(x) for x in kv[0]])):
-    series = _per_round(grows, "epoch", "train/loss")
-    if series is None:
-      continue
-    epochs, losses = series
-    axes[0].plot(
-      epochs * steps_per_epoch,
-      losses.mean(0),
-      color=cmap(i / max(1, len(groups) - 1)),
-      label=_label(key, MEMORIZE_GROUP, varying),
-    )
-  axes[0].set(xlabel="training steps", ylabel="training loss", title="(a) learning curves")
-  axes[0].legend(fontsize=7)
-  axes[0].grid(True)
-  for i, (lr, levels) in enumerate(sorted(ordering.items())):
-    xs = sorted(levels)
-    name = f"lr={lr}, " if len(ordering) > 1 else ""
-    color = f"C{i}"
-    fit_mean = [np.mean(levels[x]["fits"]) if levels[x]["fits"] else np.nan for x in xs]
-    err = [1 - np.mean(levels[x]["tests"]) if levels[x]["tests"] else np.nan for x in xs]
-    axes[1].plot(xs, fit_mean, "o-", color=color, label=f"{name}mean epochs to fit (fitted runs)")
-    unfit = [x for x in xs if levels[x]["unfit"]]
-    if unfit:  # a lower bound: these runs had not fit when the metrics end
-      axes[1].plot(
-        unfit,
-        [last_epoch] * len(unfit),
-        "^",
-        mfc="none",
-        color=color,
-        label=f"{name}some runs not fit by epoch {last_epoch}",
-      )
-    axes[2].plot(xs, err, "o-", color=color, label=f"lr={lr}")
-  if ordering:
-    axes[1].legend(fontsize=7)
-    if len(ordering) > 1:
-      axes[2].legend(fontsize=7)
-  axes[1].set(xlabel="label corruption", ylabel="epochs to fit", title="(b) time to fit")
-  axes[2].set(xlabel="label corruption", ylabel="test error", title="(c) test error")
-  axes[2].axhline(0.9, color="gray", ls="--", lw=1)
-  for ax in axes[1:]:
-    ax.grid(True)
-  fig.tight_layout()
-  fig.savefig(plots / "zhang_figure1.png", dpi=90)
-  plt.close(fig)
-  fig, axes = _grid(plt, groups, "loss per epoch (mean over seeds)")
+  figures = []
+  _train_vs_test(plt, groups, varying, config.get("num_classes", 10), plots / "train_vs_test.png")
+  figures.append(("training vs test accuracy", "train_vs_test"))
+  if _zhang_figure1(
+    plt, groups, ordering, varying, last_epoch, steps_per_epoch, plots / "zhang_figure1.png"
+  ):
+    figures.append(("Zhang et al. Figure 1", "zhang_figure1"))
+  fig, axes = _grid(plt, groups, "loss per epoch (mean ± std over seeds)")
   for ax, (key, grows) in zip(axes, groups.items(), strict=False):
     _band(ax, grows, "epoch", "train/loss", "train loss", "tab:blue")
     _band(ax, grows, "epoch", "val/loss", "val loss", "tab:green")
-    _band(ax, grows, "epoch", "test/loss", "test loss", "tab:red")
-    ax.set_title(_label(key, MEMORIZE_GROUP, varying), fontsize=9)
-    ax.set_xlabel("epoch")
+    _band(ax, grows, "epoch", "test/loss", "test loss", "tab:red", marker=".")
+    ax.set(title=_short_label(key, varying), xlabel="epoch", ylabel="loss")
+    ax.title.set_fontsize(9)
+    _integer_x(ax)
     ax.grid(True)
-    ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(plots / "loss.png", dpi=90)
-  plt.close(fig)
-  lines += ["", "![Zhang et al. Figure 1](plots/zhang_figure1.png)", "", "![loss](plots/loss.png)"]
+  _finish(plt, fig, axes, len(groups), plots / "loss.png")
+  figures.append(("loss", "loss"))
+  for alt, name in figures:
+    lines += ["", f"![{alt}](plots/{name}.png)"]
   return lines
 
 
@@ -392,14 +519,22 @@ def timing_lines(timing: dict[str, Any] | None) -> list[str]:
 REPORTS = {"swap": swap_report, "memorize": memorize_report}  # per config.STUDY_KINDS
 
 
+def read_timing(path: Path) -> dict[str, Any] | None:
+  """The workdir's timing.json, or None if it is missing or unreadable."""
+  timing_path = path / "timing.json"
+  try:
+    return json.loads(timing_path.read_text()) if timing_path.exists() else None
+  except (OSError, ValueError):
+    return None
+
+
 def write(workdir: str | Path) -> Path:
   """Writes report.md and plots/ from the workdir's files; returns the report path."""
   wd = Workdir(str(workdir))
   meta = wd.read_config() or {}
   config = meta.get("config", {})
   rows = wd.read_metrics()
-  timing_path = wd.path / "timing.json"
-  timing = json.loads(timing_path.read_text()) if timing_path.exists() else None
+  timing = read_timing(wd.path)
   plots = wd.path / "plots"
   plots.mkdir(exist_ok=True)
   lines = [
@@ -432,5 +567,15 @@ def write(workdir: str | Path) -> Path:
   return path
 
 
+# ---------------------------------------------------------------- comparing studies
+
+
+def main(argv: list[str] | None = None) -> int:
+  """`python -m swapjax.report WORKDIR [WORKDIR ...]` (see report_compare.py)."""
+  from swapjax import report_compare
+
+  return report_compare.main(argv)
+
+
 if __name__ == "__main__":
-  print(write(sys.argv[1]))
+  sys.exit(main())

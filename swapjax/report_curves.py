@@ -12,7 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from swapjax import report
-from swapjax.report import _band, _grid, _per_round, _stat
+from swapjax.report import _band, _finish, _grid, _integer_x, _per_round, _stat
 
 LOSSES = ("train/loss", "train/epoch_loss", "val/loss")
 FINAL_COLUMNS = (
@@ -188,10 +188,9 @@ def _dashed_mean(ax, grows, metric, label, color):
 
 
 def _curves_figure(plt, groups, kind: str, path: Path):
-  from matplotlib.ticker import MaxNLocator
-
   what = "accuracy" if kind == "acc" else "loss"
-  fig, axes = _grid(plt, groups, f"{what} against epochs (mean ± std over seeds)")
+  # One y scale, so groups compare at a glance (report 003: mind the y axis).
+  fig, axes = _grid(plt, groups, f"{what} per epoch (mean ± std over seeds)")
   for ax, (group, runs) in zip(axes, groups.items(), strict=False):
     grows = [r for run_rows in runs.values() for r in run_rows]
     _band(ax, grows, "epoch", f"train/epoch_{kind}", "train (Keras: epoch mean, dropout on)", "C0")
@@ -204,23 +203,9 @@ def _curves_figure(plt, groups, kind: str, path: Path):
     ax.set_title(group.replace(",", ", "), fontsize=9)
     ax.set_xlabel("epoch")
     ax.set_ylabel(what)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _integer_x(ax)
     ax.grid(True)
-  used = axes[: len(groups)]
-  for ax in used[1:]:  # one y scale, so groups compare at a glance (report 003: mind the y axis)
-    ax.sharey(used[0])
-  for ax in axes[len(groups) :]:
-    ax.set_visible(False)
-  legend = {}
-  for ax in used:
-    for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-      legend.setdefault(label, handle)
-  height = fig.get_figheight()
-  # One legend below the grid, outside every axes, so it never covers a curve.
-  fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=len(legend), fontsize=8)
-  fig.tight_layout(rect=(0, 0.35 / height, 1, 1))
-  fig.savefig(path, dpi=90)
-  plt.close(fig)
+  _finish(plt, fig, axes, len(groups), path)
 
 
 def curves_report(config: dict, rows: list[dict], plots: Path) -> list[str]:

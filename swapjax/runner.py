@@ -100,17 +100,17 @@ def _meta(config: Config, experiment: str, data_source: str, num_runs: int) -> d
   }
 
 
-def _swap_progress(config: Config, rnd: int, metrics, round_s: float, eta_s: float) -> str:
+def _swap_progress(config: Config, rnd: int, metrics, round_s: float, eta_s: str) -> str:
   acc = lambda k: float(np.nanmean(metrics[k]))
   return (
     f"round {rnd}/{config.rounds}  AtoB test {acc('AtoB/test_acc'):.3f} "
     f"(unseen {acc('AtoB/test_unseen_acc'):.3f})  BtoA test {acc('BtoA/test_acc'):.3f} "
     f"(unseen {acc('BtoA/test_unseen_acc'):.3f})  moved {int(np.sum(metrics['swap/moved']))}  "
-    f"{round_s:.2f} s/round  ETA {eta_s:.0f} s"
+    f"{round_s:.2f} s/round  {eta_s}"
   )
 
 
-def _single_progress(config: Config, rnd: int, metrics, round_s: float, eta_s: float) -> str:
+def _single_progress(config: Config, rnd: int, metrics, round_s: float, eta_s: str) -> str:
   fit = int((metrics["fit_epoch"] > 0).sum())
   test = metrics["test/acc"]
   test_text = f"{np.nanmean(test):.3f}" if np.isfinite(test).any() else "-"
@@ -118,14 +118,14 @@ def _single_progress(config: Config, rnd: int, metrics, round_s: float, eta_s: f
     f"epoch {rnd}/{config.rounds}  train acc {np.mean(metrics['train/acc']):.3f} "
     f"loss {np.mean(metrics['train/loss']):.4f}  val acc {np.mean(metrics['val/acc']):.3f}"
     f"  test acc {test_text}  fit {fit}/{len(test)}  {round_s:.2f} s/epoch  "
-    f"ETA {eta_s:.0f} s"
+    f"{eta_s}"
   )
 
 
 PROGRESS = {"swap": _swap_progress, "memorize": _single_progress}  # per config.STUDY_KINDS
 
 
-def _progress(config: Config, rnd: int, metrics_list, round_s: float, eta_s: float) -> str:
+def _progress(config: Config, rnd: int, metrics_list, round_s: float, eta_s: str) -> str:
   """One line for the whole study (every program's runs)."""
   metrics = {
     k: np.concatenate([np.asarray(m[k], np.float64).reshape(-1) for m in metrics_list])
@@ -263,6 +263,37 @@ def _train_acc(metrics) -> np.ndarray:
   """Each run's lowest training accuracy over its members this round (R,)."""
   keys = [k for k in metrics if k.endswith("train/acc") or k.endswith("/train_acc")]
   return np.min([np.asarray(metrics[k], np.float64) for k in keys], axis=0)
+
+
+def _round_acc(results):
+  """(training accuracy, still training) of every run this round, over all programs."""
+  acc = np.concatenate([_train_acc(m) for _, m in results])
+  everyone = [np.ones(len(b.runs_table), bool) for b, _ in results]
+  active = np.concatenate(
+    [np.asarray(m.get("active", e)) for (_, m), e in zip(results, everyone, strict=True)]
+  )
+  return acc, active
+
+
+def _eta(config: Config, round_times, rnd: int, acc_history) -> str:
+  """`ETA <= budget`: the rounds left at the recent median pace, an upper bound when runs stop
+  early; with early stopping, also an estimate: each training run's accuracy extrapolated
+  linearly (over the last 5 rounds) to `fit_target`, the slowest run deciding."""
+  per_round = statistics.median(round_times[-5:])
+  left = config.rounds - rnd - 1
+  if not config.early_stop:
+    return f"ETA {per_round * left:.0f} s"
+  text = f"ETA <= {per_round * left:.0f} s"
+  if len(acc_history) < 3 or not left:
+    return text
+  recent = acc_history[-5:]
+  acc, active = np.stack([a for a, _ in recent]), recent[-1][1].astype(bool)
+  slope = (acc[-1] - acc[0]) / (len(recent) - 1)
+  need = np.where(active, (config.fit_target - acc[-1]) / np.where(slope > 0, slope, np.nan), 0)
+  if not active.any() or not np.isfinite(need).all():
+    return text
+  rounds = min(left, int(np.ceil(need.max())))
+  return f"{text} (fit in ~{per_round * rounds:.0f} s at the current pace)"
 
 
 def _best_train_acc(rows) -> dict[int, float]:
@@ -411,6 +442,7 @@ def _run_locked(
   round_times: list[float] = []
   finished_early = False
   best_acc = _best_train_acc(rows)  # for collapse detection across a resume
+  acc_history: list = []  # (training accuracy, active) per round, for the early-stop ETA
   with _StopFlag() as stop, events:
     for rnd in range(start, config.rounds):
       t0 = time.perf_counter()
@@ -430,8 +462,9 @@ def _run_locked(
         wd.append_metrics(rows)
         events.write(rows, round_key)
       ckpt.save(rnd + 1, _pack(programs, states))
+      acc_history.append(_round_acc(results))
       if options.progress and writer:
-        eta = statistics.median(round_times[-5:]) * (config.rounds - rnd - 1)
+        eta = _eta(config, round_times, rnd, acc_history)
         line = _progress(config, rnd + 1, [m for _, m in results], round_s, eta)
         print(f"swapjax: {line}", flush=True)
       if config.early_stop and not any_active:

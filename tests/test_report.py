@@ -1,6 +1,7 @@
 """report.md and plots from metrics rows alone (no training)."""
 
 import matplotlib.axes
+import matplotlib.image
 import numpy as np
 import pytest
 
@@ -31,7 +32,7 @@ def plot_calls(monkeypatch):
 def test_memorize_report_marks_runs_that_did_not_fit(tmp_path, plot_calls):
   lines = report.memorize_report(CONFIG, _rows(), tmp_path)
   table = "\n".join(lines)
-  assert "| label_corruption=0.0 | 1 | 1/1 | 2.0 ± 0.0 |" in table
+  assert "| label_corruption=0.0 | 1 | 1/1 | 2 ± 0 |" in table
   assert "| label_corruption=1.0 | 1 | 0/1 | n/a |" in table
   assert ("some runs not fit by epoch 3", [3]) in plot_calls
   assert (tmp_path / "zhang_figure1.png").stat().st_size > 0
@@ -150,13 +151,56 @@ def _close(printed, expected, decimals):
   return abs(float(printed) - expected) <= 0.5 * 10**-decimals + 1e-9
 
 
-def _assert_stat(cell, values, decimals=4):
-  """`cell` is 'mean ± spread' of `values`, computed here with numpy."""
+def _decimals(number: str) -> int:
+  return len(number.split(".")[1]) if "." in number else 0
+
+
+def _significant(number: str) -> int:
+  return len(number.replace(".", "").lstrip("0"))
+
+
+def _assert_stat(cell, values, integral=False):
+  """`cell` is 'mean ± spread' of `values`, computed here with numpy, printed to the precision the
+  spread supports: the spread at 2 significant digits and the mean at its decimal place (without
+  spread: the mean at 4 significant digits, or whole for counts), each number within half a unit
+  of its last printed digit of numpy's."""
   values = np.asarray(values, float)
   mean, spread = np.mean(values), np.std(values, ddof=SPREAD_DDOF)
-  printed_mean, printed_spread = cell.split("±")
+  printed_mean, printed_spread = (part.strip() for part in cell.split("±"))
+  if printed_spread == "0":
+    assert spread < 1e-12, (cell, mean, spread)
+    assert "." not in printed_mean if integral else _significant(printed_mean) == 4, cell
+  else:
+    assert _significant(printed_spread) == 2, cell
+    assert _decimals(printed_mean) == _decimals(printed_spread), cell
+  decimals = _decimals(printed_mean)
   assert _close(printed_mean, mean, decimals), (cell, mean, spread)
   assert _close(printed_spread, spread, decimals), (cell, mean, spread)
+
+
+@pytest.mark.parametrize(
+  ("mean", "std", "integral", "shown"),
+  [
+    (275.5, 24.5, False, "276 ± 25"),  # issue 16's "275.5000 ± 24.5000"
+    (0.8960, 0.0123, False, "0.896 ± 0.012"),
+    (0.8960, 0.0, False, "0.8960 ± 0"),
+    (275.5, 0.0, False, "275.5 ± 0"),
+    (3.0, 0.0, True, "3 ± 0"),
+    (0.5, 0.0996, False, "0.50 ± 0.10"),  # the std rounds up to 2 digits, not to 0.100
+    (1234.0, 245.0, False, "1230 ± 250"),
+    (-0.00004, 0.0123, False, "0.000 ± 0.012"),  # no "-0.000"
+    (0.12345, 0.000149, False, "0.12345 ± 0.00015"),
+  ],
+)
+def test_format_stat_rounds_to_what_the_spread_supports(mean, std, integral, shown):
+  assert report.format_stat(mean, std, integral) == shown
+
+
+def test_stat_without_spread_and_for_counts():
+  assert report._stat([0.896, 0.896, 0.896]) == "0.8960 ± 0"  # no float-noise spread
+  assert report._stat([2, 2]) == "2 ± 0"
+  assert report._stat([250, 301]) == "276 ± 26"  # counts with spread: as any number
+  assert report._stat([None, float("nan")]) == "n/a"
 
 
 def _swap_study():
@@ -198,7 +242,7 @@ def test_swap_table_every_cell_is_the_final_round_over_seeds(tmp_path, monkeypat
     assert int(row["seeds"]) == SEEDS
     for column, metric in columns.items():
       _assert_stat(row[column], values_GxSxRxK[g, :, -1, SWAP_METRICS.index(metric)])
-    _assert_stat(row["moved in total"], moved_GxSxR[g].sum(axis=1))
+    _assert_stat(row["moved in total"], moved_GxSxR[g].sum(axis=1), integral=True)
 
 
 @pytest.fixture
@@ -339,7 +383,7 @@ def test_memorize_table_every_cell_over_seeds(tmp_path, monkeypatch):
     assert int(row["seeds"]) == SEEDS
     assert row["fit"] == f"{len(want['fits'])}/{SEEDS}"
     if want["fits"]:
-      _assert_stat(row["epochs to fit"], want["fits"], decimals=1)
+      _assert_stat(row["epochs to fit"], want["fits"], integral=True)
     else:
       assert row["epochs to fit"] == "n/a"
     for column in ("train acc", "val acc", "test acc", "test loss"):
@@ -366,37 +410,76 @@ def test_memorize_ordering_table_pools_clean_images_per_level(tmp_path, monkeypa
     assert _close(row["mean test acc"], np.mean(want["test acc"]), 4)
 
 
+def _figure_label(key):
+  """A memorize group's legend label in the figures: its varying values, compact."""
+  inputs, labels, lr = key
+  return f"{'clean' if inputs == 'none' else inputs}, labels {labels}, lr {lr}"
+
+
 def test_memorize_plots_draw_the_per_epoch_mean_over_seeds(tmp_path, plot_calls):
   """Guards: Figure 1a's curves not being each group's per-epoch mean training loss over seeds (a
   stopped run counting with its frozen loss)."""
   rows, values = _memorize_study()
   report.memorize_report(CONFIG, rows, tmp_path)
   drawn = dict(plot_calls)
-  names = ("input_corruption", "label_corruption", "learning_rate")
   for g, (key, fits) in enumerate(MEMORIZE_FITS.items()):
     shown = np.minimum(np.arange(1, EPOCHS + 1)[None], [[fit or EPOCHS] for fit in fits]) - 1
     loss_SxE = values[g, np.arange(SEEDS)[:, None], shown, MEMORIZE_METRICS.index("train/loss")]
-    label = ", ".join(f"{n}={v}" for n, v in zip(names, key, strict=True))
+    label = _figure_label(key)
     np.testing.assert_allclose(drawn[label], loss_SxE.mean(0))
 
 
-def test_memorize_loss_bands_match_runs_by_epoch(tmp_path, band_calls):
-  """Guards: the loss grid's bands not being the per-epoch mean ± std over each group's runs, and
-  runs averaged by position rather than by epoch. A run stopped at a test epoch repeats its test
-  loss every later epoch while the others have it every third: by position, the band of
-  ("none", 0.0, 0.001) would put the other seeds' epoch 6 and 7 test losses at epochs 4 and 5."""
+def test_memorize_bands_match_runs_by_epoch(tmp_path, band_calls):
+  """Guards: the bands (loss grid, training vs test accuracy, Figure 1a) not being the per-epoch
+  mean ± std over each group's runs, and runs averaged by position rather than by epoch. A run
+  stopped at a test epoch repeats its test loss every later epoch while the others have it every
+  third: by position, the band of ("none", 0.0, 0.001) would put the other seeds' epoch 6 and 7
+  test losses at epochs 4 and 5."""
   rows, values = _memorize_study()
   report.memorize_report(CONFIG, rows, tmp_path)
   epochs = np.arange(1, EPOCHS + 1)
+  steps_per_epoch = -(-int(300 * 0.9) // 32)
   expected = []
-  for g, fits in enumerate(MEMORIZE_FITS.values()):
+
+  def band(label, x, ys_SxE):
+    mean, std = ys_SxE.mean(0), ys_SxE.std(0, ddof=SPREAD_DDOF)
+    return label, x, mean, mean - std, mean + std
+
+  for g, (key, fits) in enumerate(MEMORIZE_FITS.items()):
     shown_SxE = np.minimum(epochs[None], [[fit or EPOCHS] for fit in fits])
-    for label, metric in (("train loss", "train/loss"), ("val loss", "val/loss")):
-      loss_SxE = values[g, np.arange(SEEDS)[:, None], shown_SxE - 1, MEMORIZE_METRICS.index(metric)]
-      mean, std = loss_SxE.mean(0), loss_SxE.std(0, ddof=SPREAD_DDOF)
-      expected.append((label, epochs, mean, mean - std, mean + std))
-    tested = np.isin(shown_SxE, TEST_EPOCHS).all(0)  # epochs where every run has a test loss
-    loss_SxE = values[g, np.arange(SEEDS)[:, None], shown_SxE[:, tested] - 1, TEST_LOSS]
-    mean, std = loss_SxE.mean(0), loss_SxE.std(0, ddof=SPREAD_DDOF)
-    expected.append(("test loss", epochs[tested], mean, mean - std, mean + std))
+    at = lambda metric, shown, g=g: values[
+      g, np.arange(SEEDS)[:, None], shown - 1, MEMORIZE_METRICS.index(metric)
+    ]
+    tested = np.isin(shown_SxE, TEST_EPOCHS).all(0)  # epochs where every run has a test metric
+    expected += [
+      band("train loss", epochs, at("train/loss", shown_SxE)),
+      band("val loss", epochs, at("val/loss", shown_SxE)),
+      band("test loss", epochs[tested], at("test/loss", shown_SxE[:, tested])),
+      band("train accuracy (its own labels)", epochs, at("train/acc", shown_SxE)),
+      band("test accuracy (true labels)", epochs[tested], at("test/acc", shown_SxE[:, tested])),
+      band(  # Figure 1a: training loss against steps
+        _figure_label(key),
+        epochs * steps_per_epoch,
+        at("train/loss", shown_SxE),
+      ),
+    ]
   _assert_bands(band_calls, expected)
+  for name in ("train_vs_test", "zhang_figure1", "loss"):
+    assert (tmp_path / f"{name}.png").stat().st_size > 0
+
+
+def test_one_corruption_level_draws_no_time_to_fit_plot(tmp_path):
+  """memorize_mnist (one group, label corruption 1.0): no Figure 1 (a one-point "time to fit"
+  and one learning curve); its headline figure, training vs test accuracy, is drawn. With two
+  groups at one level Figure 1 keeps only (a)."""
+  stale = tmp_path / "zhang_figure1.png"
+  stale.write_bytes(b"from a study with more levels")
+  lines = report.memorize_report(CONFIG, _sweep_rows({(1e-4, 1.0): 2}), tmp_path)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["loss.png", "train_vs_test.png"]
+  assert "![training vs test accuracy](plots/train_vs_test.png)" in lines
+  assert not any("zhang_figure1" in line for line in lines)
+  rows = _sweep_rows({(1e-4, 1.0): 2, (1e-3, 1.0): 3})
+  lines = report.memorize_report(CONFIG, rows, tmp_path)
+  assert "![Zhang et al. Figure 1](plots/zhang_figure1.png)" in lines
+  height, width, _ = matplotlib.image.imread(tmp_path / "zhang_figure1.png").shape
+  assert width < 1.5 * height  # panel (a) alone, not three panels

@@ -69,11 +69,21 @@ def _table(lines, first_header):
   return table
 
 
+def _decimals(number: str) -> int:
+  return len(number.split(".")[1]) if "." in number else 0
+
+
 def _assert_stat(cell, values):
-  """`cell` is "mean ± std" of `values` (np.std, ddof 0) to the 4 decimals shown."""
-  mean, std = (float(x) for x in cell.split("±"))
-  assert abs(mean - np.mean(values)) <= 5e-5 + 1e-12, (cell, np.mean(values))
-  assert abs(std - np.std(values)) <= 5e-5 + 1e-12, (cell, np.std(values))
+  """`cell` is "mean ± std" of `values` (np.std, ddof 0) rounded to what the spread supports: the
+  std at 2 significant digits, the mean at the same decimal place, each within half a unit of
+  its last printed digit."""
+  printed_mean, printed_std = (part.strip() for part in cell.split("±"))
+  assert len(printed_std.replace(".", "").lstrip("0")) == 2, cell
+  decimals = _decimals(printed_std)
+  assert _decimals(printed_mean) == decimals, cell
+  half_unit = 0.5 * 10**-decimals + 1e-12
+  assert abs(float(printed_mean) - np.mean(values)) <= half_unit, (cell, np.mean(values))
+  assert abs(float(printed_std) - np.std(values)) <= half_unit, (cell, np.std(values))
 
 
 def _at(rows, group, epoch, metric):

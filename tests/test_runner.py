@@ -1,6 +1,7 @@
 """The workdir contract end to end: files, resume equality, refusals, CLI errors, kills."""
 
 import collections
+import dataclasses
 import json
 import os
 import signal
@@ -370,3 +371,20 @@ def test_collapse_to_chance_is_named_and_stops_or_freezes(tmp_path, monkeypatch,
   frozen, alive = rows[(1, 3)], rows[(0, 3)]
   assert frozen["train/loss"] == rows[(1, 2)]["train/loss"]  # stopped: its row repeats
   assert alive["train/loss"] != rows[(0, 2)]["train/loss"]
+
+
+def test_eta_is_a_budget_bound_with_an_estimate_when_runs_are_fitting():
+  """Guards the early-stop ETA: the budget is an upper bound ('<='), and runs rising towards
+  the fit target give an estimate from their slope (the slowest run decides)."""
+  from swapjax import registry
+
+  cfg = registry.get_config("memorize_mnist")  # early_stop, fit_target 0.99, 1,000 epochs
+  times = [2.0] * 4
+  history = [(np.array([0.5 + 0.1 * i, 0.3 + 0.05 * i]), np.array([True, True])) for i in range(4)]
+  text = runner._eta(cfg, times, 3, history)
+  # Budget: 996 rounds left x 2 s. Slowest run: 0.45 now, +0.05 a round -> 11 rounds -> 22 s.
+  assert text == "ETA <= 1992 s (fit in ~22 s at the current pace)"
+  flat = [(np.array([0.5, 0.3]), np.array([True, True]))] * 4
+  assert runner._eta(cfg, times, 3, flat) == "ETA <= 1992 s"  # no progress: no estimate
+  no_stop = dataclasses.replace(cfg, early_stop=False)
+  assert runner._eta(no_stop, times, 3, history) == "ETA 1992 s"

@@ -1,0 +1,209 @@
+"""`python -m swapjax.report WORKDIR [WORKDIR ...]`: one study's report, or several compared."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from swapjax import report
+
+SINGLE = ("train/epoch_acc", "train/acc", "val/acc", "val/loss", "test/acc")
+SWAP = tuple(
+  f"{member}/{split}_acc"
+  for split in ("test", "test_unseen", "holdout")
+  for member in ("AtoB", "BtoA")
+)
+GROUPS = ("dropout_rate=0.0", "dropout_rate=0.5")
+SEEDS, EPOCHS = 3, 4
+TEST_EPOCHS = (1, 3)  # the last epoch has no test: each run's last test is epoch 3
+
+
+def _write_study(path, config, rows, **meta):
+  path.mkdir(parents=True)
+  payload = {"experiment": "hand_made", "config": config, "swapjax": "0.1.0", **meta}
+  (path / "config.json").write_text(json.dumps(payload))
+  (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _single_study(path, rng, learning_rate=0.001, groups=GROUPS, names=None, **meta):
+  """Writes a single-model study (groups `dropout_rate=x`, named `names` if given); returns
+  values_GxSxExK of SINGLE (seeds and epochs differ)."""
+  values = rng.uniform(0.05, 0.95, (len(groups), SEEDS, EPOCHS, len(SINGLE)))
+  rows = []
+  for epoch in range(1, EPOCHS + 1):
+    for g, group in enumerate(groups):
+      for seed in range(SEEDS):
+        row = {"epoch": epoch, "run": g * SEEDS + seed, "group": (names or groups)[g], "seed": seed}
+        row |= {"dropout_rate": float(group.split("=")[1]), "learning_rate": learning_rate}
+        row |= {"train_fraction": 0.2, "fit_epoch": None}
+        row.update(zip(SINGLE, values[g, seed, epoch - 1].tolist(), strict=True))
+        if epoch not in TEST_EPOCHS:
+          row["test/acc"] = None
+        rows.append(row)
+  config = {"study": "memorize", "report": "curves", "learning_rate": [learning_rate]}
+  _write_study(path, {**config, "pool_size": 3000, "dropout_rate": [0.0, 0.5]}, rows, **meta)
+  return values
+
+
+def _swap_study(path, rng, rounds=3):
+  """Writes a swap study with one group `all`; returns values_SxRxK of SWAP."""
+  values = rng.uniform(0.05, 0.95, (SEEDS, rounds, len(SWAP)))
+  rows = [
+    {"round": rnd + 1, "run": seed, "group": "all", "seed": seed, "condition": "swap"}
+    | dict(zip(SWAP, values[seed, rnd].tolist(), strict=True))
+    for rnd in range(rounds)
+    for seed in range(SEEDS)
+  ]
+  _write_study(path, {"study": "swap", "rounds": rounds}, rows)
+  return values
+
+
+def _decimals(number: str) -> int:
+  return len(number.split(".")[1]) if "." in number else 0
+
+
+def _assert_stat(cell, values):
+  """`cell` is numpy's mean ± std (ddof 0) of `values`: the std at 2 significant digits, the mean
+  at its decimal place, each within half a unit of the last printed digit."""
+  printed_mean, printed_std = (part.strip() for part in cell.split("±"))
+  assert len(printed_std.replace(".", "").lstrip("0")) == 2, cell
+  decimals = _decimals(printed_std)
+  assert _decimals(printed_mean) == decimals, cell
+  half_unit = 0.5 * 10**-decimals + 1e-12
+  assert abs(float(printed_mean) - np.mean(values)) <= half_unit, (cell, np.mean(values))
+  assert abs(float(printed_std) - np.std(values)) <= half_unit, (cell, np.std(values))
+
+
+def _table(text, first_header):
+  """Rows ({header: cell}) of the markdown table whose header starts with `first_header`."""
+  lines = text.splitlines()
+  start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+  header = [c.strip() for c in lines[start].strip("|").split("|")]
+  rows = []
+  for line in lines[start + 2 :]:
+    if not line.startswith("|"):
+      break
+    rows.append(dict(zip(header, [c.strip() for c in line.strip("|").split("|")], strict=True)))
+  return rows
+
+
+def test_one_workdir_rebuilds_its_report(tmp_path, capsys):
+  _swap_study(tmp_path / "study", np.random.default_rng(0))
+  assert report.main([str(tmp_path / "study")]) == 0
+  assert capsys.readouterr().out.strip() == str(tmp_path / "study" / "report.md")
+  text = (tmp_path / "study" / "report.md").read_text()
+  assert text.startswith("# hand_made") and "## Final accuracies (round 3;" in text
+  assert {p.name for p in (tmp_path / "study" / "plots").iterdir()} == {
+    "accuracy.png",
+    "loss.png",
+    "honest_accuracy.png",
+  }
+
+
+def test_compare_single_model_studies_every_cell_against_numpy(tmp_path, capsys):
+  """Guards: a cell that is not the mean ± std over the group's seeds of each run's last value
+  (test: its last test epoch, not the final row's missing one), a group missing from one study
+  in the table, columns named alike, config or device differences left out."""
+  rng = np.random.default_rng(3)
+  a, b = tmp_path / "cpu" / "study", tmp_path / "gpu" / "study"  # same folder name
+  values_a = _single_study(a, rng, device="cpu")
+  values_b = _single_study(b, rng, 0.01, (*GROUPS, "dropout_rate=0.9"), device="H200")
+  out = tmp_path / "out"
+  assert report.main([str(a), str(b), f"--out={out}"]) == 0
+  text = capsys.readouterr().out
+  table = _table(text, "group | metric")
+  assert list(table[0]) == ["group", "metric", "study", "study_2"]
+  assert [(r["group"], r["metric"]) for r in table] == [
+    (f"`{group}`", metric) for group in GROUPS for metric in ("seeds", *SINGLE)
+  ]
+  for row in table:
+    g = GROUPS.index(row["group"].strip("`"))
+    if row["metric"] == "seeds":
+      assert row["study"] == row["study_2"] == str(SEEDS)
+      continue
+    k = SINGLE.index(row["metric"])
+    epoch = TEST_EPOCHS[-1] if row["metric"] == "test/acc" else EPOCHS
+    for column, values in (("study", values_a), ("study_2", values_b)):
+      _assert_stat(row[column], values[g, :, epoch - 1, k])
+  assert "Groups not in every study: `dropout_rate=0.9` (study_2)" in text
+  assert _table(text, "key | study") == [
+    {"key": "`learning_rate`", "study": "[0.001]", "study_2": "[0.01]"}
+  ]
+  ran = {row["run"]: row for row in _table(text, "run")}
+  assert ran["device"] == {"run": "device", "study": "cpu", "study_2": "H200"}
+  assert "experiment" not in ran  # the same in both
+  assert (out / "compare.md").read_text() == text + "\n![final values per group](compare.png)\n"
+  assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_groups_named_differently_are_matched_by_their_values(tmp_path, capsys):
+  """fashion_dropout grouped by `train_fraction,dropout_rate` in one study and by `dropout_rate`
+  in another: the same runs' conditions, so the same groups."""
+  rng = np.random.default_rng(4)
+  values_a = _single_study(tmp_path / "a", rng)
+  names = [f"train_fraction=0.2,{group}" for group in GROUPS]
+  values_b = _single_study(tmp_path / "b", rng, names=names)
+  assert report.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+  text = capsys.readouterr().out
+  assert "The studies name their groups differently: matched by `dropout_rate`, " in text
+  table = _table(text, "group | metric")
+  assert [r["group"] for r in table if r["metric"] == "seeds"] == [f"`{g}`" for g in GROUPS]
+  for row in table[1:]:
+    if row["metric"] in SINGLE:
+      g, k = GROUPS.index(row["group"].strip("`")), SINGLE.index(row["metric"])
+      epoch = TEST_EPOCHS[-1] if row["metric"] == "test/acc" else EPOCHS
+      _assert_stat(row["a"], values_a[g, :, epoch - 1, k])
+      _assert_stat(row["b"], values_b[g, :, epoch - 1, k])
+
+
+def test_compare_swap_studies(tmp_path, capsys):
+  rng = np.random.default_rng(5)
+  values = [_swap_study(tmp_path / name, rng, rounds) for name, rounds in (("a", 3), ("b", 2))]
+  assert report.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+  text = capsys.readouterr().out
+  table = _table(text, "group | metric")
+  assert [r["metric"] for r in table] == ["seeds", *SWAP]
+  for row in table[1:]:
+    k = SWAP.index(row["metric"])
+    _assert_stat(row["a"], values[0][:, -1, k])
+    _assert_stat(row["b"], values[1][:, -1, k])
+  assert {"study": "a", "last round": "round 3"}.items() <= _table(text, "study")[0].items()
+  assert _table(text, "key | a") == [{"key": "`rounds`", "a": "3", "b": "2"}]
+
+
+def _run_cli(*args):
+  return subprocess.run(
+    [sys.executable, "-m", "swapjax.report", *map(str, args)],
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+
+
+@pytest.mark.parametrize("case", ["missing", "no_config", "no_metrics", "empty_metrics"])
+def test_a_study_not_found_or_without_metrics_is_one_line_and_exit_2(tmp_path, case):
+  good = tmp_path / "good"
+  _swap_study(good, np.random.default_rng(1))
+  bad = tmp_path / "bad"
+  if case != "missing":
+    bad.mkdir()
+  if case in ("no_metrics", "empty_metrics"):
+    (bad / "config.json").write_text(json.dumps({"config": {"study": "swap"}}))
+  if case == "empty_metrics":
+    (bad / "metrics.jsonl").write_text("")
+  for args in ((bad,), (good, bad)):
+    result = _run_cli(*args)
+    assert result.returncode == 2, result
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"swapjax.report: {bad}: "), result.stderr
+  assert not (bad / "report.md").exists() and not (bad / "plots").exists()
+
+
+def test_out_with_one_workdir_is_refused(tmp_path):
+  _swap_study(tmp_path / "a", np.random.default_rng(2))
+  result = _run_cli(tmp_path / "a", f"--out={tmp_path / 'out'}")
+  assert result.returncode == 2 and "--out is for comparing" in result.stderr
+  assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
