@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import importlib.metadata
 import json
+import resource
 import statistics
 import time
 from pathlib import Path
@@ -192,7 +193,7 @@ def _summarise(result, cfg, ds, times):
     round_s_max=max(times),
     repeats=len(times),
   )
-  images = result["models"] * (cfg.num_train + cfg.pool_size + holdout)
+  images = result["models"] * (cfg.num_train + cfg.train_pool + holdout)
   result["images_per_s"] = images / result["round_s_median"]
   result["model_steps_per_s"] = result["models"] * steps / result["round_s_median"]
   result["flops_per_s"] = result["flops_per_round"] / result["round_s_median"]
@@ -200,6 +201,9 @@ def _summarise(result, cfg, ds, times):
   result["fraction_of_peak"] = result["flops_per_s"] / peak if peak else None
   stats = jax.devices()[0].memory_stats() or {}
   result["peak_memory_bytes"] = stats.get("peak_bytes_in_use")
+  # CPU reports no device memory: the process's peak resident set so far (includes everything
+  # timed before in this process, so an upper bound for the case).
+  result["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
   return result
 
 
@@ -355,7 +359,13 @@ def render(report) -> str:
     compile_s = r.get("compile_s")
     compile_s = f"{compile_s:.1f}" if compile_s else f"({r.get('first_round_s', 0):.1f} 1st round)"
     frac = f"{100 * r['fraction_of_peak']:.1f}" if r.get("fraction_of_peak") else "-"
-    mem = f"{r['peak_memory_bytes'] / 2**30:.2f} GiB" if r.get("peak_memory_bytes") else "-"
+    mem = (
+      f"{r['peak_memory_bytes'] / 2**30:.2f} GiB"
+      if r.get("peak_memory_bytes")
+      else f"RSS <= {r['peak_rss_bytes'] / 2**30:.2f} GiB"
+      if r.get("peak_rss_bytes")
+      else "-"
+    )
     lines.append(
       f"| {r['strategy']} | {r['runs']} | {r['models']} | {compile_s} | "
       f"{r['round_s_median']:.2f} [{r['round_s_min']:.2f}, {r['round_s_max']:.2f}] | "
