@@ -35,7 +35,8 @@ def _label(key, keys, varying):
 
 
 def _varying(rows, keys):
-  return [k for k in keys if len({r.get(k) for r in rows}) > 1] or [keys[0]]
+  # Nothing varies: name the one group by all its values (e.g. random labels on clean images).
+  return [k for k in keys if len({r.get(k) for r in rows}) > 1] or list(keys)
 
 
 def _rounded(value: float, decimals: int) -> str:
