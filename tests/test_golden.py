@@ -1,4 +1,6 @@
-"""Golden metrics: the tiny swap and memorize studies reproduce `tests/golden/*.jsonl` exactly.
+"""Golden metrics: the tiny swap and memorize studies reproduce `tests/golden/*.jsonl` exactly
+(bitwise, on the jax version in `tests/golden/versions.json`: the one CI installs on Python
+3.11; on another jax the test says it is skipped and why).
 
 Every field of every golden row must come back equal (new fields may be added; `time/round_s`
 is ignored because it is wall time). Updating the files (`python tests/golden_studies.py`) is
@@ -7,12 +9,20 @@ legitimate only in a commit that says why the arithmetic changed; see golden_stu
 
 import json
 
+import jax
 import pytest
 from golden_studies import GOLDEN, configs, run
+
+RECORDED = json.loads((GOLDEN / "versions.json").read_text())
 
 
 @pytest.mark.parametrize("name", sorted(configs()))
 def test_golden_metrics_reproduce_exactly(tmp_path, name):
+  if jax.__version__ != RECORDED["jax"]:
+    # Another XLA orders floats differently: on jax 0.12 the tiny memorize study's validation
+    # loss drifted 1e-3 relative by epoch 3 (accuracies equal). Bitwise is a per-toolchain
+    # property; record under this jax with `python tests/golden_studies.py` to compare here.
+    pytest.skip(f"golden files are bitwise for jax {RECORDED['jax']}, this is {jax.__version__}")
   golden = [json.loads(x) for x in (GOLDEN / f"{name}.jsonl").read_text().splitlines()]
   rows = run(name, tmp_path / name)
   assert len(rows) == len(golden)
