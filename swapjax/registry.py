@@ -1,27 +1,14 @@
-"""Finds the experiment registry: `swapjax.experiments` when installed (setup.cfg maps the
-top-level `experiments/` folder there), the clone's `experiments/` folder otherwise."""
+"""The experiment registry: `swapjax.experiments`, which is the top-level `experiments/` folder
+(mapped there by setup.cfg when installed, found through `swapjax.__path__` in a bare clone)."""
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-import sys
-from pathlib import Path
 
 
 def _experiments_module():
-  try:
-    return importlib.import_module("swapjax.experiments")
-  except ModuleNotFoundError:
-    pass
-  folder = Path(__file__).resolve().parent.parent / "experiments"
-  spec = importlib.util.spec_from_file_location(
-    "swapjax.experiments", folder / "__init__.py", submodule_search_locations=[str(folder)]
-  )
-  module = importlib.util.module_from_spec(spec)
-  sys.modules["swapjax.experiments"] = module
-  spec.loader.exec_module(module)
-  return module
+  return importlib.import_module("swapjax.experiments")
 
 
 def registry():

@@ -129,3 +129,25 @@ def test_bad_variants_are_one_line_config_errors(item, needle):
   with pytest.raises(C.ConfigError) as e:
     C.apply_overrides(base, [item])
   assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_bare_clone_finds_its_experiments_without_installing(tmp_path):
+  """Guards decision 8 from a clone that was never installed (no site-packages at all, `-S`):
+  `swapjax.experiments` is the clone's own experiments/ folder, found by the import system."""
+  import shutil
+  import subprocess
+  import sys
+  from pathlib import Path
+
+  repo = Path(__file__).resolve().parents[1]
+  for folder in ("swapjax", "experiments"):
+    shutil.copytree(repo / folder, tmp_path / folder)
+  code = "from swapjax import registry; import swapjax.experiments as e; "
+  code += "print(','.join(registry.names())); print(e.__file__)"
+  result = subprocess.run(
+    [sys.executable, "-S", "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+  )
+  assert result.returncode == 0, result.stderr
+  listed, where = result.stdout.split()
+  assert listed.split(",") == registry.names()
+  assert Path(where) == tmp_path / "experiments" / "__init__.py"
