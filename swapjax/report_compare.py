@@ -23,12 +23,7 @@ COMPARE_METRICS = (  # the main numbers: the single-model studies', then the swa
   "val/acc",
   "val/loss",
   "test/acc",
-  "AtoB/test_acc",
-  "BtoA/test_acc",
-  "AtoB/test_unseen_acc",
-  "BtoA/test_unseen_acc",
-  "AtoB/holdout_acc",
-  "BtoA/holdout_acc",
+  *report.SWAP_ACCURACIES,
 )
 RUN_KEYS = ("experiment", "swapjax", "jax", "flax", "device", "backend", "device_count")
 RUN_KEYS += ("data_source",)

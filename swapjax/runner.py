@@ -259,20 +259,20 @@ def _compile(programs, states):
   return compiled, seconds
 
 
+TRAIN_ACC = ("train/acc", "/train_acc")  # metric names ending so: a training accuracy
+
+
 def _train_acc(metrics) -> np.ndarray:
   """Each run's lowest training accuracy over its members this round (R,)."""
-  keys = [k for k in metrics if k.endswith("train/acc") or k.endswith("/train_acc")]
+  keys = [k for k in metrics if k.endswith(TRAIN_ACC)]
   return np.min([np.asarray(metrics[k], np.float64) for k in keys], axis=0)
 
 
 def _round_acc(results):
   """(training accuracy, still training) of every run this round, over all programs."""
   acc = np.concatenate([_train_acc(m) for _, m in results])
-  everyone = [np.ones(len(b.runs_table), bool) for b, _ in results]
-  active = np.concatenate(
-    [np.asarray(m.get("active", e)) for (_, m), e in zip(results, everyone, strict=True)]
-  )
-  return acc, active
+  active = [m["active"] if "active" in m else np.ones(len(b.runs_table), bool) for b, m in results]
+  return acc, np.concatenate(active)
 
 
 def _eta(config: Config, round_times, rnd: int, acc_history) -> str:
@@ -300,9 +300,7 @@ def _best_train_acc(rows) -> dict[int, float]:
   """{run: highest training accuracy so far} from metrics rows (the lowest over members)."""
   best: dict[int, float] = {}
   for row in rows:
-    values = [
-      v for k, v in row.items() if k.endswith(("train/acc", "/train_acc")) and v is not None
-    ]
+    values = [v for k, v in row.items() if k.endswith(TRAIN_ACC) and v is not None]
     if values:
       best[row["run"]] = max(best.get(row["run"], 0.0), min(values))
   return best
@@ -312,8 +310,7 @@ def _unhealthy(built, metrics, best_acc: dict[int, float]) -> dict[int, str]:
   """{local run: why} for runs whose loss is not finite, or whose training accuracy fell to
   chance (<= 1.5 / 10 classes) after it was above 0.5 (report 003's collapse at 4,000
   epochs); `best_acc` (by study-wide run id) is updated."""
-  everyone = np.ones(len(built.runs_table), bool)
-  why = {int(r): "NaN/Inf loss" for r in study.nonfinite_runs(built, metrics, everyone)}
+  why = {int(r): "NaN/Inf loss" for r in study.nonfinite_runs(built, metrics)}
   acc = _train_acc(metrics)
   for r, run_id in enumerate(built.run_ids):
     best = best_acc.get(run_id, 0.0)
@@ -324,10 +321,10 @@ def _unhealthy(built, metrics, best_acc: dict[int, float]) -> dict[int, str]:
   return why
 
 
-def _check_health(config: Config, built, state, metrics, rnd, table, best_acc, ckpt, wd):
-  """Stops the study (on_nan=stop) or freezes the runs that diverged or collapsed."""
+def _check_health(config: Config, built, state, active, metrics, rnd, table, best_acc, ckpt, wd):
+  """Stops the study (on_nan=stop) or freezes the runs (`active` on the host) that diverged or
+  collapsed."""
   why = _unhealthy(built, metrics, best_acc)
-  active = np.asarray(meshlib.to_host(state.active_R))
   bad = [r for r in why if active[r]]
   if not bad:
     return state
@@ -359,8 +356,9 @@ def _step_all(config, programs, states, rnd, table, best_acc, ckpt, wd):
   for i, (built, (state, metrics)) in enumerate(zip(programs, stepped, strict=True)):
     # The round's one device-to-host transfer: its metrics and which runs still train.
     metrics, active = meshlib.to_host((metrics, state.active_R))
-    states[i] = _check_health(config, built, state, metrics, rnd, table, best_acc, ckpt, wd)
-    any_active |= bool(np.asarray(active).any())
+    active = np.asarray(active)
+    states[i] = _check_health(config, built, state, active, metrics, rnd, table, best_acc, ckpt, wd)
+    any_active |= bool(active.any())
     results.append((built, metrics))
   return results, any_active
 

@@ -108,13 +108,14 @@ def build_pool(config: Config, ds: datalib.Dataset, table) -> Pool:
   else:
     extra = np.zeros((0, *images.shape[1:]), np.uint8)
     extra_labels = np.zeros(0, np.int32)
-  stats = {"mean": float(images.mean()), "std": float(images.std())}
+  stats = {}  # of the pool's images, computed once if a run corrupts its inputs
   variants, variant_of = [(images, holdout, extra)], {}
   labels_rows = []
   for run in table:
     key = (run["input_corruption"], run["seed"])
     if run["input_corruption"] != "none" and key not in variant_of:
       rng = np.random.default_rng([config.seed, run["seed"], 2])
+      stats = stats or {"mean": float(images.mean()), "std": float(images.std())}
       stats["fixed_perm"] = rng.permutation(images[0].size)
       variants.append(
         (
@@ -207,12 +208,12 @@ def build_whole(config: Config, ds: datalib.Dataset, mesh=None, chunk: int = 0) 
 
   round_fn = rounds.ROUND_MAKERS[config.study](config, train_epoch, evaluate)
   init_options = init_compiler_options(jax.default_backend())
-  first_pool, first_runs = _take_runs(pool, runs, slice(0, size))
   if mesh is None:
     init_fn = jax.jit(init_state, compiler_options=init_options)
     if driver == "scan":
       round_fn = jax.jit(round_fn, donate_argnums=(0,))
   else:
+    first_pool, first_runs = _take_runs(pool, runs, slice(0, size))
     state_sh = meshlib.run_shardings(mesh, jax.eval_shape(init_state, first_runs), size)
     pool_sh = meshlib.run_shardings(mesh, first_pool, size)
     runs_sh = meshlib.run_shardings(mesh, first_runs, size)
@@ -394,12 +395,12 @@ def round_key(config: Config) -> str:
   return config.kind.round_key
 
 
-def nonfinite_runs(study: Study, metrics: dict[str, np.ndarray], active_R: np.ndarray):
-  """Runs (still training) whose training or evaluation loss is NaN or Inf."""
+def nonfinite_runs(study: Study, metrics: dict[str, np.ndarray]):
+  """Runs whose training loss is NaN or Inf (the caller decides which still train)."""
   keys = [
     k for k in metrics if k.endswith("epoch_loss") or k.endswith("train_loss") or k == "train/loss"
   ]
   bad = np.zeros(len(study.runs_table), bool)
   for k in keys:
     bad |= ~np.isfinite(np.asarray(metrics[k], np.float64))
-  return np.flatnonzero(bad & active_R)
+  return np.flatnonzero(bad)
