@@ -24,7 +24,7 @@ from absl import app, flags
 
 from swapjax import data, registry, study, train
 from swapjax.config import ConfigError, apply_overrides, run_table, validate
-from swapjax.models import make_model
+from swapjax.models import config_model, make_model
 
 SEQUENTIAL = "lax/sequential"  # the baseline: one model at a time (see _time_sequential)
 
@@ -211,7 +211,7 @@ def _time_sequential(cfg, ds, repeats):
   """The honest baseline, a Keras-style loop: one model at a time, a host loop over a jitted
   single-model training step (plain `lax` convolutions, no population axis), then a jitted
   single-model evaluation of the pool and the holdout set. Times a round of every model."""
-  model = make_model(cfg.model, "lax", cfg.dropout, cfg.compute_dtype)
+  model = config_model(cfg, "lax")
   optimizer = train.make_optimizer(cfg)
   # A population of one run and one member: vmap over size-1 axes is the plain convolution.
   one = dataclasses.replace(cfg, num_seeds=1, conditions=cfg.conditions[:1], warmup=(0,))
@@ -236,12 +236,12 @@ def _time_sequential(cfg, ds, repeats):
       params[i], opt_state[i], loss, _ = train_epoch(
         params[i], opt_state[i], pool, idx, key, runs, active
       )
-      out = [loss, evaluate(params[i], pool.images_VxPxHxWxC, pool.variant_R, pool.labels_RxP)]
+      slope = runs.numbers["leaky_slope"]
+      images, labels = pool.images_VxPxHxWxC, pool.labels_RxP
+      out = [loss, evaluate(params[i], images, pool.variant_R, labels, slope)]
       if cfg.kind.tests_every_round:
-        holdout_labels = pool.holdout_labels_T[None]
-        out.append(
-          evaluate(params[i], pool.holdout_images_VxTxHxWxC, pool.variant_R, holdout_labels)
-        )
+        holdout = pool.holdout_images_VxTxHxWxC, pool.holdout_labels_T[None]
+        out.append(evaluate(params[i], holdout[0], pool.variant_R, holdout[1], slope))
       jax.block_until_ready(out)
 
   t0 = time.perf_counter()

@@ -1,6 +1,7 @@
 """The experiment registry: one small config module per experiment, listed here."""
 
 from swapjax.experiments import (
+  binary_addition,
   fashion_dropout,
   memorize_mnist,
   memorize_sweep,
@@ -10,6 +11,7 @@ from swapjax.experiments import (
 )
 
 REGISTRY = {
+  "binary_addition": binary_addition,
   "fashion_dropout": fashion_dropout,
   "memorize_mnist": memorize_mnist,
   "memorize_sweep": memorize_sweep,

@@ -15,6 +15,15 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+# Data sets generated in the package (swapjax.generated), no download: float inputs and targets.
+GENERATED_DATASETS = ("binary_addition",)
+IMAGE_DATASETS = ("cifar10", "mnist", "fashion_mnist")
+# What the network's outputs mean (the loss and the accuracy): softmax over classes
+# (integer labels); sigmoid outputs against 0/1 targets, each output an independent bit
+# (Keras' binary accuracy, threshold 0.5); or plain regression (no accuracy).
+TASKS = ("softmax", "sigmoid", "regression")
+LOSSES = ("auto", "cross_entropy", "mean_squared_error")
+
 
 class ConfigError(ValueError):
   """A config value that is not allowed; the message is one line meant for the user."""
@@ -38,7 +47,7 @@ STUDY_KINDS = {
   ),
 }
 STUDIES = tuple(STUDY_KINDS)
-DATASETS = ("cifar10", "mnist", "fashion_mnist")
+DATASETS = ("cifar10", "mnist", "fashion_mnist", *GENERATED_DATASETS)
 SOURCES = ("auto", "files", "tfds", "bundled", "synthetic")
 MODELS = ("cifar_cnn", "mnist_cnn", "mnist_cnn_dropout")  # swapjax.models.MODEL_SPECS
 INPUT_CORRUPTIONS = ("none", "shuffled_pixels", "random_pixels", "gaussian")
@@ -67,7 +76,13 @@ class Config:
   normalize: str = "unit"
   # Model and optimiser (Keras defaults of the reports).
   model: str = "cifar_cnn"
+  # The network as a layer spec (swapjax.models.SpecNet), e.g. `conv:64,relu,maxpool,flatten,
+  # dense:10`; empty: the named `model`'s.
+  layers: tuple[str, ...] = ()
   dropout: bool = True
+  task: str = "softmax"  # TASKS
+  loss: str = "auto"  # cross-entropy of the task, or mean squared error of its outputs
+  rnn_unroll: bool = False  # unroll the recurrent layers' time loop (same mathematics)
   batch_size: int = 32
   learning_rate: tuple[float, ...] = (0.001,)
   optimizer: str = "adam"  # "adam" (Keras defaults) or "sgd" (Keras SGD, `momentum`)
@@ -94,6 +109,13 @@ class Config:
   # each value is its own compiled program; `dropout_rate` is traced (one program for all).
   train_fraction: tuple[float, ...] = (1.0,)
   dropout_rate: tuple[float, ...] = (0.0,)
+  # Traced run-axis numbers of the network and the data (one program for all their values):
+  # the slope of `leaky_relu` layers without their own; augmentation of training batches on the
+  # device (seeds/001): random horizontal flips (1) and random rotation (Keras RandomRotation
+  # factor: angles in +-factor x 360 degrees, corners filled by reflection).
+  leaky_slope: tuple[float, ...] = (0.3,)
+  augment_flip: tuple[int, ...] = (0,)
+  augment_rotation: tuple[float, ...] = (0.0,)
   # > 0: the test set is this many training images after the pool (the report's own split), and
   # the dataset's official test images are evaluated as holdout/*.
   test_from_train: int = 0
@@ -310,14 +332,41 @@ def validate(config: Config) -> None:
     _check(0.0 <= rate < 1.0, f"dropout_rate={rate}: must be in [0, 1)")
   for fraction in config.train_fraction:
     _check(0.0 < fraction <= 1.0, f"train_fraction={fraction}: must be in (0, 1]")
-  if config.dropout_rate != (0.0,):
-    from swapjax.models import model_layers
+  _choice(config, "task", TASKS)
+  _choice(config, "loss", LOSSES)
+  from swapjax.models import config_layers, parse_layer
 
+  try:
+    layers = config_layers(config)
+    for text in layers:
+      parse_layer(text)
+  except ValueError as e:
+    raise ConfigError(f"layers: {e}") from None
+  model = "layers" if config.layers else f"model {config.model}"
+  for axis, layer, default in [
+    ("dropout_rate", "dropout", (0.0,)),
+    ("leaky_slope", "leaky_relu", (0.3,)),
+  ]:
     _check(
-      "dropout" in model_layers(config.model),
-      f"dropout_rate={','.join(map(str, config.dropout_rate))}: model {config.model} has no "
-      "run-rate dropout layer (a condition on no axis)",
+      getattr(config, axis) == default or layer in layers,
+      f"{axis}={','.join(map(str, getattr(config, axis)))}: {model} has no {layer} layer "
+      "without its own rate (a condition on no axis)",
     )
+  for slope in config.leaky_slope:
+    _check(0.0 <= slope < 1.0, f"leaky_slope={slope}: must be in [0, 1)")
+  for flip in config.augment_flip:
+    _check(flip in (0, 1), f"augment_flip={flip}: must be 0 or 1")
+  for factor in config.augment_rotation:
+    _check(0.0 <= factor <= 0.5, f"augment_rotation={factor}: must be in [0, 0.5]")
+  _check(
+    config.dataset in IMAGE_DATASETS
+    or (config.augment_flip == (0,) and config.augment_rotation == (0.0,)),
+    f"augment_flip/augment_rotation: dataset {config.dataset} has no images to augment",
+  )
+  _check(
+    config.task == "softmax" or config.study != "swap",
+    f"task={config.task}: the swap study judges samples by softmax classification",
+  )
   for lr in config.learning_rate:
     _check(0.0 < lr < 10.0, f"learning_rate={lr}: must be in (0, 10)")
   for p in config.label_corruption:
@@ -359,11 +408,6 @@ def validate(config: Config) -> None:
       f"train_fraction={program.train_fraction[0]} leaves no training sample of the "
       f"{config.pool_size} in the pool",
     )
-  _check(
-    config.batch_size <= config.num_train,
-    f"batch_size={config.batch_size}: larger than the {config.num_train} training samples "
-    "of a member",
-  )
   tables = config.schedules()
   for name in config.conditions:
     _check(
@@ -375,7 +419,10 @@ def validate(config: Config) -> None:
       f"swap schedule '{name}': k={biggest} does not fit halves of {config.half_size}",
     )
   _check(
-    config.model.startswith("mnist_cnn") or config.dataset == "cifar10",
+    bool(config.layers)
+    or config.dataset not in IMAGE_DATASETS
+    or config.model.startswith("mnist_cnn")
+    or config.dataset == "cifar10",
     f"model={config.model}: 28x28 datasets take mnist_cnn or mnist_cnn_dropout",
   )
 
@@ -389,8 +436,13 @@ RUN_AXES = (
   "input_corruption",
   "train_fraction",
   "dropout_rate",
+  "leaky_slope",
+  "augment_flip",
+  "augment_rotation",
   "seed",
 )
+# Run axes whose values are numbers the compiled program reads per run (RunArrays.numbers).
+TRACED_AXES = ("learning_rate", "dropout_rate", "leaky_slope", "augment_flip", "augment_rotation")
 # Run axes whose values change shapes or loop lengths: each value is its own compiled program.
 STATIC_AXES = ("train_fraction",)
 
@@ -401,14 +453,7 @@ def run_table(config: Config) -> list[dict[str, Any]]:
   if config.variants:
     return [run for v in variant_configs(config) for run in run_table(v)]
   product = itertools.product(
-    config.conditions,
-    config.warmup,
-    config.learning_rate,
-    config.label_corruption,
-    config.input_corruption,
-    config.train_fraction,
-    config.dropout_rate,
-    range(config.num_seeds),
+    *(_axis_values(config, axis) for axis in RUN_AXES[:-1]), range(config.num_seeds)
   )
   table = [dict(zip(RUN_AXES, values, strict=True)) for values in product]
   if config.input_corruption_true_labels and len(config.label_corruption) > 1:

@@ -28,7 +28,8 @@ class DataError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-  """Training and test arrays of one dataset: images uint8 (N, H, W, C), labels int32 (N,)."""
+  """Training and test arrays of one dataset: images uint8 (N, H, W, C), labels int32 (N,);
+  a generated set has float inputs (N, ...) and float targets (N, ...)."""
 
   name: str
   train_images: np.ndarray
@@ -364,7 +365,12 @@ def load(
   num_test: int = 0,
   seed: int = 0,
 ) -> Dataset:
-  """Loads `name` from the first available source (see the module docstring)."""
+  """Loads `name` from the first available source (see the module docstring); a generated
+  data set (swapjax.generated) is made from `seed` whatever the source."""
+  from swapjax import generated
+
+  if name in generated.GENERATORS:
+    return generated.load(name, seed)
   if source == "synthetic":
     return synthetic(name, num_train, num_test, seed)
   if source in ("auto", "files") and data_dir:

@@ -99,7 +99,61 @@ class RateDropout(nn.Module):
 
 
 ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh, "sigmoid": nn.sigmoid}
-LAYER_KINDS = ("conv", "maxpool", "dropout", "flatten", "gap", "dense", "leaky_relu", *ACTIVATIONS)
+LAYER_KINDS = (
+  "conv",
+  "maxpool",
+  "dropout",
+  "flatten",
+  "gap",
+  "dense",
+  "rnn",
+  "leaky_relu",
+  *ACTIVATIONS,
+)
+
+
+def sequence_dropout_mask(module: nn.Module, rate: float, shape, train: bool):
+  """Keras' recurrent-layer dropout: one mask per sequence (the same units dropped at every
+  time step), scaled by 1 / (1 - rate); None when not training or rate 0."""
+  if not train or rate == 0.0:
+    return None
+  keep = 1.0 - rate
+  return jax.random.bernoulli(module.make_rng("dropout"), keep, shape) / keep
+
+
+class SimpleRNN(nn.Module):
+  """Keras `SimpleRNN(units, activation, dropout, recurrent_dropout, return_sequences=True)`:
+  h_t = act((x_t * m_x) W + (h_{t-1} * m_h) U + b), h_0 = 0, over (B, T, F) -> (B, T, units);
+  glorot-uniform `kernel`, orthogonal `recurrent_kernel`, zero `bias` (Keras' initialisers).
+  The time loop is a `lax.scan` (`unroll`: all steps unrolled, the same arithmetic)."""
+
+  units: int
+  activation: str = "tanh"
+  dropout: float = 0.0
+  recurrent_dropout: float = 0.0
+  unroll: bool = False
+
+  @nn.compact
+  def __call__(self, x_BxTxF, train: bool = False):
+    b, t, f = x_BxTxF.shape
+    kernel = self.param("kernel", KERAS_KERNEL_INIT, (f, self.units))
+    recurrent = self.param("recurrent_kernel", nn.initializers.orthogonal(), (self.units,) * 2)
+    bias = self.param("bias", nn.initializers.zeros, (self.units,))
+    act = ACTIVATIONS[self.activation]
+    input_mask = sequence_dropout_mask(self, self.dropout, (b, 1, f), train)
+    state_mask = sequence_dropout_mask(self, self.recurrent_dropout, (b, self.units), train)
+    if input_mask is not None:
+      x_BxTxF = x_BxTxF * input_mask
+    xw_TxBxU = jnp.moveaxis(x_BxTxF @ kernel + bias, 1, 0)
+
+    def step(h_BxU, xw_BxU):
+      h_in = h_BxU if state_mask is None else h_BxU * state_mask
+      h_BxU = act(xw_BxU + h_in @ recurrent)
+      return h_BxU, h_BxU
+
+    h0 = jnp.zeros((b, self.units), xw_TxBxU.dtype)
+    _, h_TxBxU = jax.lax.scan(step, h0, xw_TxBxU, unroll=t if self.unroll else 1)
+    return jnp.moveaxis(h_TxBxU, 0, 1)
 
 
 def parse_layer(text: str) -> tuple[str, tuple[str, ...]]:
@@ -107,7 +161,43 @@ def parse_layer(text: str) -> tuple[str, tuple[str, ...]]:
   kind, *args = text.strip().split(":")
   if kind not in LAYER_KINDS:
     raise ValueError(f"unknown layer '{text}'; layers are {', '.join(LAYER_KINDS)}")
+  if not _layer_args_ok(kind, args):
+    raise ValueError(f"layer '{text}': expected {LAYER_FORMS[kind]}")
   return kind, tuple(args)
+
+
+LAYER_FORMS = {
+  "conv": "conv:FILTERS[:same|valid]",
+  "dense": "dense:UNITS",
+  "rnn": "rnn:UNITS[:relu|tanh|sigmoid[:DROPOUT[:RECURRENT_DROPOUT]]] (rates in [0, 1))",
+  "dropout": "dropout or dropout:RATE with a rate in [0, 1)",
+  "leaky_relu": "leaky_relu or leaky_relu:SLOPE",
+}
+
+
+def _layer_args_ok(kind: str, args: list[str]) -> bool:
+  def number(text, kind=float, low=0.0, high=float("inf")):
+    try:
+      return low <= kind(text) < high
+    except ValueError:
+      return False
+
+  if kind == "conv":
+    return 1 <= len(args) <= 2 and number(args[0], int, 1) and args[1:] in ([], ["same"], ["valid"])
+  if kind == "dense":
+    return len(args) == 1 and number(args[0], int, 1)
+  if kind == "rnn":
+    return (
+      1 <= len(args) <= 4
+      and number(args[0], int, 1)
+      and args[1:2] in ([], *([a] for a in ACTIVATIONS))
+      and all(number(a, float, 0.0, 1.0) for a in args[2:])
+    )
+  if kind == "dropout":
+    return len(args) <= 1 and all(number(a, float, 0.0, 1.0) for a in args)
+  if kind == "leaky_relu":
+    return len(args) <= 1 and all(number(a) for a in args)
+  return not args
 
 
 class SpecNet(nn.Module):
@@ -115,18 +205,25 @@ class SpecNet(nn.Module):
 
   Layers (strings): `conv:F` / `conv:F:same|valid` (3x3, stride 1, valid by default as in
   Keras), `maxpool` (2x2), `dropout:R` (a fixed rate) or `dropout` (the run's traced
-  `dropout_rate`), `flatten`, `gap` (global average pooling), `dense:N`, and the activations
-  `relu`, `leaky_relu[:slope]` (Keras' default slope 0.3), `tanh`, `sigmoid`. The last dense
-  layer gives the logits.
+  `dropout_rate`), `flatten`, `gap` (global average pooling), `dense:N` (on the last axis, so
+  per time step after a recurrent layer), `rnn:N[:activation[:dropout[:recurrent_dropout]]]`
+  (SimpleRNN returning every step, tanh by default), and the activations `relu`,
+  `leaky_relu:S` (a fixed slope) or `leaky_relu` (the run's traced `leaky_slope`, Keras'
+  0.3 by default), `tanh`, `sigmoid`. The last layer's outputs are the task's logits (softmax
+  or sigmoid applied by the loss) or its predictions (regression).
+
+  Each layer's output is sown into the `intermediates` collection when it is mutable (shapes
+  for the memory estimate); otherwise sowing costs nothing.
   """
 
   layers: Sequence[str]
   conv_impl: str = "patches"
   dtype: jnp.dtype = jnp.float32
+  rnn_unroll: bool = False
 
   @nn.compact
-  def __call__(self, x, train: bool = False, dropout_rate=0.0):
-    for text in self.layers:
+  def __call__(self, x, train: bool = False, dropout_rate=0.0, leaky_slope=0.3):
+    for i, text in enumerate(self.layers):
       kind, args = parse_layer(text)
       if kind == "conv":
         padding = (args[1] if len(args) > 1 else "valid").upper()
@@ -143,10 +240,15 @@ class SpecNet(nn.Module):
         x = x.mean(axis=(1, 2))
       elif kind == "dense":
         x = nn.Dense(int(args[0]), dtype=self.dtype, kernel_init=KERAS_KERNEL_INIT)(x)
+      elif kind == "rnn":
+        activation = args[1] if len(args) > 1 else "tanh"
+        rates = [float(a) for a in args[2:4]] + [0.0, 0.0]
+        x = SimpleRNN(int(args[0]), activation, rates[0], rates[1], self.rnn_unroll)(x, train)
       elif kind == "leaky_relu":
-        x = nn.leaky_relu(x, float(args[0]) if args else 0.3)
+        x = nn.leaky_relu(x, float(args[0]) if args else leaky_slope)
       else:
         x = ACTIVATIONS[kind](x)
+      self.sow("intermediates", f"{i}:{text}", x)
     return x.astype(jnp.float32)
 
 
@@ -178,14 +280,31 @@ MODEL_SPECS = {
 
 def model_layers(name: str, dropout: bool = True) -> tuple[str, ...]:
   """The layer spec of a named model; `dropout=False` drops its fixed-rate dropout layers."""
-  layers = MODEL_SPECS[name]
-  return layers if dropout else tuple(x for x in layers if not x.startswith("dropout:"))
+  return without_fixed_dropout(MODEL_SPECS[name], dropout)
+
+
+def without_fixed_dropout(layers, dropout: bool) -> tuple[str, ...]:
+  return tuple(layers) if dropout else tuple(x for x in layers if not x.startswith("dropout:"))
+
+
+def config_layers(config) -> tuple[str, ...]:
+  """A config's network: its `layers`, else its named `model`'s (fixed dropout per `dropout`)."""
+  if config.layers:
+    return without_fixed_dropout(config.layers, config.dropout)
+  return model_layers(config.model, config.dropout)
 
 
 def make_model(
   name: str, conv_impl: str = "patches", dropout: bool = True, compute_dtype: str = "float32"
 ) -> SpecNet:
   return SpecNet(model_layers(name, dropout), conv_impl, jnp.dtype(compute_dtype))
+
+
+def config_model(config, conv_impl: str) -> SpecNet:
+  """The network a config trains, with the conv formulation `conv_impl`."""
+  return SpecNet(
+    config_layers(config), conv_impl, jnp.dtype(config.compute_dtype), config.rnn_unroll
+  )
 
 
 def default_conv_impl(backend: str | None = None) -> str:

@@ -79,38 +79,53 @@ def _reference_value(ref: dict, key: str) -> str:
   return f"{value:.4f}" if _finite(value) else "n/a"
 
 
+# The report's numbers a REFERENCE may give, and the metric each stands beside.
+REFERENCE_METRICS = (
+  ("train_acc", "train acc", "train/epoch_acc"),
+  ("val_acc", "val acc", "val/acc"),
+  ("val_loss", "val loss", "val/loss"),
+  ("test_acc", "test acc", "test/acc"),
+  ("test_loss", "test loss", "test/loss"),
+)
+
+
 def _comparison(groups, reference: dict) -> list[str]:
   """The report's numbers at its epoch count beside ours at that epoch (or our last)."""
+  refs = [ref for ref in reference.values() if isinstance(ref, dict)]
+  columns = [c for c in REFERENCE_METRICS if any(c[0] in ref for ref in refs)]
+  header = "| group | report epochs | measured at epoch | " + " | ".join(
+    f"report {label} | {metric.replace('/', ' ')}" for _, label, metric in columns
+  )
   lines = [
     "",
     "## Compared with the report",
     "",
     "The report's training accuracy is Keras' running mean over the epoch with dropout active, "
     "so it stands beside `train/epoch_acc`. Measured: mean ± std over seeds at the report's "
-    "epoch, or at the last epoch when the study stopped earlier.",
+    "epoch, or at the last epoch when the study stopped earlier (test columns: that epoch's "
+    "test evaluation, or the last before it).",
     "",
-    "| group | report epochs | measured at epoch | report train acc | train epoch_acc | "
-    "report val acc | val acc | report val loss | val loss |",
-    "| --- | ---: | --- | ---: | --- | ---: | --- | ---: | --- |",
+    header + " |",
+    "| --- | ---: | --- | " + " | ".join(["---: | ---"] * len(columns)) + " |",
   ]
   for group, runs in groups.items():
     ref = reference.get(group)
     if not isinstance(ref, dict):
       continue
     target = ref.get("epochs")
-    picked = []
+    picked, tested = [], []
     for run_rows in runs.values():
-      upto = [r for r in run_rows if target is None or r["epoch"] <= target]
-      picked.append(upto[-1] if upto else run_rows[-1])
+      upto = [r for r in run_rows if target is None or r["epoch"] <= target] or run_rows[-1:]
+      picked.append(upto[-1])
+      tested.append(_last_test(upto))
     measured_at = _epochs([r["epoch"] for r in picked])
     if target is not None and max(r["epoch"] for r in picked) < target:
       measured_at += f" (report's {target} not reached)"
-    lines.append(
-      f"| `{group}` | {target if target is not None else 'n/a'} | {measured_at} | "
-      f"{_reference_value(ref, 'train_acc')} | {_stat([r.get('train/epoch_acc') for r in picked])}"
-      f" | {_reference_value(ref, 'val_acc')} | {_stat([r.get('val/acc') for r in picked])} | "
-      f"{_reference_value(ref, 'val_loss')} | {_stat([r.get('val/loss') for r in picked])} |"
-    )
+    cells = [f"`{group}`", str(target if target is not None else "n/a"), measured_at]
+    for key, _, metric in columns:
+      rows = tested if metric.startswith("test/") else picked
+      cells += [_reference_value(ref, key), _stat([r.get(metric) for r in rows])]
+    lines.append("| " + " | ".join(cells) + " |")
   absent = [group for group in reference if group not in groups]
   if absent:
     lines += ["", "In the report but not in this study: " + ", ".join(f"`{g}`" for g in absent)]

@@ -80,6 +80,11 @@ def holdout_metrics(loss_RxT, correct_RxT):
   return {"holdout_loss": loss_RxT.mean(1), "holdout_acc": correct_RxT.mean(1, dtype=jnp.float32)}
 
 
+def per_run(labels_T, runs: int):
+  """The same labels (T, ...) for every run: (R, T, ...)."""
+  return jnp.broadcast_to(labels_T, (runs, *labels_T.shape))
+
+
 def k_max(config: Config) -> int:
   """The static maximum of pairs any schedule of the study can ask to exchange."""
   tables = config.schedules()
@@ -92,17 +97,17 @@ def make_swap_round(config: Config, train_epoch, evaluate):
   n_train = config.num_train
   most = k_max(config)
 
-  def eval_pool(params, pool):
-    return evaluate(params, pool.images_VxPxHxWxC, pool.variant_R, pool.labels_RxP)
-
-  def eval_holdout(params, pool):
-    labels = jnp.broadcast_to(
-      pool.holdout_labels_T, (pool.variant_R.shape[0], pool.holdout_labels_T.shape[0])
-    )
-    return evaluate(params, pool.holdout_images_VxTxHxWxC, pool.variant_R, labels)
-
   def round_fn(state: StudyState, pool: Pool, runs: RunArrays, test_due):
     del test_due
+    slope_R = runs.numbers["leaky_slope"]
+
+    def eval_pool(params, pool):
+      return evaluate(params, pool.images_VxPxHxWxC, pool.variant_R, pool.labels_RxP, slope_R)
+
+    def eval_holdout(params, pool):
+      labels = per_run(pool.holdout_labels_T, pool.variant_R.shape[0])
+      return evaluate(params, pool.holdout_images_VxTxHxWxC, pool.variant_R, labels, slope_R)
+
     k_train, k_swap = round_keys(run_keys(config.seed, runs.seed_R), state.round)
     idx = state.idx_RxMxN
     idx_a, idx_b = idx[:, 0], idx[:, 1]
@@ -197,7 +202,10 @@ def make_memorize_round(config: Config, train_epoch, evaluate):
       state.params, state.opt_state, pool, idx, member_keys(k_train, 1), runs, state.active_R
     )
     seen = state.seen_RxMxP.at[:, 0].set(mark_seen(state.seen_RxMxP[:, 0], idx[:, 0], n_train))
-    loss, correct = evaluate(params, pool.images_VxPxHxWxC, pool.variant_R, pool.labels_RxP)
+    slope_R = runs.numbers["leaky_slope"]
+    loss, correct = evaluate(
+      params, pool.images_VxPxHxWxC, pool.variant_R, pool.labels_RxP, slope_R
+    )
     m = half_metrics(loss[:, 0], correct[:, 0], idx[:, 0], None, seen[:, 0], n_train)
     # Training accuracy is measured on the samples trained on (Keras' `acc` is a running mean
     # under dropout-free training here, the same samples).
@@ -220,8 +228,8 @@ def make_memorize_round(config: Config, train_epoch, evaluate):
     def test(params):
       out = {}
       for name, (images, labels_T) in eval_sets.items():
-        labels = jnp.broadcast_to(labels_T, (pool.variant_R.shape[0], labels_T.shape[0]))
-        t_loss, t_correct = evaluate(params, images, pool.variant_R, labels)
+        labels = per_run(labels_T, pool.variant_R.shape[0])
+        t_loss, t_correct = evaluate(params, images, pool.variant_R, labels, slope_R)
         out[f"{name}/loss"] = t_loss[:, 0].mean(1)
         out[f"{name}/acc"] = t_correct[:, 0].mean(1, dtype=jnp.float32)
       return out

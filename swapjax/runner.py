@@ -422,6 +422,14 @@ def _run_locked(
   print(f"swapjax: data {ds.name} from {ds.source}", flush=True)
   print(f"swapjax: {mesh_note}", flush=True)
   programs = study.build_programs(config, ds, *placement)
+  for program in program_configs(config):
+    if program.batch_size > program.num_train:
+      print(
+        f"swapjax: {program.variant or 'the study'}: batch_size={program.batch_size} > "
+        f"{program.num_train} training samples: one partial batch of {program.num_train} per "
+        "epoch (as Keras)",
+        flush=True,
+      )
   table = run_table(config)
   meta = _meta(config, experiment, ds.source, len(table))
   round_key = study.round_key(config)

@@ -14,8 +14,8 @@ class Pool(NamedTuple):
   image variant; the swap study has one variant and the same labels in every run.
   """
 
-  images_VxPxHxWxC: jax.Array  # uint8
-  labels_RxP: jax.Array  # int32
+  images_VxPxHxWxC: jax.Array  # uint8 images, or float inputs (V, P, ...) of a generated set
+  labels_RxP: jax.Array  # int32 classes, or float targets (R, P, ...)
   variant_R: jax.Array  # int32, which image variant each run trains on
   holdout_images_VxTxHxWxC: jax.Array  # uint8, outside the pool (test set)
   holdout_labels_T: jax.Array  # int32
@@ -28,8 +28,9 @@ class RunArrays(NamedTuple):
 
   seed_R: jax.Array  # int32: the run's seed; its key is fold_in(key(config.seed), seed)
   warmup_R: jax.Array  # int32
-  learning_rate_R: jax.Array  # float32
-  dropout_rate_R: jax.Array  # float32: rate of the model's `dropout` layers (traced)
+  # {axis: (R,) float32} of config.TRACED_AXES: learning_rate, dropout_rate (of the model's
+  # `dropout` layers), leaky_slope, augment_flip, augment_rotation.
+  numbers: dict[str, jax.Array]
   threshold_RxT: jax.Array  # int32 swap table
   k_RxT: jax.Array  # int32 swap table
 

@@ -19,8 +19,8 @@ from jax.sharding import NamedSharding, PartitionSpec
 from swapjax import data as datalib
 from swapjax import mesh as meshlib
 from swapjax import rounds, train
-from swapjax.config import Config, group_name, program_configs, run_table
-from swapjax.models import make_model, resolve_conv_impl
+from swapjax.config import TRACED_AXES, Config, group_name, program_configs, run_table
+from swapjax.models import config_model, resolve_conv_impl
 from swapjax.state import Pool, RunArrays, StudyState
 
 
@@ -152,8 +152,7 @@ def build_runs(config: Config, table) -> RunArrays:
   return RunArrays(
     jnp.asarray([r["seed"] for r in table], jnp.int32),
     jnp.asarray([r["warmup"] for r in table], jnp.int32),
-    jnp.asarray([r["learning_rate"] for r in table], jnp.float32),
-    jnp.asarray([r["dropout_rate"] for r in table], jnp.float32),
+    {axis: jnp.asarray([r[axis] for r in table], jnp.float32) for axis in TRACED_AXES},
     jnp.asarray(thr),
     jnp.asarray(ks),
   )
@@ -174,10 +173,10 @@ def build_whole(config: Config, ds: datalib.Dataset, mesh=None, chunk: int = 0) 
   size = chunk or len(table)
   conv_impl = resolve_conv_impl(config.conv_impl)
   driver = default_driver(jax.default_backend()) if config.driver == "auto" else config.driver
-  model = make_model(config.model, conv_impl, config.dropout, config.compute_dtype)
+  model = config_model(config, conv_impl)
   optimizer = train.make_optimizer(config)
   train_epoch = train.make_train_epoch(config, model, optimizer, driver, mesh)
-  eval_model = make_model(config.model, config.eval_conv_impl, config.dropout, config.compute_dtype)
+  eval_model = config_model(config, config.eval_conv_impl)
   evaluate = jax.jit(train.make_evaluate(config, eval_model, config.eval_population))
   pool = build_pool(config, ds, table)
   runs = build_runs(config, table)

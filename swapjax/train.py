@@ -18,9 +18,55 @@ from swapjax.models import SpecNet
 from swapjax.state import Pool
 
 
-def normalize(images_uint8, mode: str):
-  x = images_uint8.astype(jnp.float32) / 255.0
+def normalize(images, mode: str):
+  """uint8 images to float (/255, `centered`: -0.5); float inputs pass unchanged."""
+  if images.dtype != jnp.uint8:
+    return images.astype(jnp.float32)
+  x = images.astype(jnp.float32) / 255.0
   return x - 0.5 if mode == "centered" else x
+
+
+def task_loss(config: Config) -> str:
+  """The loss a config trains with: its `loss`, or its task's own (cross-entropy; mean
+  squared error for regression)."""
+  if config.loss != "auto":
+    return config.loss
+  return "mean_squared_error" if config.task == "regression" else "cross_entropy"
+
+
+def per_sample(task: str, loss: str, outputs, targets, event_ndim: int):
+  """Per-sample (loss, correct) of a batch of network outputs against targets, over any
+  leading axes. `event_ndim`: trailing axes of one sample's target (0 for a class label).
+
+  softmax: integer labels, cross-entropy from logits, correct = argmax is the label (bool).
+  sigmoid: 0/1 targets, one independent bit per output; binary cross-entropy from logits or
+  the squared error of the sigmoid outputs; correct = the fraction of bits with p > 0.5 equal
+  to the target (Keras' binary accuracy averaged per sample). regression: squared error of the
+  outputs; no accuracy (NaN). Losses are means over a sample's outputs (Keras' reduction).
+  """
+  axes = tuple(range(-event_ndim, 0))
+  if task == "softmax":
+    if loss == "cross_entropy":
+      loss_ = optax.softmax_cross_entropy_with_integer_labels(outputs, targets)
+    else:
+      one_hot = jax.nn.one_hot(targets, outputs.shape[-1])
+      loss_ = jnp.mean((jax.nn.softmax(outputs) - one_hot) ** 2, -1)
+    return loss_, jnp.argmax(outputs, -1) == targets
+  if task == "sigmoid":
+    probs = jax.nn.sigmoid(outputs)
+    if loss == "cross_entropy":
+      loss_ = optax.sigmoid_binary_cross_entropy(outputs, targets)
+    else:
+      loss_ = (probs - targets) ** 2
+    correct = ((probs > 0.5) == (targets > 0.5)).astype(jnp.float32)
+    return loss_.mean(axes), correct.mean(axes)
+  loss_ = ((outputs - targets) ** 2).mean(axes)
+  return loss_, jnp.full(loss_.shape, jnp.nan, jnp.float32)
+
+
+def augments(config: Config) -> bool:
+  """Whether a program augments its training batches (else the step has no augmentation)."""
+  return config.augment_flip != (0,) or config.augment_rotation != (0.0,)
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
@@ -43,52 +89,71 @@ def init_members(model: SpecNet, optimizer, key, members: int, image_shape):
 
 
 def gather_batch(pool: Pool, ids_RxMxB, normalize_mode: str):
-  """Images (R, M, B, H, W, C) float and labels (R, M, B) of pool ids, per run's variant."""
+  """Inputs (R, M, B, ...) float and targets (R, M, B, ...) of pool ids, per run's variant."""
   images = pool.images_VxPxHxWxC[pool.variant_R[:, None, None], ids_RxMxB]
-  labels = jnp.take_along_axis(
-    pool.labels_RxP[:, None, :], ids_RxMxB.reshape(ids_RxMxB.shape[0], 1, -1), axis=2
-  )
-  return normalize(images, normalize_mode), labels.reshape(ids_RxMxB.shape)
+  labels = jax.vmap(lambda labels_P, ids_MxB: labels_P[ids_MxB])(pool.labels_RxP, ids_RxMxB)
+  return normalize(images, normalize_mode), labels
+
+
+def masked_mean_loss(per_sample_B, mask_B):
+  """Mean per-sample loss over the real samples of a batch (mask 1); a padded last batch
+  counts only its real samples, as Keras' last partial batch does."""
+  return jnp.sum(per_sample_B * mask_B) / jnp.sum(mask_B)
 
 
 def masked_cross_entropy(logits_BxC, labels_B, mask_B):
-  """Mean softmax cross-entropy over the real samples of a batch (mask 1); a padded last
-  batch counts only its real samples, as Keras' last partial batch does."""
-  per_sample = optax.softmax_cross_entropy_with_integer_labels(logits_BxC, labels_B)
-  return jnp.sum(per_sample * mask_B) / jnp.sum(mask_B)
+  """Mean softmax cross-entropy over the real samples of a batch (mask 1)."""
+  per_sample_B = optax.softmax_cross_entropy_with_integer_labels(logits_BxC, labels_B)
+  return masked_mean_loss(per_sample_B, mask_B)
 
 
 def make_train_epoch(config: Config, model: SpecNet, optimizer, driver: str, mesh=None):
   """Returns `train_epoch(params, opt_state, pool, idx_RxMxN, key_RxM, runs, active_R)`.
 
   Member m of run r trains one epoch on the first `num_train` positions of `idx[r, m]` with
-  its run's numbers (`runs.learning_rate_R`, `runs.dropout_rate_R`); returns the new params and
-  optimiser state, the mean training loss over the epoch's steps (R, M) and Keras' running
-  training accuracy (R, M): correct predictions of the epoch's own forward passes, dropout
-  active, over the samples trained on. Runs whose `active` is false keep their params and
-  optimiser state unchanged.
+  its run's numbers (`runs.numbers`: learning rate, dropout rate, leaky slope, augmentation);
+  returns the new params and optimiser state, the mean training loss over the epoch's steps
+  (R, M) and Keras' running training accuracy (R, M): correct predictions of the epoch's own
+  forward passes, dropout active, over the samples trained on. Runs whose `active` is false
+  keep their params and optimiser state unchanged. A batch larger than the training set is one
+  partial batch per epoch, as in Keras.
   """
-  n_train, batch = config.num_train, config.batch_size
+  n_train = config.num_train
+  batch = min(config.batch_size, n_train)
   steps = -(-n_train // batch)
   mask_SxB = (jnp.arange(steps * batch) < n_train).reshape(steps, batch)
+  task, loss_kind = config.task, task_loss(config)
+  augment = augments(config)
 
-  def member_step(params, opt_state, x_BxHxWxC, y_B, mask_B, key, lr, rate):
+  def member_step(params, opt_state, x_Bx, y_B, mask_B, key, numbers):
+    if augment:
+      from swapjax.augment import augment as augment_batch
+
+      flip, rotation = numbers["augment_flip"], numbers["augment_rotation"]
+      x_Bx = augment_batch(jax.random.fold_in(key, 1), x_Bx, flip, rotation)
+
     def loss_fn(p):
-      logits = model.apply(
-        {"params": p}, x_BxHxWxC, train=True, rngs={"dropout": key}, dropout_rate=rate
+      outputs = model.apply(
+        {"params": p},
+        x_Bx,
+        train=True,
+        rngs={"dropout": key},
+        dropout_rate=numbers["dropout_rate"],
+        leaky_slope=numbers["leaky_slope"],
       )
-      hits = jnp.sum((jnp.argmax(logits, -1) == y_B) * mask_B)
-      return masked_cross_entropy(logits, y_B, mask_B), hits
+      loss_B, correct_B = per_sample(task, loss_kind, outputs, y_B, y_B.ndim - 1)
+      hits = jnp.sum(correct_B * mask_B)
+      return masked_mean_loss(loss_B, mask_B), hits
 
     (loss, hits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     updates, opt_state = optimizer.update(grads, opt_state, params)
-    updates = jax.tree.map(lambda u: -lr * u, updates)
+    updates = jax.tree.map(lambda u: -numbers["learning_rate"] * u, updates)
     return optax.apply_updates(params, updates), opt_state, loss, hits
 
   # vmap over members (same run numbers), then over runs.
   step_RxM = jax.vmap(
-    jax.vmap(member_step, in_axes=(0, 0, 0, 0, None, 0, None, None)),
-    in_axes=(0, 0, 0, 0, None, 0, 0, 0),
+    jax.vmap(member_step, in_axes=(0, 0, 0, 0, None, 0, None)),
+    in_axes=(0, 0, 0, 0, None, 0, 0),
   )
 
   def keep_active(active_R, new, old):
@@ -116,7 +181,7 @@ def make_train_epoch(config: Config, model: SpecNet, optimizer, driver: str, mes
       spec = jax.sharding.PartitionSpec("runs", None, "data")
       x = jax.lax.with_sharding_constraint(x, jax.sharding.NamedSharding(mesh, spec))
     new_params, new_opt, loss, hits = step_RxM(
-      params, opt_state, x, y, mask_B, keys_RxM, runs.learning_rate_R, runs.dropout_rate_R
+      params, opt_state, x, y, mask_B, keys_RxM, runs.numbers
     )
     return (
       keep_active(active_R, new_params, params),
@@ -162,46 +227,49 @@ def make_train_epoch(config: Config, model: SpecNet, optimizer, driver: str, mes
 
 
 def make_evaluate(config: Config, model: SpecNet, population: str = "map"):
-  """Returns `evaluate(params, images_VxTx..., variant_R, labels_RxT)` -> per-sample
-  (loss, correct), each (R, M, T): every member of every run on every sample, in chunks.
+  """Returns `evaluate(params, images_VxTx..., variant_R, labels_RxT, slope_R)` -> per-sample
+  (loss, correct), each (R, M, T): every member of every run on every sample, in chunks
+  (`slope_R`: each run's traced `leaky_slope`; correct is bool for softmax, else a fraction).
 
   `population="map"` loops over the R x M models with `lax.map`, each a plain (ungrouped)
   forward convolution: measured 5x faster than the patches form on XLA:CPU, where forward
   convolutions are fast inside loops. `"vmap"` evaluates all models as one batched program.
   """
   chunk = config.eval_batch_size or (500 if jax.default_backend() == "cpu" else 1000)
+  task, loss_kind = config.task, task_loss(config)
 
-  def member_logits(params, x_BxHxWxC):
-    return model.apply({"params": params}, x_BxHxWxC, train=False)
+  def member_logits(params, x_BxHxWxC, slope):
+    return model.apply({"params": params}, x_BxHxWxC, train=False, leaky_slope=slope)
 
-  def logits_vmap(params, x_RxBxHxWxC):
-    return jax.vmap(jax.vmap(member_logits, in_axes=(0, None)))(params, x_RxBxHxWxC)
+  def logits_vmap(params, x_RxBxHxWxC, slope_R):
+    return jax.vmap(jax.vmap(member_logits, in_axes=(0, None, None)))(params, x_RxBxHxWxC, slope_R)
 
-  def logits_map(params, x_RxBxHxWxC):
+  def logits_map(params, x_RxBxHxWxC, slope_R):
     r, m = jax.tree.leaves(params)[0].shape[:2]
     flat = jax.tree.map(lambda a: a.reshape(r * m, *a.shape[2:]), params)
     logits = jax.lax.map(
-      lambda i: member_logits(jax.tree.map(lambda a: a[i], flat), x_RxBxHxWxC[i // m]),
+      lambda i: member_logits(
+        jax.tree.map(lambda a: a[i], flat), x_RxBxHxWxC[i // m], slope_R[i // m]
+      ),
       jnp.arange(r * m),
     )
     return logits.reshape(r, m, *logits.shape[1:])
 
   logits_RxM = logits_map if population == "map" else logits_vmap
 
-  def evaluate(params, images_VxTxHxWxC, variant_R, labels_RxT):
+  def evaluate(params, images_VxTxHxWxC, variant_R, labels_RxT, slope_R):
     total = images_VxTxHxWxC.shape[1]
     size = min(chunk, total)
     n_chunks = -(-total // size)
     pad = n_chunks * size - total
-    images = jnp.pad(images_VxTxHxWxC, ((0, 0), (0, pad)) + ((0, 0),) * 3)
-    labels = jnp.pad(labels_RxT, ((0, 0), (0, pad)))
+    images = jnp.pad(images_VxTxHxWxC, ((0, 0), (0, pad)) + ((0, 0),) * (images_VxTxHxWxC.ndim - 2))
+    labels = jnp.pad(labels_RxT, ((0, 0), (0, pad)) + ((0, 0),) * (labels_RxT.ndim - 2))
 
     def one_chunk(c):
       x = jax.lax.dynamic_slice_in_dim(images, c * size, size, axis=1)[variant_R]
       y = jax.lax.dynamic_slice_in_dim(labels, c * size, size, axis=1)
-      logits = logits_RxM(params, normalize(x, config.normalize))  # (R, M, B, C)
-      loss = optax.softmax_cross_entropy_with_integer_labels(logits, y[:, None, :])
-      return loss, jnp.argmax(logits, -1) == y[:, None, :]
+      logits = logits_RxM(params, normalize(x, config.normalize), slope_R)  # (R, M, B, ...)
+      return per_sample(task, loss_kind, logits, y[:, None], labels_RxT.ndim - 2)
 
     loss, correct = jax.lax.map(one_chunk, jnp.arange(n_chunks))  # (chunks, R, M, size)
     merge = lambda a: jnp.moveaxis(a, 0, 2).reshape(*a.shape[1:3], -1)[..., :total]
