@@ -23,8 +23,9 @@ import jax
 from absl import app, flags
 
 from swapjax import data, registry, study, train
-from swapjax.config import ConfigError, apply_overrides, run_table, validate
-from swapjax.models import config_model, make_model
+from swapjax.config import ConfigError, apply_overrides, run_table, validate, variant_configs
+from swapjax.models import SpecNet, config_layers, config_model
+from swapjax.runner import _xla_peak_bytes
 
 SEQUENTIAL = "lax/sequential"  # the baseline: one model at a time (see _time_sequential)
 
@@ -67,6 +68,17 @@ PRESETS = {
     scaling=[2],
     repeats=2,
     full_study=False,
+  ),
+  # seeds/001's groups, one program each at one seed on 1,800 synthetic training images per
+  # epoch (time per epoch scales with the images: see images/s), with XLA's memory figure.
+  "cifar10_arch": dict(
+    experiment="cifar10_arch",
+    overrides=dict(pool_size=2000, holdout_size=500),
+    strategies=[],
+    scaling=[1],
+    repeats=1,
+    full_study=False,
+    groups=True,
   ),
   "memorize_sweep": dict(
     experiment="memorize_sweep",
@@ -137,9 +149,9 @@ FULL_STUDY = flags.DEFINE_bool("full_study", None, "Time the experiment's own st
 
 
 @functools.cache
-def forward_flops_per_image(model_name: str, image_shape) -> float:
+def forward_flops_per_image(layers: tuple[str, ...], image_shape) -> float:
   """XLA's FLOP count of one forward pass, per image."""
-  model = make_model(model_name, "lax", False)
+  model = SpecNet(layers, "lax")
   x = jax.ShapeDtypeStruct((32, *image_shape), jax.numpy.float32)
   params = jax.eval_shape(lambda x: model.init(jax.random.key(0), x)["params"], x)
   cost = jax.jit(lambda p, x: model.apply({"params": p}, x)).lower(params, x).compile()
@@ -165,6 +177,7 @@ def _time_rounds(base, strategy: str, ds, repeats):
     t0 = time.perf_counter()
     compiled = built.round_fn.lower(*args(state)).compile()
     result["compile_s"] = time.perf_counter() - t0
+    result["xla_peak_bytes"] = _xla_peak_bytes(compiled)
     fn = compiled
   state, m = fn(*args(state))  # warm-up (and compile for the host driver)
   jax.block_until_ready((state, m))
@@ -181,11 +194,13 @@ def _summarise(result, cfg, ds, times):
   """Median/spread of the timed rounds, throughput, FLOP/s and peak memory."""
   # XLA's cost analysis counts a loop body once, so count one forward pass and scale it by the
   # images a round processes (training = 3 forward passes: forward, input and weight gradients).
-  steps = -(-cfg.num_train // cfg.batch_size)
+  batch = min(cfg.batch_size, cfg.num_train)
+  steps = -(-cfg.num_train // batch)
   holdout = cfg.holdout_size if cfg.kind.tests_every_round else 0  # else every few rounds
-  images_fwd = cfg.train_pool + holdout + 3 * steps * cfg.batch_size
+  images_fwd = cfg.train_pool + holdout + 3 * steps * batch
+  layers = config_layers(dataclasses.replace(cfg, dropout=False))
   result["flops_per_round"] = (
-    forward_flops_per_image(cfg.model, ds.image_shape) * images_fwd * result["models"]
+    forward_flops_per_image(layers, ds.image_shape) * images_fwd * result["models"]
   )
   result.update(
     round_s_median=statistics.median(times),
@@ -296,6 +311,9 @@ def main(argv):
     "strategies": [],
     "scaling": [],
   }
+  if preset.get("groups"):
+    _time_groups(report, base, ds, repeats)
+    return _write(report)
   first = population(base, preset["scaling"][0])
   for strategy in preset["strategies"]:
     if strategy == SEQUENTIAL:
@@ -330,12 +348,44 @@ def main(argv):
     row["study_steady_s"] = row["round_s_median"] * row["rounds"]
     report["study"] = row
     print(json.dumps(row), flush=True)
+  _write(report)
+
+
+def _time_groups(report, base, ds, repeats):
+  """Each group (variant) of the experiment as its own program at one seed."""
+  report["groups"] = []
+  for variant in variant_configs(base):
+    row = _time_rounds(population(variant, 1), "patches/scan", ds, repeats)
+    row["group"] = variant.variant
+    row["batch_size"] = variant.batch_size
+    row["images_per_epoch"] = variant.num_train
+    report["groups"].append(row)
+    print(json.dumps(row), flush=True)
+
+
+def _write(report):
   out = Path(OUT.value)
   out.mkdir(parents=True, exist_ok=True)
   (out / f"timing_{PRESET.value}.json").write_text(json.dumps(report, indent=2) + "\n")
   text = render(report)
   (out / f"benchmark_{PRESET.value}.md").write_text(text)
   print(text)
+
+
+def _render_groups(report) -> list[str]:
+  lines = [
+    "| group | batch | compile s | s/epoch | train images/epoch | images/s | GFLOP/s | "
+    "XLA peak memory | RSS so far |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  ]
+  for r in report["groups"]:
+    xla = f"{r['xla_peak_bytes'] / 2**30:.2f} GiB" if r.get("xla_peak_bytes") else "-"
+    lines.append(
+      f"| {r['group']} | {r['batch_size']} | {r['compile_s']:.1f} | {r['round_s_median']:.2f} | "
+      f"{r['images_per_epoch']} | {r['images_per_s']:.0f} | {r['flops_per_s'] / 1e9:.1f} | "
+      f"{xla} | {r['peak_rss_bytes'] / 2**30:.2f} GiB |"
+    )
+  return lines
 
 
 def render(report) -> str:
@@ -354,6 +404,8 @@ def render(report) -> str:
     "s per model-round | images/s | model-steps/s | GFLOP/s | % of peak | peak memory |",
     "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
   ]
+  if "groups" in report:
+    return "\n".join(lines[:4] + _render_groups(report)) + "\n"
   rows = report["strategies"] + ([report["study"]] if "study" in report else [])
   for r in rows:
     compile_s = r.get("compile_s")

@@ -2,6 +2,7 @@
 
 from swapjax.experiments import (
   binary_addition,
+  cifar10_arch,
   fashion_dropout,
   memorize_mnist,
   memorize_sweep,
@@ -12,6 +13,7 @@ from swapjax.experiments import (
 
 REGISTRY = {
   "binary_addition": binary_addition,
+  "cifar10_arch": cifar10_arch,
   "fashion_dropout": fashion_dropout,
   "memorize_mnist": memorize_mnist,
   "memorize_sweep": memorize_sweep,

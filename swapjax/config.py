@@ -128,6 +128,7 @@ class Config:
   # its own run axes and the seeds. Empty: one variant, the config itself.
   variants: str = ""
   variant: str = ""  # set by `program_configs`: the variant a program belongs to
+  groups: tuple[str, ...] = ()  # the variants to run (empty: all of them)
   # Engine.
   conv_impl: str = "auto"
   driver: str = "auto"
@@ -321,7 +322,7 @@ def validate(config: Config) -> None:
   _check(config.checkpoint_keep >= 1, f"checkpoint_keep={config.checkpoint_keep}: must be >= 1")
   _check(config.test_every >= 1, f"test_every={config.test_every}: must be >= 1")
   _check(0.0 < config.fit_target <= 1.0, f"fit_target={config.fit_target}: must be in (0, 1]")
-  _check(config.holdout_size >= 1, f"holdout_size={config.holdout_size}: must be >= 1")
+  _check(config.holdout_size >= 0, f"holdout_size={config.holdout_size}: must be >= 0 (0: all)")
   _check(config.adam_eps > 0, f"adam_eps={config.adam_eps}: must be > 0")
   _choice(config, "optimizer", ("adam", "sgd"))
   _check(0.0 <= config.momentum < 1.0, f"momentum={config.momentum}: must be in [0, 1)")
@@ -388,15 +389,22 @@ def validate(config: Config) -> None:
     config.mesh_runs >= 0 and config.mesh_data >= 1,
     f"mesh_runs={config.mesh_runs}, mesh_data={config.mesh_data}: must be >= 0 and >= 1",
   )
+  _check(
+    config.kind.swaps or config.conditions in (("none",), ()),
+    f"conditions={','.join(config.conditions)}: the {config.study} study has no swaps; use none",
+  )
+  _check(config.pool_size >= 0, f"pool_size={config.pool_size}: must be >= 0 (0: all the data)")
+  if config.pool_size:  # else checked again once the data says how many (runner.run)
+    _validate_sizes(config)
+
+
+def _validate_sizes(config: Config) -> None:
   halves = config.kind.halves
+  _check(config.holdout_size >= 1, f"holdout_size={config.holdout_size}: no test samples")
   _check(
     config.pool_size >= 2 * halves and config.pool_size % halves == 0,
     f"pool_size={config.pool_size}: the {config.study} study needs a pool of at least "
     f"{2 * halves} that splits into {halves} equal part(s)",
-  )
-  _check(
-    config.kind.swaps or config.conditions in (("none",), ()),
-    f"conditions={','.join(config.conditions)}: the {config.study} study has no swaps; use none",
   )
   _check(
     config.num_train >= 1,
@@ -469,7 +477,7 @@ def group_name(config: Config, run: dict[str, Any]) -> str:
   variant's name, then its values of `config.group_by` and of the other run axes (seed aside)
   that vary in its variant; `all` if none."""
   if run.get("variant") and config.variants:
-    config = dict(zip(variant_names(config), variant_configs(config), strict=True))[run["variant"]]
+    config = {v.variant: v for v in variant_configs(config)}[run["variant"]]
   axes = [
     axis
     for axis in RUN_AXES
@@ -501,6 +509,7 @@ STUDY_KEYS = (
   "seed",
   "variants",
   "variant",
+  "groups",
   "test_every",
   "early_stop",
   "on_nan",
@@ -541,15 +550,19 @@ def parse_variants(text: str) -> list[tuple[str, dict[str, Any]]]:
   return out
 
 
-def variant_names(config: Config) -> list[str]:
-  return [name for name, _ in parse_variants(config.variants)]
-
-
 def variant_configs(config: Config) -> list[Config]:
   """One config per variant (the config itself if it has none)."""
   if not config.variants:
     return [config]
+  variants = parse_variants(config.variants)
+  unknown = set(config.groups) - {name for name, _ in variants}
+  if unknown:
+    raise ConfigError(
+      f"groups={','.join(sorted(unknown))}: not a variant of this study; variants: "
+      + ", ".join(name for name, _ in variants)
+    )
   return [
-    dataclasses.replace(config, variants="", variant=name, **changes)
-    for name, changes in parse_variants(config.variants)
+    dataclasses.replace(config, variants="", groups=(), variant=name, **changes)
+    for name, changes in variants
+    if not config.groups or name in config.groups
   ]

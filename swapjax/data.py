@@ -258,6 +258,12 @@ def load_files(data_dir: str, name: str) -> Dataset:
   if not root.is_dir():
     raise DataError(f"--data_dir={data_dir}: no such directory")
   ds = _load_cifar(root) if name == "cifar10" else _load_idx_dir(root, name)
+  if ds is not None and name == "cifar10" and len(ds.train_images) < 50_000:
+    ds = dataclasses.replace(
+      ds,
+      source=f"{ds.source} (a subset: {len(ds.train_images):,} of CIFAR-10's 50,000 training "
+      f"images, {len(ds.test_images):,} of its 10,000 test images)",
+    )
   if ds is None:
     want = (
       "cifar10/train_subset.npz and test_subset.npz, or cifar-10-batches-py/ or "

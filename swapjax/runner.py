@@ -24,7 +24,7 @@ import numpy as np
 import swapjax
 from swapjax import checkpoint, report, study
 from swapjax import mesh as meshlib
-from swapjax.config import Config, program_configs, run_table
+from swapjax.config import Config, program_configs, run_table, validate
 from swapjax.state import StudyState
 from swapjax.tensorboard import EventWriter
 from swapjax.workdir import Workdir, atomic_write_bytes, atomic_write_text
@@ -186,6 +186,9 @@ def run(config: Config, experiment: str, options: RunOptions) -> Path:
   wd = Workdir(options.workdir)
   # Everything that can fail on bad input happens before anything is written.
   ds = study.load_data(config, options.data_dir, options.tfds_data_dir)
+  if not (config.pool_size and config.holdout_size):
+    config = study.resolve_sizes(config, ds)
+    validate(config)
   meshes, mesh_note, devices = _meshes(config)
   if jax.process_index() == 0 and not options.restart and wd.path.is_dir():
     wd.check_config(config.to_json(), experiment)
@@ -238,7 +241,7 @@ def _unpack(programs, tree, like):
 def _compile(programs, states):
   """AOT-compiles each program's round once (its chunks share it); returns the programs with
   compiled rounds and the compile seconds per program."""
-  compiled, seconds, done = [], {}, {}
+  compiled, seconds, done, peak = [], {}, {}, {}
   for built, state in zip(programs, states, strict=True):
     key = (built.program, getattr(built.device, "id", None))
     if built.driver == "scan" and key not in done:
@@ -246,17 +249,37 @@ def _compile(programs, states):
       args = (state, built.pool, built.runs, np.asarray(False))
       done[key] = built.round_fn.lower(*args).compile()
       seconds[built.program] = seconds.get(built.program, 0.0) + time.perf_counter() - t0
+      peak[built.program] = _xla_peak_bytes(done[key])
       groups = sorted({g for p in programs if p.program == built.program for g in p.groups})
+      per_run, _ = built.memory_estimate
       print(
         f"swapjax: compiled the round of {len(built.runs_table)} runs x "
         f"{built.config.members} members ({', '.join(groups)}) in "
-        f"{time.perf_counter() - t0:.1f} s" + (f" for {built.device}" if built.device else ""),
+        f"{time.perf_counter() - t0:.1f} s"
+        + (f" for {built.device}" if built.device else "")
+        + f"; memory: ~{per_run / 2**20:.0f} MiB per run (estimate), XLA peak "
+        + (f"{peak[built.program] / 2**20:.0f} MiB" if peak[built.program] else "n/a"),
         flush=True,
       )
     if key in done:
       built = dataclasses.replace(built, round_fn=done[key])
     compiled.append(built)
-  return compiled, seconds
+  return compiled, seconds, peak
+
+
+def _xla_peak_bytes(compiled) -> int | None:
+  """XLA's figure for a compiled program's device memory (arguments, outputs, temporaries)."""
+  try:
+    stats = compiled.memory_analysis()
+  except Exception:  # noqa: BLE001 - not every backend reports it
+    return None
+  if stats is None:
+    return None
+  peak = getattr(stats, "peak_memory_in_bytes", 0)
+  if peak:
+    return int(peak)
+  parts = ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes")
+  return int(sum(getattr(stats, p, 0) for p in parts) - getattr(stats, "alias_size_in_bytes", 0))
 
 
 TRAIN_ACC = ("train/acc", "/train_acc")  # metric names ending so: a training accuracy
@@ -344,18 +367,23 @@ def _check_health(config: Config, built, state, active, metrics, rnd, table, bes
   return state._replace(active_R=state.active_R.at[np.asarray(bad)].set(False))
 
 
-def _step_all(config, programs, states, rnd, table, best_acc, ckpt, wd):
+def _step_all(config, programs, states, rnd, table, best_acc, ckpt, wd, program_s):
   """Round `rnd` of every program (and chunk), interleaved: all are dispatched before any
   result is awaited, so chunks on different devices run at the same time. Returns
-  [(program, host metrics)] and whether any run still trains; `states` is updated."""
+  [(program, host metrics)] and whether any run still trains; `states` is updated and each
+  program's seconds until its results are added to `program_s`."""
   stepped = [
     study.step_round(built, states[i], study.test_due(config, rnd))
     for i, built in enumerate(programs)
   ]
   results, any_active = [], False
+  done_at = time.perf_counter()
   for i, (built, (state, metrics)) in enumerate(zip(programs, stepped, strict=True)):
     # The round's one device-to-host transfer: its metrics and which runs still train.
     metrics, active = meshlib.to_host((metrics, state.active_R))
+    # On one device the calls run in order: the time until this one's results is its own.
+    previous_done, done_at = done_at, time.perf_counter()
+    program_s[built.program] = program_s.get(built.program, 0.0) + done_at - previous_done
     active = np.asarray(active)
     states[i] = _check_health(config, built, state, active, metrics, rnd, table, best_acc, ckpt, wd)
     any_active |= bool(active.any())
@@ -363,8 +391,15 @@ def _step_all(config, programs, states, rnd, table, best_acc, ckpt, wd):
   return results, any_active
 
 
-def _timing(meta, programs, compile_s, round_times, finished_early) -> dict[str, Any]:
+def _timing(meta, programs, compile_s, peak_bytes, times, finished_early) -> dict[str, Any]:
+  round_times, program_times = times
   steady = round_times[1:] if len(round_times) > 1 else round_times
+  steady_programs = program_times[1:] if len(program_times) > 1 else program_times
+
+  def program_median(i):
+    values = [t[i] for t in steady_programs if i in t]
+    return statistics.median(values) if values else None
+
   of = lambda i: [p for p in programs if p.program == i]  # noqa: E731
   return {
     "backend": jax.default_backend(),
@@ -382,6 +417,11 @@ def _timing(meta, programs, compile_s, round_times, finished_early) -> dict[str,
         "runs_per_call": len(of(i)[0].runs_table),
         "calls_per_round": len(of(i)),
         "compile_s": compile_s.get(i, 0.0),
+        "memory_estimate_bytes_per_run": of(i)[0].memory_estimate[0],
+        "memory_estimate_bytes_per_program": of(i)[0].memory_estimate[1],
+        "xla_peak_bytes_per_call": peak_bytes.get(i),
+        # Seconds until the program's results each round (its own time on one device).
+        "round_s_median": program_median(i),
       }
       for i in sorted({p.program for p in programs})
     ],
@@ -442,19 +482,25 @@ def _run_locked(
   if not resuming and writer:
     wd.write_config(meta)
   compile_s: dict[int, float] = {}
+  peak_bytes: dict[int, int | None] = {}
   if start < config.rounds:
-    programs, compile_s = _compile(programs, states)
+    programs, compile_s, peak_bytes = _compile(programs, states)
 
   round_times: list[float] = []
   finished_early = False
   best_acc = _best_train_acc(rows)  # for collapse detection across a resume
   acc_history: list = []  # (training accuracy, active) per round, for the early-stop ETA
+  program_times: list[dict[int, float]] = []  # seconds of each program, per round
   with _StopFlag() as stop, events:
     for rnd in range(start, config.rounds):
       t0 = time.perf_counter()
-      results, any_active = _step_all(config, programs, states, rnd, table, best_acc, ckpt, wd)
+      program_s: dict[int, float] = {}
+      results, any_active = _step_all(
+        config, programs, states, rnd, table, best_acc, ckpt, wd, program_s
+      )
       round_s = time.perf_counter() - t0
       round_times.append(round_s)
+      program_times.append(program_s)
       rows = sorted(
         (
           row
@@ -485,6 +531,8 @@ def _run_locked(
           f"checkpoint saved; rerun the same command to resume",
         )
   ckpt.close()
-  timing = _timing(meta, programs, compile_s, round_times, finished_early)
+  timing = _timing(
+    meta, programs, compile_s, peak_bytes, (round_times, program_times), finished_early
+  )
   write_outputs(wd, programs, states, timing)
   return wd.path / "report.md"

@@ -17,8 +17,8 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from swapjax import data as datalib
+from swapjax import memory, rounds, train
 from swapjax import mesh as meshlib
-from swapjax import rounds, train
 from swapjax.config import TRACED_AXES, Config, group_name, program_configs, run_table
 from swapjax.models import config_model, resolve_conv_impl
 from swapjax.state import Pool, RunArrays, StudyState
@@ -42,6 +42,7 @@ class Study:
   groups: tuple[str, ...] = ()  # each run's group name
   program: int = 0  # which static variant (chunks of one program share its compiled code)
   device: Any = None  # the device this chunk runs on (`runs_per_device`), None: the mesh's
+  memory_estimate: tuple[int, int] = (0, 0)  # bytes per run, per program (swapjax.memory)
 
 
 def init_compiler_options(backend: str) -> dict | None:
@@ -281,12 +282,15 @@ def chunks(whole: Study, size: int, mesh=None, devices=None) -> list[Study]:
   return out
 
 
-def chunk_size(config: Config, num_runs: int, mesh) -> int:
-  """Runs per compiled call: all of them, or `runs_per_device` (one chunk per device, or on
-  each device of the `runs` axis of a mesh)."""
-  if not config.runs_per_device:
-    return num_runs
-  return config.runs_per_device * (mesh.shape["runs"] if mesh is not None else 1)
+def chunk_size(config: Config, num_runs: int, mesh, estimate: tuple[int, int]) -> int:
+  """Runs per compiled call: `runs_per_device` (on each device of the `runs` axis of a mesh)
+  if set, else as many as the memory estimate (bytes per run, per program) lets fit on a
+  device (swapjax.memory): all of them for small networks."""
+  devices = mesh.shape["runs"] if mesh is not None else 1
+  if config.runs_per_device:
+    return config.runs_per_device * devices
+  per_device = memory.runs_per_chunk(num_runs // devices, *estimate, memory.device_budget())
+  return per_device * devices
 
 
 def build_programs(config: Config, ds: datalib.Dataset, meshes=None, devices=None) -> list[Study]:
@@ -302,12 +306,14 @@ def build_programs(config: Config, ds: datalib.Dataset, meshes=None, devices=Non
     ids = tuple(
       j for j, r in enumerate(table) if (r.get("variant", ""), r["train_fraction"]) == key
     )
-    size = chunk_size(config, len(ids), mesh)
+    estimate = memory.program_bytes(program_config, ds.image_shape)
+    size = chunk_size(config, len(ids), mesh, estimate)
     whole = dataclasses.replace(
       build_whole(program_config, ds, mesh, size),
       run_ids=ids,
       groups=tuple(group_name(config, table[j]) for j in ids),
       program=i,
+      memory_estimate=estimate,
     )
     programs += chunks(whole, size, mesh, devices)
   return programs
@@ -327,8 +333,9 @@ def load_data(config: Config, data_dir: str | None, tfds_data_dir: str | None):
   )
   if not config.test_from_train:
     return ds
-  p, t = config.pool_size, config.test_from_train
-  if len(ds.train_images) < p + t:
+  t = config.test_from_train
+  p = config.pool_size or len(ds.train_images) - t
+  if len(ds.train_images) < p + t or p <= 0:
     raise datalib.DataError(
       f"{ds.source}: {len(ds.train_images)} training images, pool_size={p} + "
       f"test_from_train={t} asked for"
@@ -341,6 +348,17 @@ def load_data(config: Config, data_dir: str | None, tfds_data_dir: str | None):
     test_labels=ds.train_labels[p : p + t],
     holdout_images=ds.test_images,
     holdout_labels=ds.test_labels,
+  )
+
+
+def resolve_sizes(config: Config, ds: datalib.Dataset) -> Config:
+  """`pool_size=0`: every training image the data has (after a `test_from_train` split);
+  `holdout_size=0`: every test image (every holdout image with `test_from_train`)."""
+  held = ds.holdout_images if ds.holdout_images is not None else ds.test_images
+  return dataclasses.replace(
+    config,
+    pool_size=config.pool_size or len(ds.train_images),
+    holdout_size=config.holdout_size or len(held),
   )
 
 

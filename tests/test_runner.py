@@ -154,6 +154,9 @@ def _cli(*args, timeout=300):
     (["--experiment=memorize_mnist", "--set", "dropout_rate=0.5"], "a condition on no axis"),
     (["--experiment=fashion_dropout", "--set", "train_fraction=1e-6"], "no training sample"),
     (["--experiment=tiny", "--set", "model=resnet"], "allowed values"),
+    (["--experiment=cifar10_arch", "--set", "groups=vgg_like,nope"], "not a variant"),
+    (["--experiment=binary_addition", "--set", "augment_flip=1"], "no images to augment"),
+    (["--experiment=tiny", "--set", "layers=conv:8,gru:4"], "unknown layer 'gru:4'"),
   ],
 )
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, args, needle):
@@ -189,6 +192,17 @@ SEVERAL_PROGRAMS = (
 )
 
 
+# cifar10_arch shrunk to synthetic data: two of its groups (a traced leaky slope; flips on the
+# device from the run's keys), each its own program, 4 epochs.
+CIFAR10_ARCH = (
+  "--experiment=cifar10_arch",
+  *("--set", "groups=vgg_like_leaky,dropout_gap_flip"),
+  *("--set", "source=synthetic", "--set", "pool_size=64", "--set", "holdout_size=16"),
+  *("--set", "rounds=4", "--set", "num_seeds=1", "--set", "batch_size=8"),
+  *("--set", "eval_batch_size=16", "--set", "test_every=2"),
+)
+
+
 def _wait_for_rows(path, n, proc, limit=240):
   """Waits until `path` has `n` lines; fails loudly if the process ends first or time runs out."""
   start = time.time()
@@ -207,7 +221,9 @@ def _run_round_keys(rows):
 
 
 @pytest.mark.parametrize(
-  "study", [("--experiment=tiny",), SEVERAL_PROGRAMS], ids=["tiny", "programs"]
+  "study",
+  [("--experiment=tiny",), SEVERAL_PROGRAMS, CIFAR10_ARCH],
+  ids=["tiny", "programs", "cifar10_arch"],
 )
 def test_kill_9_and_rerun_matches_uninterrupted(tmp_path, study):
   """Guards exact resume after kill -9 at any moment: the killed process really died by

@@ -1,0 +1,77 @@
+"""How many runs fit in one compiled program: a computed memory estimate per run, the device's
+budget, and the chunk size that follows (cifar10_arch's networks cost 5-20x the seed CNN).
+
+The estimate counts, per run, each member's parameters four times (weights, gradients and
+Adam's two moments), one training step's activations twice (kept for the backward pass and
+their gradients) plus the nine-fold patches of every 3x3 convolution (the `patches` form keeps
+them for the backward pass), and one evaluation chunk's activations. XLA's own figure for the
+compiled program (`memory_analysis`) goes into timing.json beside it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+
+from swapjax.config import Config
+from swapjax.models import config_model, parse_layer
+
+FLOAT_BYTES = 4
+BUDGET_FRACTION = 0.5  # of the device's memory: room for XLA's own temporaries and the host
+
+
+def _shapes(config: Config, input_shape, batch: int):
+  """(parameter count, [(layer text, output shape)] for a batch) of the config's network."""
+  model = config_model(config, "lax")
+  x = jax.ShapeDtypeStruct((batch, *input_shape), jnp.float32)
+
+  def init(x):
+    keys = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
+    return model.init_with_output(keys, x, train=True, mutable=["params", "intermediates"])
+
+  _, variables = jax.eval_shape(init, x)
+  params = sum(math.prod(a.shape) for a in jax.tree.leaves(variables["params"]))
+  sown = sorted(variables["intermediates"].items(), key=lambda kv: int(kv[0].split(":")[0]))
+  return params, [(name.split(":", 1)[1], tuple(v[0].shape)) for name, v in sown]
+
+
+def program_bytes(config: Config, input_shape) -> tuple[int, int]:
+  """(bytes per run, bytes per program): estimated device memory of training one run of
+  `config` (all its members), and of the evaluation every program does one model at a time."""
+  batch = min(config.batch_size, max(1, config.num_train))
+  params, outputs = _shapes(config, input_shape, batch)
+  activations = sum(math.prod(shape) for _, shape in outputs)
+  patches, previous = 0, (batch, *input_shape)
+  for text, shape in outputs:
+    if parse_layer(text)[0] == "conv":  # (B, H', W', 9 C_in) kept for the backward pass
+      patches += math.prod(shape[:-1]) * 9 * previous[-1]
+    previous = shape
+  per_run = config.members * (4 * params + 2 * activations + patches)
+  # Forward only, one model at a time: at most a layer's input and output are live.
+  eval_chunk = config.eval_batch_size or 500
+  _, single = _shapes(config, input_shape, 1)
+  sizes = [math.prod(input_shape)] + [math.prod(shape) for _, shape in single]
+  per_program = eval_chunk * max(a + b for a, b in zip(sizes, sizes[1:], strict=False))
+  return FLOAT_BYTES * per_run, FLOAT_BYTES * per_program
+
+
+def device_budget(device=None) -> int:
+  """Bytes a program may use on `device`: a fraction of its memory (an accelerator's
+  `bytes_limit`, or the host's physical memory for the CPU)."""
+  device = device or jax.devices()[0]
+  stats = device.memory_stats() if device.platform != "cpu" else None
+  if stats and stats.get("bytes_limit"):
+    total = stats["bytes_limit"]
+  else:
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  return int(BUDGET_FRACTION * total)
+
+
+def runs_per_chunk(num_runs: int, per_run: int, per_program: int, budget: int) -> int:
+  """The largest divisor of `num_runs` whose runs fit `budget` beside the program's own
+  memory (equal chunks: every call runs the same compiled program); at least 1."""
+  fit = max(1, (budget - per_program) // max(per_run, 1))
+  return max(d for d in range(1, num_runs + 1) if num_runs % d == 0 and d <= fit)

@@ -1,0 +1,112 @@
+"""cifar10_arch (seeds/001): its groups, on-device augmentation through the engine, and
+memory-based chunks of runs."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from swapjax import config as C
+from swapjax import memory, registry, runner
+
+
+def _shrunk(**changes):
+  cfg = registry.get_config("cifar10_arch")
+  small = dict(
+    source="synthetic", pool_size=64, holdout_size=16, rounds=2, num_seeds=1, batch_size=8,
+    eval_batch_size=16, test_every=2,
+  )  # fmt: skip
+  return dataclasses.replace(cfg, **{**small, **changes})
+
+
+def _rows(workdir):
+  return [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _run(cfg, workdir):
+  C.validate(cfg)
+  runner.run(cfg, "cifar10_arch", runner.RunOptions(workdir=str(workdir), progress=False))
+  return _rows(workdir)
+
+
+def test_groups_are_the_reports_trials_in_order():
+  cfg = registry.get_config("cifar10_arch")
+  names = [v.variant for v in C.variant_configs(cfg)]
+  assert names == [
+    "baseline", "vgg_like", "vgg_like_leaky", "vgg_like_b1024", "dropout_gap",
+    "dropout_gap_aug", "dropout_gap_flip",
+  ]  # fmt: skip
+  by = {v.variant: v for v in C.variant_configs(dataclasses.replace(cfg, groups=()))}
+  assert by["vgg_like_b1024"].batch_size == 1024 and by["dropout_gap_flip_b2000"].batch_size == 2000
+  assert by["dropout_gap_aug"].augment_rotation == (0.1,) and by[
+    "dropout_gap_aug"
+  ].augment_flip == (1,)
+  assert by["dropout_gap_flip"].augment_rotation == (0.0,)
+  assert "leaky_relu" in by["vgg_like_leaky"].layers and "relu" not in by["vgg_like_leaky"].layers
+  assert by["dropout_gap"].layers.count("dropout:0.4") == 4 and "gap" in by["dropout_gap"].layers
+  with pytest.raises(C.ConfigError, match="groups=nope: not a variant"):
+    C.validate(dataclasses.replace(cfg, groups=("nope",)))
+
+
+def test_flip_augmentation_changes_training_and_off_changes_nothing(tmp_path):
+  """One program, flips off and on as a traced run axis: the run with flips off reproduces a
+  study without augmentation exactly (both programs of two runs: XLA compiles another program
+  for another run count); the run with flips on trains differently."""
+  base = _shrunk(groups=("dropout_gap",), rounds=1)
+  plain = _run(dataclasses.replace(base, num_seeds=2), tmp_path / "plain")
+  gap = next(v for v in C.variant_configs(base) if v.variant == "dropout_gap")
+  both = dataclasses.replace(base, variants="", groups=(), layers=gap.layers, augment_flip=(0, 1))
+  rows = _run(both, tmp_path / "flips")
+  off = next(r for r in rows if r["augment_flip"] == 0)
+  on = next(r for r in rows if r["augment_flip"] == 1)
+  for key in ("train/loss", "train/epoch_loss", "val/loss", "test/loss"):
+    assert off[key] == plain[0][key], key
+    assert on[key] != off[key], key
+
+
+def test_memory_budget_splits_a_program_into_equal_chunks(tmp_path, monkeypatch):
+  """A budget for two runs splits a program of four into two calls of two (a divisor: every
+  call is the same compiled program); timing.json reports the estimate and XLA's figure."""
+  cfg = _shrunk(groups=("vgg_like",), num_seeds=4, rounds=1)
+  vgg = C.variant_configs(cfg)[0]
+  per_run, per_program = memory.program_bytes(vgg, (32, 32, 3))
+  monkeypatch.setattr(memory, "device_budget", lambda device=None: per_program + 2 * per_run + 1)
+  rows = _run(cfg, tmp_path)
+  assert sorted(r["run"] for r in rows) == [0, 1, 2, 3]
+  timing = json.loads((tmp_path / "timing.json").read_text())
+  (program,) = timing["programs"]
+  assert program["runs_per_call"] == 2 and program["calls_per_round"] == 2
+  assert program["memory_estimate_bytes_per_run"] == per_run
+  assert program["xla_peak_bytes_per_call"] > 0
+
+
+def test_runs_per_chunk_is_the_largest_fitting_divisor():
+  assert memory.runs_per_chunk(12, 10, 0, 1000) == 12
+  assert memory.runs_per_chunk(12, 10, 0, 50) == 4  # 5 fit, 4 divides 12
+  assert memory.runs_per_chunk(7, 10, 0, 65) == 1  # 6 fit, 7 is prime
+  assert memory.runs_per_chunk(4, 10, 100, 50) == 1  # nothing fits: one run per call
+
+
+def test_memory_estimate_grows_with_the_batch_and_counts_conv_patches():
+  cfg = next(
+    v for v in C.variant_configs(_shrunk(pool_size=4000, groups=())) if v.variant == "vgg_like"
+  )
+  small, _ = memory.program_bytes(cfg, (32, 32, 3))
+  large, _ = memory.program_bytes(dataclasses.replace(cfg, batch_size=1024), (32, 32, 3))
+  # vgg_like's second conv alone keeps 1024 x 28 x 28 x 9 x 64 floats of patches.
+  assert large - small > 4 * (1024 - 8) * 28 * 28 * 9 * 64
+  params, _ = memory._shapes(cfg, (32, 32, 3), 1)
+  assert params == 7_225_994  # Keras' count for the report's network (3x3 valid convs)
+  assert small > 4 * 4 * params
+
+
+def test_shrunk_study_names_the_groups_and_says_the_data_is_a_subset(tmp_path):
+  cfg = _shrunk(groups=("vgg_like", "vgg_like_leaky", "dropout_gap_flip"), rounds=1)
+  rows = _run(cfg, tmp_path)
+  assert [r["group"] for r in rows] == ["vgg_like", "vgg_like_leaky", "dropout_gap_flip"]
+  assert [r["leaky_slope"] for r in rows] == [0.3, 0.3, 0.3]
+  report = (tmp_path / "report.md").read_text()
+  for group in ("vgg_like", "vgg_like_leaky", "dropout_gap_flip"):
+    assert f"`{group}`" in report
+  assert np.isfinite([r["test/acc"] for r in rows]).all()
