@@ -145,6 +145,10 @@ class Config:
   # N runs per device per call, so every device runs the same N-run program whatever the
   # device count: results are bitwise independent of it (tested), and memory is bounded.
   runs_per_device: int = 0
+  # N > 1: each training batch in N slices one after another, gradients accumulated (the same
+  # update up to float order; dropout and augmentation draw per slice), so a run whose batch
+  # does not fit the device still trains. 0: only when the memory estimate says so.
+  micro_batches: int = 0
   mesh_data: int = 1
 
   # ---------------------------------------------------------------- derived
@@ -379,6 +383,7 @@ def validate(config: Config) -> None:
     f"conditions={','.join(config.conditions)}: names repeat",
   )
   _check(config.runs_per_device >= 0, f"runs_per_device={config.runs_per_device}: must be >= 0")
+  _check(config.micro_batches >= 0, f"micro_batches={config.micro_batches}: must be >= 0")
   for program in program_configs(config) if config.runs_per_device else ():
     count = len(run_table(program))
     _check(
@@ -394,7 +399,7 @@ def validate(config: Config) -> None:
     f"conditions={','.join(config.conditions)}: the {config.study} study has no swaps; use none",
   )
   _check(config.pool_size >= 0, f"pool_size={config.pool_size}: must be >= 0 (0: all the data)")
-  if config.pool_size:  # else checked again once the data says how many (runner.run)
+  if config.pool_size and config.holdout_size:  # else again once the data says (runner.run)
     _validate_sizes(config)
 
 
@@ -415,6 +420,11 @@ def _validate_sizes(config: Config) -> None:
       program.num_train >= 1,
       f"train_fraction={program.train_fraction[0]} leaves no training sample of the "
       f"{config.pool_size} in the pool",
+    )
+    batch = min(program.batch_size, program.num_train)
+    _check(
+      batch % max(1, program.micro_batches) == 0,
+      f"micro_batches={program.micro_batches} does not divide the batch of {batch}",
     )
   tables = config.schedules()
   for name in config.conditions:

@@ -74,7 +74,7 @@ def main(argv):
   )
   try:
     path = runner.run(config, name, options)
-  except (data.DataError, workdir.WorkdirError, mesh.MeshError) as e:
+  except (configlib.ConfigError, data.DataError, workdir.WorkdirError, mesh.MeshError) as e:
     _fail(str(e))
   except checkpoint.CheckpointError as e:
     print(f"swapjax: error: {e}", file=sys.stderr)

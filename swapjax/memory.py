@@ -10,6 +10,7 @@ compiled program (`memory_analysis`) goes into timing.json beside it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 
@@ -41,7 +42,7 @@ def _shapes(config: Config, input_shape, batch: int):
 def program_bytes(config: Config, input_shape) -> tuple[int, int]:
   """(bytes per run, bytes per program): estimated device memory of training one run of
   `config` (all its members), and of the evaluation every program does one model at a time."""
-  batch = min(config.batch_size, max(1, config.num_train))
+  batch = min(config.batch_size, max(1, config.num_train)) // max(1, config.micro_batches)
   params, outputs = _shapes(config, input_shape, batch)
   activations = sum(math.prod(shape) for _, shape in outputs)
   patches, previous = 0, (batch, *input_shape)
@@ -75,3 +76,14 @@ def runs_per_chunk(num_runs: int, per_run: int, per_program: int, budget: int) -
   memory (equal chunks: every call runs the same compiled program); at least 1."""
   fit = max(1, (budget - per_program) // max(per_run, 1))
   return max(d for d in range(1, num_runs + 1) if num_runs % d == 0 and d <= fit)
+
+
+def micro_batches_to_fit(config: Config, input_shape, budget: int) -> int:
+  """The fewest slices of a training batch (a divisor of it) with which one run of `config`
+  fits `budget`; 0 if even one sample at a time does not."""
+  batch = min(config.batch_size, max(1, config.num_train))
+  for k in (d for d in range(1, batch + 1) if batch % d == 0):
+    per_run, per_program = program_bytes(dataclasses.replace(config, micro_batches=k), input_shape)
+    if per_run + per_program <= budget:
+      return k
+  return 0

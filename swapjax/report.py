@@ -514,7 +514,37 @@ def timing_lines(timing: dict[str, Any] | None) -> list[str]:
     f"min {timing.get('round_s_min', float('nan')):.3f}, "
     f"max {timing.get('round_s_max', float('nan')):.3f}",
     f"- conv formulation {timing.get('conv_impl')}, step driver {timing.get('driver')}",
+  ] + _program_lines(timing.get("programs") or [])
+
+
+def _mib(value) -> str:
+  return f"{value / 2**20:,.0f} MiB" if value else "n/a"
+
+
+def _program_lines(programs: list[dict[str, Any]]) -> list[str]:
+  """Which groups shared which compiled program, its memory and its seconds per round."""
+  if not programs:
+    return []
+  lines = [
+    "",
+    "Compiled programs (memory: the engine's estimate per run, and XLA's figure for one call: "
+    "arguments, outputs and temporaries; seconds: until the program's results each round, "
+    "median over rounds after the first):",
+    "",
+    "| program | groups | runs | runs per call | compile s | s per round | memory per run "
+    "(estimate) | memory per call (XLA) |",
+    "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
   ]
+  for p in programs:
+    seconds = p.get("round_s_median")
+    lines.append(
+      f"| {p.get('program')} | {', '.join(f'`{g}`' for g in p.get('groups', []))} | "
+      f"{p.get('runs')} | {p.get('runs_per_call')} | {p.get('compile_s', 0.0):.1f} | "
+      + (f"{seconds:.2f}" if seconds is not None else "n/a")
+      + f" | {_mib(p.get('memory_estimate_bytes_per_run'))} | "
+      f"{_mib(p.get('xla_peak_bytes_per_call'))} |"
+    )
+  return lines
 
 
 REPORTS = {"swap": swap_report, "memorize": memorize_report}  # per config.STUDY_KINDS

@@ -51,13 +51,21 @@ def _last_test(run_rows) -> dict:
   return with_test[-1] if with_test else {}
 
 
+def _best(run_rows, metric: str):
+  """The run's best (highest) value of `metric` over its epochs, or None."""
+  values = [r[metric] for r in run_rows if _finite(r.get(metric))]
+  return max(values) if values else None
+
+
 def _final_table(groups, has_holdout: bool) -> list[str]:
   test_metrics = ["test/acc", "test/loss"] + (["holdout/acc"] if has_holdout else [])
   header = (
     ["group", "seeds", "last epoch"]
     + [name for name, _ in FINAL_COLUMNS]
+    + ["best val acc"]
     + ["test epoch"]
     + [m.replace("/", " ") for m in test_metrics]
+    + ["best test acc"]
   )
   lines = [
     "| " + " | ".join(header) + " |",
@@ -68,9 +76,38 @@ def _final_table(groups, has_holdout: bool) -> list[str]:
     tests = [_last_test(run_rows) for run_rows in runs.values()]
     cells = [f"`{group}`", str(len(runs)), _epochs([r["epoch"] for r in last])]
     cells += [_stat([r.get(metric) for r in last]) for _, metric in FINAL_COLUMNS]
+    cells.append(_stat([_best(run_rows, "val/acc") for run_rows in runs.values()]))
     cells.append(_epochs([t["epoch"] for t in tests if t]))
     cells += [_stat([t.get(metric) for t in tests]) for metric in test_metrics]
+    cells.append(_stat([_best(run_rows, "test/acc") for run_rows in runs.values()]))
     lines.append("| " + " | ".join(cells) + " |")
+  return lines
+
+
+def _mean(values) -> float:
+  values = [v for v in values if _finite(v)]
+  return sum(values) / len(values) if values else -math.inf
+
+
+def _ranking(groups) -> list[str]:
+  """Groups ranked by their mean last-epoch validation accuracy (test accuracy where there is
+  no validation split)."""
+  metric = "val/acc"
+  if not any(
+    _finite(r.get(metric)) for runs in groups.values() for rr in runs.values() for r in rr
+  ):
+    metric = "test/acc"
+  score = {
+    group: _mean(
+      [(_last_test(rr) if metric == "test/acc" else rr[-1]).get(metric) for rr in runs.values()]
+    )
+    for group, runs in groups.items()
+  }
+  ranked = sorted(groups, key=lambda g: -score[g])
+  lines = ["", f"## Ranking (mean {metric} at the last epoch)", ""]
+  for place, group in enumerate(ranked, 1):
+    value = f"{score[group]:.4f}" if math.isfinite(score[group]) else "n/a"
+    lines.append(f"{place}. `{group}`: {value}")
   return lines
 
 
@@ -239,6 +276,8 @@ def curves_report(config: dict, rows: list[dict], plots: Path) -> list[str]:
     "",
   ]
   lines += _final_table(groups, has_holdout)
+  if len(groups) > 1:
+    lines += _ranking(groups)
   reference = config.get("reference")
   if isinstance(reference, dict) and reference:
     lines += _comparison(groups, reference)

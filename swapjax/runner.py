@@ -189,6 +189,8 @@ def run(config: Config, experiment: str, options: RunOptions) -> Path:
   if not (config.pool_size and config.holdout_size):
     config = study.resolve_sizes(config, ds)
     validate(config)
+  for program in program_configs(config):
+    study.fit_batch(program, ds.image_shape)  # a run that cannot fit: one line, nothing written
   meshes, mesh_note, devices = _meshes(config)
   if jax.process_index() == 0 and not options.restart and wd.path.is_dir():
     wd.check_config(config.to_json(), experiment)
@@ -268,16 +270,14 @@ def _compile(programs, states):
 
 
 def _xla_peak_bytes(compiled) -> int | None:
-  """XLA's figure for a compiled program's device memory (arguments, outputs, temporaries)."""
+  """XLA's figure for a compiled program's device memory: arguments + outputs + temporaries -
+  donated (aliased) buffers. (`peak_memory_in_bytes` on XLA:CPU counts the arguments only.)"""
   try:
     stats = compiled.memory_analysis()
   except Exception:  # noqa: BLE001 - not every backend reports it
     return None
   if stats is None:
     return None
-  peak = getattr(stats, "peak_memory_in_bytes", 0)
-  if peak:
-    return int(peak)
   parts = ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes")
   return int(sum(getattr(stats, p, 0) for p in parts) - getattr(stats, "alias_size_in_bytes", 0))
 
@@ -462,12 +462,18 @@ def _run_locked(
   print(f"swapjax: data {ds.name} from {ds.source}", flush=True)
   print(f"swapjax: {mesh_note}", flush=True)
   programs = study.build_programs(config, ds, *placement)
-  for program in program_configs(config):
+  for program in {p.program: p.config for p in programs}.values():
+    name = program.variant or "the study"
     if program.batch_size > program.num_train:
       print(
-        f"swapjax: {program.variant or 'the study'}: batch_size={program.batch_size} > "
-        f"{program.num_train} training samples: one partial batch of {program.num_train} per "
-        "epoch (as Keras)",
+        f"swapjax: {name}: batch_size={program.batch_size} > {program.num_train} training "
+        f"samples: one partial batch of {program.num_train} per epoch (as Keras)",
+        flush=True,
+      )
+    if program.micro_batches > 1:
+      print(
+        f"swapjax: {name}: each batch in {program.micro_batches} slices, gradients accumulated "
+        "(micro_batches; the same update up to float order)",
         flush=True,
       )
   table = run_table(config)

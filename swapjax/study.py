@@ -19,7 +19,14 @@ from jax.sharding import NamedSharding, PartitionSpec
 from swapjax import data as datalib
 from swapjax import memory, rounds, train
 from swapjax import mesh as meshlib
-from swapjax.config import TRACED_AXES, Config, group_name, program_configs, run_table
+from swapjax.config import (
+  TRACED_AXES,
+  Config,
+  ConfigError,
+  group_name,
+  program_configs,
+  run_table,
+)
 from swapjax.models import config_model, resolve_conv_impl
 from swapjax.state import Pool, RunArrays, StudyState
 
@@ -293,6 +300,24 @@ def chunk_size(config: Config, num_runs: int, mesh, estimate: tuple[int, int]) -
   return per_device * devices
 
 
+def fit_batch(config: Config, input_shape) -> Config:
+  """The program's config with `micro_batches` set when one run's batch does not fit the
+  device (memory.micro_batches_to_fit) and neither is forced; else unchanged."""
+  if config.micro_batches or config.runs_per_device:
+    return config
+  per_run, per_program = memory.program_bytes(config, input_shape)
+  budget = memory.device_budget()
+  if per_run + per_program <= budget:
+    return config
+  slices = memory.micro_batches_to_fit(config, input_shape, budget)
+  if not slices:
+    raise ConfigError(
+      f"{config.variant or 'the study'}: one run needs ~{per_run / 2**30:.1f} GiB even one "
+      f"sample at a time, more than the {budget / 2**30:.1f} GiB budget of the device"
+    )
+  return dataclasses.replace(config, micro_batches=slices)
+
+
 def build_programs(config: Config, ds: datalib.Dataset, meshes=None, devices=None) -> list[Study]:
   """The study's compiled programs: one per value of the static run axes
   (`config.program_configs`), split into chunks of runs (`chunk_size`); each knows its runs'
@@ -306,6 +331,7 @@ def build_programs(config: Config, ds: datalib.Dataset, meshes=None, devices=Non
     ids = tuple(
       j for j, r in enumerate(table) if (r.get("variant", ""), r["train_fraction"]) == key
     )
+    program_config = fit_batch(program_config, ds.image_shape)
     estimate = memory.program_bytes(program_config, ds.image_shape)
     size = chunk_size(config, len(ids), mesh, estimate)
     whole = dataclasses.replace(

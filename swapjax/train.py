@@ -125,7 +125,12 @@ def make_train_epoch(config: Config, model: SpecNet, optimizer, driver: str, mes
   task, loss_kind = config.task, task_loss(config)
   augment = augments(config)
 
-  def member_step(params, opt_state, x_Bx, y_B, mask_B, key, numbers):
+  micro = config.micro_batches or 1
+  if batch % micro:
+    raise ValueError(f"micro_batches={micro} does not divide the batch of {batch}")
+
+  def batch_grads(params, x_Bx, y_B, mask_B, key, numbers, count):
+    """Gradients of the batch's summed loss / `count`, its loss and its correct predictions."""
     if augment:
       from swapjax.augment import augment as augment_batch
 
@@ -143,9 +148,37 @@ def make_train_epoch(config: Config, model: SpecNet, optimizer, driver: str, mes
       )
       loss_B, correct_B = per_sample(task, loss_kind, outputs, y_B, y_B.ndim - 1)
       hits = jnp.sum(correct_B * mask_B)
-      return masked_mean_loss(loss_B, mask_B), hits
+      if count is None:
+        return masked_mean_loss(loss_B, mask_B), hits
+      return jnp.sum(loss_B * mask_B) / count, hits
 
     (loss, hits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    return grads, loss, hits
+
+  def accumulated_grads(params, x_Bx, y_B, mask_B, key, numbers):
+    """The batch in `micro` slices one after another (gradient accumulation): the same
+    gradient as the whole batch up to float order, with a slice's activations in memory;
+    dropout and augmentation draw per slice."""
+    count = jnp.sum(mask_B)
+    split = lambda a: a.reshape(micro, a.shape[0] // micro, *a.shape[1:])
+
+    def body(carry, xs):
+      grads, loss, hits = carry
+      j, x, y, mask = xs
+      key_j = jax.random.fold_in(key, j)
+      g, slice_loss, slice_hits = batch_grads(params, x, y, mask, key_j, numbers, count)
+      return (jax.tree.map(jnp.add, grads, g), loss + slice_loss, hits + slice_hits), None
+
+    zero = (jax.tree.map(jnp.zeros_like, params), jnp.zeros(()), jnp.zeros(()))
+    xs = (jnp.arange(micro), split(x_Bx), split(y_B), split(mask_B))
+    (grads, loss, hits), _ = jax.lax.scan(body, zero, xs)
+    return grads, loss, hits
+
+  def member_step(params, opt_state, x_Bx, y_B, mask_B, key, numbers):
+    if micro == 1:
+      grads, loss, hits = batch_grads(params, x_Bx, y_B, mask_B, key, numbers, None)
+    else:
+      grads, loss, hits = accumulated_grads(params, x_Bx, y_B, mask_B, key, numbers)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     updates = jax.tree.map(lambda u: -numbers["learning_rate"] * u, updates)
     return optax.apply_updates(params, updates), opt_state, loss, hits

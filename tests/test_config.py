@@ -59,7 +59,9 @@ def test_bool_spellings(text, value):
     (["test_every=1"], ["test_every=0"]),
     (["fit_target=1"], ["fit_target=1.01"]),
     (["fit_target=0.001"], ["fit_target=0"]),
-    (["holdout_size=1"], ["holdout_size=0"]),
+    (["holdout_size=0"], ["holdout_size=-1"]),  # 0: all the test data has
+    (["pool_size=0"], ["pool_size=-1"]),  # 0: all the training data has
+    (["micro_batches=0"], ["micro_batches=-1"]),
     (["adam_eps=1e-30"], ["adam_eps=0"]),
     (["learning_rate=9.99"], ["learning_rate=10"]),
     (["learning_rate=1e-9"], ["learning_rate=0"]),

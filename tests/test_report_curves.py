@@ -113,6 +113,38 @@ def test_final_table_every_cell_against_numpy(tmp_path):
     _assert_stat(row["test loss"], _at(rows, group, last_test, "test/loss"))
   _assert_stat(table[f"`{SMALL}`"]["holdout acc"], _at(rows, SMALL, 5, "holdout/acc"))
   assert table[f"`{FULL}`"]["holdout acc"] == "n/a"
+  for group in (SMALL, FULL):  # best over epochs, per run, then mean ± std over seeds
+    for column, metric in [("best val acc", "val/acc"), ("best test acc", "test/acc")]:
+      per_epoch = [_at(rows, group, e, metric) for e in EPOCHS if metric == "val/acc"
+                   or e in TEST_EPOCHS[group]]  # fmt: skip
+      _assert_stat(table[f"`{group}`"][column], np.max(per_epoch, axis=0))
+
+
+def test_ranking_orders_groups_by_mean_last_validation_accuracy(tmp_path):
+  rows = _rows()
+  for r in rows:  # make the second group the better one at the last epoch
+    if r["group"] == FULL and r["epoch"] == 5:
+      r["val/acc"] += 0.5
+  lines = curves_report({}, rows, tmp_path)
+  start = lines.index("## Ranking (mean val/acc at the last epoch)")
+  ranked = [line for line in lines[start + 1 : start + 5] if line[:1].isdigit()]
+  want = {g: np.mean(_at(rows, g, 5, "val/acc")) for g in (SMALL, FULL)}
+  assert ranked == [f"1. `{FULL}`: {want[FULL]:.4f}", f"2. `{SMALL}`: {want[SMALL]:.4f}"]
+
+
+def test_timing_lists_each_program_with_its_groups_and_memory():
+  programs = [
+    {"program": 0, "groups": ["a", "b"], "runs": 4, "runs_per_call": 2, "compile_s": 3.0,
+     "round_s_median": 1.5, "memory_estimate_bytes_per_run": 3 * 2**20,
+     "xla_peak_bytes_per_call": 10 * 2**20},
+    {"program": 1, "groups": ["c"], "runs": 1, "runs_per_call": 1, "compile_s": 1.0},
+  ]  # fmt: skip
+  lines = report.timing_lines({"programs": programs})
+  table = _table(lines, "program")
+  assert table[0]["groups"] == "`a`, `b`" and table[0]["runs per call"] == "2"
+  assert table[0]["memory per run (estimate)"] == "3 MiB"
+  assert table[0]["memory per call (XLA)"] == "10 MiB"
+  assert table[1]["s per round"] == "n/a" and table[1]["memory per call (XLA)"] == "n/a"
 
 
 def test_without_holdout_there_is_no_holdout_column(tmp_path):
