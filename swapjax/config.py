@@ -16,7 +16,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 # Data sets generated in the package (swapjax.generated), no download: float inputs and targets.
-GENERATED_DATASETS = ("binary_addition",)
+GENERATED_DATASETS = (
+  "binary_addition",
+  "logic_or",
+  "logic_and",
+  "logic_xor",
+  "line_a",
+  "line_b",
+  "cubic_a",
+  "cubic_b",
+  "iris",
+)
 IMAGE_DATASETS = ("cifar10", "mnist", "fashion_mnist")
 # What the network's outputs mean (the loss and the accuracy): softmax over classes
 # (integer labels); sigmoid outputs against 0/1 targets, each output an independent bit
@@ -114,11 +124,20 @@ class Config:
   # device (seeds/001): random horizontal flips (1) and random rotation (Keras RandomRotation
   # factor: angles in +-factor x 360 degrees, corners filled by reflection).
   leaky_slope: tuple[float, ...] = (0.3,)
+  # Gaussian noise (standard deviation) added to float targets, drawn per seed (seeds/002's
+  # regression): data on the run axis.
+  target_noise: tuple[float, ...] = (0.0,)
   augment_flip: tuple[int, ...] = (0,)
   augment_rotation: tuple[float, ...] = (0.0,)
   # > 0: the test set is this many training images after the pool (the report's own split), and
   # the dataset's official test images are evaluated as holdout/*.
   test_from_train: int = 0
+  # Single-model studies: each seed orders the pool at random, so `validation_split` holds out
+  # a random fraction per seed (scikit-learn's train_test_split per run, seeds/002's iris).
+  split_per_seed: bool = False
+  # `key=value` fields written into every row of the study (e.g. a variant's `gate=xor`).
+  row_fields: tuple[str, ...] = ()
+  log_params: bool = False  # single-model studies: every parameter of a small network per row
   report: str = ""  # "" (by study), or "curves": per-group learning curves
   # The run axes that name a run's group (e.g. `train_fraction=0.2,dropout_rate=0.5`); empty:
   # the axes that vary in this study. Seeds are never part of a group.
@@ -357,6 +376,14 @@ def validate(config: Config) -> None:
       f"{axis}={','.join(map(str, getattr(config, axis)))}: {model} has no {layer} layer "
       "without its own rate (a condition on no axis)",
     )
+  for field in config.row_fields:
+    _check("=" in field, f"row_fields: '{field}' is not key=value")
+  for noise in config.target_noise:
+    _check(noise >= 0.0, f"target_noise={noise}: must be >= 0")
+  _check(
+    config.target_noise == (0.0,) or config.task == "regression",
+    f"target_noise={','.join(map(str, config.target_noise))}: only regression targets take noise",
+  )
   for slope in config.leaky_slope:
     _check(0.0 <= slope < 1.0, f"leaky_slope={slope}: must be in [0, 1)")
   for flip in config.augment_flip:
@@ -405,7 +432,10 @@ def validate(config: Config) -> None:
 
 def _validate_sizes(config: Config) -> None:
   halves = config.kind.halves
-  _check(config.holdout_size >= 1, f"holdout_size={config.holdout_size}: no test samples")
+  _check(
+    config.holdout_size >= 1 or not config.kind.tests_every_round,
+    f"holdout_size={config.holdout_size}: the {config.study} study needs test samples",
+  )
   _check(
     config.pool_size >= 2 * halves and config.pool_size % halves == 0,
     f"pool_size={config.pool_size}: the {config.study} study needs a pool of at least "
@@ -457,6 +487,7 @@ RUN_AXES = (
   "leaky_slope",
   "augment_flip",
   "augment_rotation",
+  "target_noise",
   "seed",
 )
 # Run axes whose values are numbers the compiled program reads per run (RunArrays.numbers).
@@ -524,7 +555,6 @@ STUDY_KEYS = (
   "early_stop",
   "on_nan",
   "checkpoint_keep",
-  "dataset",
   "source",
   "pool_size",
   "holdout_size",

@@ -589,7 +589,9 @@ def write(workdir: str | Path) -> Path:
 
     module = registry.registry().get(meta.get("experiment", ""))
     reference = getattr(module, "REFERENCE", None) if module else None
-    lines += curves_report({**config, "reference": reference or {}}, rows, plots)
+    truth = getattr(module, "TRUE_PARAMETERS", None) if module else None
+    extra = {"reference": reference or {}, "true_parameters": truth or {}}
+    lines += curves_report({**config, **extra}, rows, plots)
   else:
     lines += REPORTS[config.get("study", "swap")](config, rows, plots)
   lines += timing_lines(timing)

@@ -65,7 +65,7 @@ def _final_table(groups, has_holdout: bool) -> list[str]:
     + ["best val acc"]
     + ["test epoch"]
     + [m.replace("/", " ") for m in test_metrics]
-    + ["best test acc"]
+    + ["best test acc", "seeds at test acc 1"]
   )
   lines = [
     "| " + " | ".join(header) + " |",
@@ -80,7 +80,34 @@ def _final_table(groups, has_holdout: bool) -> list[str]:
     cells.append(_epochs([t["epoch"] for t in tests if t]))
     cells += [_stat([t.get(metric) for t in tests]) for metric in test_metrics]
     cells.append(_stat([_best(run_rows, "test/acc") for run_rows in runs.values()]))
+    perfect = [t.get("test/acc") == 1.0 for t in tests if _finite(t.get("test/acc"))]
+    cells.append(f"{sum(perfect)}/{len(perfect)}" if perfect else "n/a")
     lines.append("| " + " | ".join(cells) + " |")
+  return lines
+
+
+def _parameter_table(groups, truth: dict) -> list[str]:
+  """The last epoch's parameters (`log_params`) per group, mean ± std over seeds, beside the
+  experiment's true values where it gives them (TRUE_PARAMETERS: {group prefix: {name: v}})."""
+  names = sorted({k for runs in groups.values() for rr in runs.values() for k in rr[-1]
+                  if k.startswith("param/")})  # fmt: skip
+  if not names:
+    return []
+  short = [n.removeprefix("param/") for n in names]
+  lines = [
+    "",
+    "## Parameters at the last epoch (mean ± std over seeds; true values in brackets)",
+    "",
+    "| group | " + " | ".join(f"`{n}`" for n in short) + " |",
+    "| --- | " + " | ".join("---" for _ in short) + " |",
+  ]
+  for group, runs in groups.items():
+    true = next((v for prefix, v in truth.items() if group.split(",")[0] == prefix), {})
+    cells = []
+    for name, label in zip(names, short, strict=True):
+      cell = _stat([rr[-1].get(name) for rr in runs.values()])
+      cells.append(cell + (f" [{true[label]:g}]" if label in true else ""))
+    lines.append(f"| `{group}` | " + " | ".join(cells) + " |")
   return lines
 
 
@@ -278,6 +305,7 @@ def curves_report(config: dict, rows: list[dict], plots: Path) -> list[str]:
   lines += _final_table(groups, has_holdout)
   if len(groups) > 1:
     lines += _ranking(groups)
+  lines += _parameter_table(groups, config.get("true_parameters") or {})
   reference = config.get("reference")
   if isinstance(reference, dict) and reference:
     lines += _comparison(groups, reference)

@@ -85,6 +85,17 @@ def per_run(labels_T, runs: int):
   return jnp.broadcast_to(labels_T, (runs, *labels_T.shape))
 
 
+def parameter_metrics(params) -> dict[str, jax.Array]:
+  """`param/<layer>/<name>/<i>`: each scalar of the first member's parameters, per run (R,)."""
+  out = {}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+    name = "/".join(str(getattr(p, "key", p)) for p in path)
+    flat = leaf[:, 0].reshape(leaf.shape[0], -1)
+    for i in range(flat.shape[1]):
+      out[f"param/{name}/{i}"] = flat[:, i]
+  return out
+
+
 def k_max(config: Config) -> int:
   """The static maximum of pairs any schedule of the study can ask to exchange."""
   tables = config.schedules()
@@ -221,7 +232,9 @@ def make_memorize_round(config: Config, train_epoch, evaluate):
     fit_epoch, active = fit.fit_epoch_R, fit.active_R
 
     # The test set, and the second evaluation set if the study has one (`test_from_train`).
-    eval_sets = {"test": (pool.holdout_images_VxTxHxWxC, pool.holdout_labels_T)}
+    eval_sets = {}
+    if pool.holdout_labels_T.shape[0]:  # a data set without a test split has none
+      eval_sets["test"] = (pool.holdout_images_VxTxHxWxC, pool.holdout_labels_T)
     if pool.extra_labels_E.shape[0]:
       eval_sets["holdout"] = (pool.extra_images_VxExHxWxC, pool.extra_labels_E)
 
@@ -238,8 +251,9 @@ def make_memorize_round(config: Config, train_epoch, evaluate):
       nan = jnp.full(pool.variant_R.shape, jnp.nan, jnp.float32)
       return {f"{name}/{m}": nan for name in eval_sets for m in ("loss", "acc")}
 
-    tested = jax.lax.cond(test_due | newly_fit.any(), test, skip, params)
-    test_loss, test_acc = tested.pop("test/loss"), tested.pop("test/acc")
+    tested = jax.lax.cond(test_due | newly_fit.any(), test, skip, params) if eval_sets else {}
+    nan = jnp.full(pool.variant_R.shape, jnp.nan, jnp.float32)
+    test_loss, test_acc = tested.pop("test/loss", nan), tested.pop("test/acc", nan)
     metrics = {
       "train/loss": train_loss,
       "train/acc": train_acc,
@@ -252,6 +266,7 @@ def make_memorize_round(config: Config, train_epoch, evaluate):
       "fit_epoch": fit_epoch,
       "active": state.active_R,
       **tested,
+      **(parameter_metrics(params) if config.log_params else {}),
     }
     new_state = state._replace(
       params=params,

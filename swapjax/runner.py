@@ -185,12 +185,13 @@ def run(config: Config, experiment: str, options: RunOptions) -> Path:
   """Runs (or resumes) the study in `options.workdir`; returns the report path."""
   wd = Workdir(options.workdir)
   # Everything that can fail on bad input happens before anything is written.
-  ds = study.load_data(config, options.data_dir, options.tfds_data_dir)
+  datasets = study.load_datasets(config, options.data_dir, options.tfds_data_dir)
+  ds = next(iter(datasets.values()))
   if not (config.pool_size and config.holdout_size):
     config = study.resolve_sizes(config, ds)
     validate(config)
-  for program in program_configs(config):
-    study.fit_batch(program, ds.image_shape)  # a run that cannot fit: one line, nothing written
+  for program in program_configs(config):  # a run that cannot fit: one line, nothing written
+    study.fit_batch(program, datasets[program.dataset].image_shape)
   meshes, mesh_note, devices = _meshes(config)
   if jax.process_index() == 0 and not options.restart and wd.path.is_dir():
     wd.check_config(config.to_json(), experiment)
@@ -198,7 +199,7 @@ def run(config: Config, experiment: str, options: RunOptions) -> Path:
     wd.prepare()
     wd.lock()
   try:
-    return _run_locked(config, experiment, options, wd, ds, (meshes, devices), mesh_note)
+    return _run_locked(config, experiment, options, wd, datasets, (meshes, devices), mesh_note)
   finally:
     if jax.process_index() == 0:
       wd.unlock()
@@ -450,7 +451,13 @@ def _restore(config, wd, programs, states, resuming, notes):
 
 
 def _run_locked(
-  config: Config, experiment: str, options: RunOptions, wd: Workdir, ds, placement, mesh_note: str
+  config: Config,
+  experiment: str,
+  options: RunOptions,
+  wd: Workdir,
+  datasets,
+  placement,
+  mesh_note: str,
 ) -> Path:
   notes: list[str] = []
   writer = jax.process_index() == 0
@@ -459,9 +466,10 @@ def _run_locked(
     if moved_to:
       print(f"swapjax: --restart moved the previous study to {moved_to}", flush=True)
   resuming = wd.check_config(config.to_json(), experiment) if writer else True
-  print(f"swapjax: data {ds.name} from {ds.source}", flush=True)
+  source = "; ".join(f"{ds.name} from {ds.source}" for ds in datasets.values())
+  print(f"swapjax: data {source}", flush=True)
   print(f"swapjax: {mesh_note}", flush=True)
-  programs = study.build_programs(config, ds, *placement)
+  programs = study.build_programs(config, datasets, *placement)
   for program in {p.program: p.config for p in programs}.values():
     name = program.variant or "the study"
     if program.batch_size > program.num_train:
@@ -477,7 +485,7 @@ def _run_locked(
         flush=True,
       )
   table = run_table(config)
-  meta = _meta(config, experiment, ds.source, len(table))
+  meta = _meta(config, experiment, source, len(table))
   round_key = study.round_key(config)
   states = [p.init_state(p.runs) for p in programs]
   ckpt, start, states = _restore(config, wd, programs, states, resuming, notes)

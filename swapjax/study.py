@@ -133,9 +133,11 @@ def build_pool(config: Config, ds: datalib.Dataset, table) -> Pool:
         )
       )
       variant_of[key] = len(variants) - 1
-    labels_rows.append(
-      memorize_labels(config, run["seed"], run["label_corruption"], labels, ds.train_labels)
-    )
+    row = memorize_labels(config, run["seed"], run["label_corruption"], labels, ds.train_labels)
+    if run["target_noise"]:  # regression targets with Gaussian noise, drawn per seed
+      rng = np.random.default_rng([config.seed, run["seed"], 3])
+      row = row + (run["target_noise"] * rng.normal(size=row.shape)).astype(row.dtype)
+    labels_rows.append(row)
   variant_R = [variant_of.get((r["input_corruption"], r["seed"]), 0) for r in table]
   return Pool(
     jnp.asarray(np.stack([v[0] for v in variants])),
@@ -197,9 +199,9 @@ def build_whole(config: Config, ds: datalib.Dataset, mesh=None, chunk: int = 0) 
       lambda k: train.init_members(model, optimizer, k, members, ds.image_shape)
     )(k_init)
     r = runs.seed_R.shape[0]
-    if halves == 2:
+    if halves == 2 or config.split_per_seed:
       perm = jax.vmap(lambda k: jax.random.permutation(k, p))(k_split)
-      idx = perm[:, : 2 * n].reshape(-1, 2, n).astype(jnp.int32)
+      idx = perm[:, : halves * n].reshape(-1, halves, n).astype(jnp.int32)
     else:
       idx = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (r, 1, n))
     return StudyState(
@@ -318,14 +320,17 @@ def fit_batch(config: Config, input_shape) -> Config:
   return dataclasses.replace(config, micro_batches=slices)
 
 
-def build_programs(config: Config, ds: datalib.Dataset, meshes=None, devices=None) -> list[Study]:
+def build_programs(config: Config, ds, meshes=None, devices=None) -> list[Study]:
   """The study's compiled programs: one per value of the static run axes
   (`config.program_configs`), split into chunks of runs (`chunk_size`); each knows its runs'
-  study-wide indices and group names. `meshes`: one mesh (or None) per program config;
-  `devices`: chunks go round-robin onto these single devices instead (no mesh)."""
+  study-wide indices and group names. `ds`: the dataset, or {name: dataset} when variants
+  train on different data sets (`load_datasets`). `meshes`: one mesh (or None) per program
+  config; `devices`: chunks go round-robin onto these single devices instead (no mesh)."""
+  datasets = ds if isinstance(ds, dict) else {ds.name: ds}
   table = run_table(config)
   programs = []
   for i, program_config in enumerate(program_configs(config)):
+    ds = datasets.get(program_config.dataset) or next(iter(datasets.values()))
     mesh = meshes[i] if meshes else None
     key = (program_config.variant, program_config.train_fraction[0])
     ids = tuple(
@@ -377,6 +382,15 @@ def load_data(config: Config, data_dir: str | None, tfds_data_dir: str | None):
   )
 
 
+def load_datasets(config: Config, data_dir: str | None, tfds_data_dir: str | None):
+  """{name: dataset} of every data set the study's variants train on (the config's first)."""
+  names = dict.fromkeys([config.dataset] + [v.dataset for v in program_configs(config)])
+  return {
+    name: load_data(dataclasses.replace(config, dataset=name, variants=""), data_dir, tfds_data_dir)
+    for name in names
+  }
+
+
 def resolve_sizes(config: Config, ds: datalib.Dataset) -> Config:
   """`pool_size=0`: every training image the data has (after a `test_from_train` split);
   `holdout_size=0`: every test image (every holdout image with `test_from_train`)."""
@@ -422,6 +436,7 @@ def metric_rows(
     run_id = study.run_ids[r]
     row = {round_key(study.config): round_index + 1, "run": run_id, "group": study.groups[r]}
     row.update(run)
+    row.update(field.split("=", 1) for field in study.config.row_fields)
     values = {k: _clean(v[r]) for k, v in metrics.items() if k != "active"}
     if "fit_epoch" in values:
       values["fit_epoch"] = values["fit_epoch"] if values["fit_epoch"] > 0 else None

@@ -14,10 +14,11 @@ from swapjax import registry, runner
 def shrunk(name, **changes):
   """The experiment on synthetic data of its shapes: a tiny pool, one seed, one round."""
   cfg = registry.get_config(name)
+  images = cfg.dataset in C.IMAGE_DATASETS  # generated data sets keep their (small) sizes
   small = dict(
     source="synthetic",
-    pool_size=64,
-    holdout_size=16,
+    pool_size=64 if images or cfg.pool_size > 64 else cfg.pool_size,
+    holdout_size=16 if images else min(cfg.holdout_size, 16),
     test_from_train=16 if cfg.test_from_train else 0,
     batch_size=8,
     eval_batch_size=16,

@@ -174,3 +174,89 @@ def test_batch_larger_than_the_training_set_is_one_partial_batch(tmp_path, capsy
   assert "batch_size=36 >" not in out
   metric = lambda rs: [(r["train/loss"], r["train/epoch_loss"], r["test/acc"]) for r in rs]
   assert metric(rows[1000]) == metric(rows[36])
+
+
+def test_logic_gate_and_regression_data():
+  for gate, outputs in {"or": [0, 1, 1, 1], "and": [0, 0, 0, 1], "xor": [0, 1, 1, 0]}.items():
+    ds = generated.load(f"logic_{gate}", 0)
+    a, b = ds.train_images.T
+    np.testing.assert_array_equal(ds.train_labels[:, 0], outputs)
+    assert {"or": np.logical_or, "and": np.logical_and, "xor": np.logical_xor}[gate](
+      a, b
+    ).tolist() == [bool(o) for o in outputs]
+  ds = generated.load("cubic_a", 0)
+  x = ds.train_images[:, 0]
+  np.testing.assert_allclose(ds.train_images[:, 2], x**3, rtol=1e-6)
+  want = -0.4 * x**3 + 1.6 * x**2 - 2.8 * x + 1
+  np.testing.assert_allclose(ds.train_labels[:, 0], want, rtol=1e-5, atol=1e-6)
+  assert np.abs(x).max() <= 1 and ds.test_images.shape == (100, 3)
+
+
+def test_iris_ships_with_its_checksum(tmp_path, monkeypatch):
+  ds = generated.load("iris", 0)
+  assert ds.train_images.shape == (150, 4) and np.bincount(ds.train_labels).tolist() == [50] * 3
+  np.testing.assert_allclose(ds.train_images[0], [5.1, 3.5, 1.4, 0.2])
+  tampered = tmp_path / "iris.csv"
+  tampered.write_bytes(generated.IRIS.read_bytes().replace(b"5.1,3.5", b"5.1,3.6", 1))
+  monkeypatch.setattr(generated, "IRIS", tampered)
+  with pytest.raises(Exception, match="checksum mismatch"):
+    generated.load("iris", 0)
+
+
+def test_target_noise_is_drawn_per_seed_on_training_targets_only():
+  from swapjax import study
+
+  cfg = dataclasses.replace(
+    registry.get_config("regression"), variants="", num_seeds=2, target_noise=(0.0, 1.0)
+  )
+  ds = generated.load("line_a", 0)
+  table = C.run_table(cfg)
+  pool = study.build_pool(cfg, ds, table)
+  labels = np.asarray(pool.labels_RxP)[..., 0]
+  noise = {
+    (r["target_noise"], r["seed"]): labels[i] - ds.train_labels[:, 0] for i, r in enumerate(table)
+  }
+  assert not np.any(noise[(0.0, 0)]) and not np.any(noise[(0.0, 1)])
+  assert 0.75 < noise[(1.0, 0)].std() < 1.25 and abs(noise[(1.0, 0)].mean()) < 0.3
+  assert not np.allclose(noise[(1.0, 0)], noise[(1.0, 1)])
+  np.testing.assert_array_equal(np.asarray(pool.holdout_labels_T), ds.test_labels)  # clean
+
+
+def test_split_per_seed_orders_each_seeds_pool_at_random():
+  from swapjax import study
+
+  cfg = dataclasses.replace(registry.get_config("iris"), variants="", num_seeds=3)
+  built = study.build(cfg, generated.load("iris", 0))
+  idx = np.asarray(built.init_state(built.runs).idx_RxMxN)[:, 0]
+  for row in idx:
+    assert sorted(row.tolist()) == list(range(150))  # every sample once
+  held_out = [set(row[120:].tolist()) for row in idx]  # Keras' validation_split 0.2: the last 30
+  assert held_out[0] != held_out[1] != held_out[2]
+  plain = study.build(dataclasses.replace(cfg, split_per_seed=False), generated.load("iris", 0))
+  assert np.array_equal(
+    np.asarray(plain.init_state(plain.runs).idx_RxMxN)[:, 0], np.tile(np.arange(150), (3, 1))
+  )
+
+
+def test_variant_datasets_row_fields_and_parameters_in_rows(tmp_path):
+  """logic_gates' variants train on different data sets in one study and name `gate` and
+  `network` in their rows; regression logs every parameter of its Dense(1)."""
+  cfg = dataclasses.replace(
+    registry.get_config("logic_gates"),
+    num_seeds=2,
+    rounds=2,
+    groups=("or_perceptron", "xor_hidden"),
+    test_every=1,
+    log_params=True,
+  )
+  runner.run(cfg, "logic_gates", runner.RunOptions(workdir=str(tmp_path), progress=False))
+  rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  by_group = {r["group"]: r for r in rows if r["epoch"] == 2}
+  assert by_group["or_perceptron"]["gate"] == "or" and by_group["xor_hidden"]["network"] == "hidden"
+  assert sorted(k for k in by_group["or_perceptron"] if k.startswith("param/")) == [
+    "param/Dense_0/bias/0",
+    "param/Dense_0/kernel/0",
+    "param/Dense_0/kernel/1",
+  ]
+  assert len([k for k in by_group["xor_hidden"] if k.startswith("param/")]) == 2 * 8 + 8 + 8 + 1
+  assert "logic_or from generated; logic_xor from generated" in (tmp_path / "report.md").read_text()

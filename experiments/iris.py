@@ -1,0 +1,39 @@
+"""Iris with a 4-12-3 network (seeds/002): the exercise and its two variants, 100 seeds.
+
+Command:
+  python -m swapjax.main --experiment=iris
+Question: does a sigmoid hidden layer lower accuracy, and does SGD at 0.1 make the accuracy
+  fluctuate more from epoch to epoch, beyond what the seed (split and initialisation) does?
+From the report: Dense(12) relu, Dense(3) softmax, SGD (Keras' default 0.01), sparse
+  categorical cross-entropy, batch 5, 20 epochs, scikit-learn's train_test_split(test_size=
+  0.2) drawn anew each run, the 20% as validation data, no feature scaling. Groups `base`,
+  `sigmoid` (hidden activation; the report: accuracy fell) and `lr0.1` (the report: accuracy
+  varied more between epochs). The report gives figures only, no numbers.
+Here: the split is a random 20% per seed (`split_per_seed`; Keras `validation_split` on the
+  seed's order), so `val/*` is the report's test curve; the data ships in the package.
+"""
+
+from swapjax.config import Config
+
+
+def get_config() -> Config:
+  return Config(
+    description=__doc__.splitlines()[0],
+    study="memorize",
+    report="curves",
+    dataset="iris",
+    pool_size=150,
+    holdout_size=0,
+    layers=("dense:12", "relu", "dense:3"),
+    optimizer="sgd",
+    learning_rate=(0.01,),
+    batch_size=5,
+    validation_split=0.2,
+    split_per_seed=True,
+    rounds=20,
+    num_seeds=100,
+    conditions=("none",),
+    warmup=(0,),
+    variants="base:;sigmoid:layers=dense:12,sigmoid,dense:3;lr0.1:learning_rate=0.1",
+    early_stop=False,
+  )
