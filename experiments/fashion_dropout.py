@@ -77,7 +77,7 @@ def get_config() -> Config:
     test_from_train=10_000,
     holdout_size=10_000,
     normalize="unit",
-    model="mnist_cnn_dropout",
+    model="cnn_004_dropout",
     dropout=True,
     learning_rate=(0.001,),
     rounds=40,

@@ -32,7 +32,7 @@ def get_config() -> Config:
     pool_size=3_000,
     holdout_size=10_000,
     normalize="centered",
-    model="mnist_cnn",
+    model="cnn_004",
     dropout=False,
     learning_rate=(0.0001,),
     rounds=1000,

@@ -59,7 +59,7 @@ STUDY_KINDS = {
 STUDIES = tuple(STUDY_KINDS)
 DATASETS = ("cifar10", "mnist", "fashion_mnist", *GENERATED_DATASETS)
 SOURCES = ("auto", "files", "tfds", "bundled", "synthetic")
-MODELS = ("cifar_cnn", "mnist_cnn", "mnist_cnn_dropout")  # swapjax.models.MODEL_SPECS
+MODELS = ("cifar_cnn", "cnn_004", "cnn_004_dropout")  # swapjax.models.MODEL_SPECS
 INPUT_CORRUPTIONS = ("none", "shuffled_pixels", "random_pixels", "gaussian")
 CONV_IMPLS = ("auto", "patches", "lax", "hybrid")
 DRIVERS = ("auto", "scan", "host")
@@ -469,9 +469,9 @@ def _validate_sizes(config: Config) -> None:
   _check(
     bool(config.layers)
     or config.dataset not in IMAGE_DATASETS
-    or config.model.startswith("mnist_cnn")
+    or config.model.startswith("cnn_004")
     or config.dataset == "cifar10",
-    f"model={config.model}: 28x28 datasets take mnist_cnn or mnist_cnn_dropout",
+    f"model={config.model}: 28x28 datasets take cnn_004 or cnn_004_dropout",
   )
 
 

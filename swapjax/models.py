@@ -271,10 +271,10 @@ MODEL_SPECS = {
   # seeds/000: blocks (32, 32), dropout 0.25 after each block, Dense 512, dropout 0.5.
   "cifar_cnn": cnn_layers((32, 32), 0.25, 512, 0.5),
   # seeds/004: blocks (32, 64), no dropout, Dense 512.
-  "mnist_cnn": cnn_layers((32, 64)),
+  "cnn_004": cnn_layers((32, 64)),
   # seeds/003 (b): report 004's CNN with Dropout after the first Dense + relu at the run's
   # `dropout_rate` (rate 0 is (a)).
-  "mnist_cnn_dropout": cnn_layers((32, 64), dense_dropout="run"),
+  "cnn_004_dropout": cnn_layers((32, 64), dense_dropout="run"),
 }
 
 

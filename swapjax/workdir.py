@@ -20,6 +20,20 @@ from typing import Any
 MIN_FREE_BYTES = 64 << 20
 
 
+# Model specs renamed since (the experiment `mnist_cnn` of seeds/002 took the name).
+RENAMED_MODELS = {"mnist_cnn": "cnn_004", "mnist_cnn_dropout": "cnn_004_dropout"}
+
+
+def upgrade_config(config_json: dict[str, Any]) -> dict[str, Any]:
+  """A stored config as this version writes it: keys added since take their defaults (which
+  is what the older version ran), renamed model specs their new names."""
+  from swapjax.config import Config
+
+  upgraded = {**Config().to_json(), **config_json}
+  upgraded["model"] = RENAMED_MODELS.get(upgraded["model"], upgraded["model"])
+  return upgraded
+
+
 class WorkdirError(RuntimeError):
   """A workdir that cannot be used; the message is one line meant for the user."""
 
@@ -116,7 +130,7 @@ class Workdir:
           "config.json; use an empty workdir or --restart"
         )
       return False
-    old_config = old.get("config", {})
+    old_config = upgrade_config(old.get("config", {}))
     diff = sorted(
       k for k in set(old_config) | set(config_json) if old_config.get(k) != config_json.get(k)
     )

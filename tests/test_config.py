@@ -83,7 +83,7 @@ def test_bool_spellings(text, value):
     (["study=memorize", "conditions=none", "pool_size=2", "batch_size=1"], ["pool_size=1"]),
     (["study=memorize", "conditions=none", "pool_size=3", "batch_size=1"], ["conditions=one"]),
     (
-      ["study=memorize", "conditions=none", "model=mnist_cnn", "dataset=mnist"],
+      ["study=memorize", "conditions=none", "model=cnn_004", "dataset=mnist"],
       ["model=cifar_cnn"],
     ),
     (["study=memorize", "conditions=none", "dataset=cifar10"], ["dataset=fashion_mnist"]),
@@ -212,3 +212,21 @@ def test_from_json_keeps_defaults_and_ignores_unknown_keys():
   """Guards: an old config.json (fewer keys) or a newer one (extra keys) failing to load."""
   cfg = C.from_json({"rounds": 7, "warmup": [1, 2], "no_such_key": 1})
   assert cfg == dataclasses.replace(C.Config(), rounds=7, warmup=(1, 2))
+
+
+def test_a_workdir_of_an_older_version_still_resumes(tmp_path):
+  """Keys added since an older version take their defaults (what it ran) and renamed model
+  specs their new names, so its workdir resumes; a real change is still refused."""
+  from swapjax import registry
+  from swapjax.workdir import Workdir, WorkdirError
+
+  config = registry.get_config("memorize_mnist")
+  old = {k: v for k, v in config.to_json().items() if k not in ("layers", "task", "micro_batches")}
+  old["model"] = "mnist_cnn"  # the spec's name before the mnist_cnn experiment took it
+  wd = Workdir(str(tmp_path))
+  wd.prepare()
+  wd.write_config({"config": old, "experiment": "memorize_mnist"})
+  assert wd.check_config(config.to_json(), "memorize_mnist") is True
+  changed = dataclasses.replace(config, task="sigmoid")
+  with pytest.raises(WorkdirError, match="task: 'softmax' -> 'sigmoid'"):
+    wd.check_config(changed.to_json(), "memorize_mnist")

@@ -271,7 +271,7 @@ def test_memorize_round_labels_and_fit():
   cfg = Config(
     study="memorize",
     dataset="mnist",
-    model="mnist_cnn",
+    model="cnn_004",
     source="synthetic",
     pool_size=40,
     holdout_size=20,
