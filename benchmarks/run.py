@@ -80,6 +80,18 @@ PRESETS = {
     full_study=False,
     groups=True,
   ),
+  # seeds/002's binary-addition study: each group at its 100 seeds (one epoch = 5,000 steps of
+  # batch 2), the `base` network's population scaling, and a one-model-at-a-time baseline.
+  "binary_addition": dict(
+    experiment="binary_addition",
+    overrides={},
+    strategies=["patches/scan", SEQUENTIAL],
+    scaling=[1, 10, 100, 1000],
+    repeats=1,
+    full_study=False,
+    groups=True,
+    group_runs=100,
+  ),
   "memorize_sweep": dict(
     experiment="memorize_sweep",
     overrides={},
@@ -151,7 +163,7 @@ FULL_STUDY = flags.DEFINE_bool("full_study", None, "Time the experiment's own st
 @functools.cache
 def forward_flops_per_image(layers: tuple[str, ...], image_shape) -> float:
   """XLA's FLOP count of one forward pass, per image."""
-  model = SpecNet(layers, "lax")
+  model = SpecNet(layers, "lax", rnn_unroll=True)  # cost analysis counts a loop body once
   x = jax.ShapeDtypeStruct((32, *image_shape), jax.numpy.float32)
   params = jax.eval_shape(lambda x: model.init(jax.random.key(0), x)["params"], x)
   cost = jax.jit(lambda p, x: model.apply({"params": p}, x)).lower(params, x).compile()
@@ -299,7 +311,10 @@ def main(argv):
         validate(with_strategy(base, strategy))
   except ConfigError as e:
     raise app.UsageError(str(e)) from None
-  ds = data.synthetic(base.dataset, max(base.pool_size, 3000), base.holdout_size)
+  if base.dataset in data.SHAPES:
+    ds = data.synthetic(base.dataset, max(base.pool_size, 3000), base.holdout_size)
+  else:  # a generated data set (no download): the study's own
+    ds = study.load_data(base, None, None)
   report = {
     "preset": PRESET.value,
     "backend": jax.default_backend(),
@@ -312,8 +327,10 @@ def main(argv):
     "scaling": [],
   }
   if preset.get("groups"):
-    _time_groups(report, base, ds, repeats)
-    return _write(report)
+    _time_groups(report, base, ds, repeats, preset.get("group_runs", 1))
+    if not preset["strategies"]:
+      return _write(report)
+    base = variant_configs(base)[0]  # strategies and scaling: the first group
   first = population(base, preset["scaling"][0])
   for strategy in preset["strategies"]:
     if strategy == SEQUENTIAL:
@@ -351,16 +368,22 @@ def main(argv):
   _write(report)
 
 
-def _time_groups(report, base, ds, repeats):
-  """Each group (variant) of the experiment as its own program at one seed."""
+def _time_groups(report, base, ds, repeats, runs: int):
+  """Each group (variant) of the experiment as its own program at `runs` seeds."""
   report["groups"] = []
   for variant in variant_configs(base):
-    row = _time_rounds(population(variant, 1), "patches/scan", ds, repeats)
+    row = _time_rounds(population(variant, runs), "patches/scan", ds, repeats)
     row["group"] = variant.variant
     row["batch_size"] = variant.batch_size
     row["images_per_epoch"] = variant.num_train
     report["groups"].append(row)
     print(json.dumps(row), flush=True)
+  rounds = registry.get_config(PRESETS[PRESET.value]["experiment"]).rounds
+  report["groups_study"] = {
+    "rounds": rounds,
+    "steady_s": rounds * sum(r["round_s_median"] for r in report["groups"]),
+    "compile_s": sum(r.get("compile_s", 0.0) for r in report["groups"]),
+  }
 
 
 def _write(report):
@@ -374,14 +397,15 @@ def _write(report):
 
 def _render_groups(report) -> list[str]:
   lines = [
-    "| group | batch | compile s | s/epoch | train images/epoch | images/s | GFLOP/s | "
-    "XLA peak memory | RSS so far |",
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| group | runs | batch | compile s | s/epoch | train samples/epoch | samples/s | GFLOP/s | "
+    "XLA memory per call | RSS so far |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ]
   for r in report["groups"]:
     xla = f"{r['xla_peak_bytes'] / 2**30:.2f} GiB" if r.get("xla_peak_bytes") else "-"
     lines.append(
-      f"| {r['group']} | {r['batch_size']} | {r['compile_s']:.1f} | {r['round_s_median']:.2f} | "
+      f"| {r['group']} | {r['runs']} | {r['batch_size']} | {r['compile_s']:.1f} | "
+      f"{r['round_s_median']:.2f} | "
       f"{r['images_per_epoch']} | {r['images_per_s']:.0f} | {r['flops_per_s'] / 1e9:.1f} | "
       f"{xla} | {r['peak_rss_bytes'] / 2**30:.2f} GiB |"
     )
@@ -405,7 +429,17 @@ def render(report) -> str:
     "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
   ]
   if "groups" in report:
-    return "\n".join(lines[:4] + _render_groups(report)) + "\n"
+    study_line = []
+    if "groups_study" in report:
+      g = report["groups_study"]
+      study_line = [
+        "",
+        f"All groups at these runs for the experiment's {g['rounds']} epochs: "
+        f"{g['steady_s']:.0f} s of steady-state time, compile {g['compile_s']:.1f} s.",
+      ]
+    lines = lines[:4] + _render_groups(report) + study_line + ["", *lines[4:]]
+    if not report["strategies"]:
+      return "\n".join(lines[: 4 + len(report["groups"]) + 2 + len(study_line)]) + "\n"
   rows = report["strategies"] + ([report["study"]] if "study" in report else [])
   for r in rows:
     compile_s = r.get("compile_s")
