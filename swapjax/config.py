@@ -513,12 +513,22 @@ def run_table(config: Config) -> list[dict[str, Any]]:
   return table
 
 
+def group_names(config: Config, table: list[dict[str, Any]]) -> list[str]:
+  """`group_name` of every run of `table` (the variants parsed once)."""
+  variants = {v.variant: v for v in variant_configs(config)} if config.variants else {}
+  return [_group_name(variants.get(run.get("variant"), config), run) for run in table]
+
+
 def group_name(config: Config, run: dict[str, Any]) -> str:
   """The group a run belongs to, e.g. `vgg_like` or `train_fraction=0.2,dropout_rate=0.5`: its
   variant's name, then its values of `config.group_by` and of the other run axes (seed aside)
   that vary in its variant; `all` if none."""
   if run.get("variant") and config.variants:
     config = {v.variant: v for v in variant_configs(config)}[run["variant"]]
+  return _group_name(config, run)
+
+
+def _group_name(config: Config, run: dict[str, Any]) -> str:
   axes = [
     axis
     for axis in RUN_AXES

@@ -113,11 +113,15 @@ def _swap_progress(config: Config, rnd: int, metrics, round_s: float, eta_s: str
 def _single_progress(config: Config, rnd: int, metrics, round_s: float, eta_s: str) -> str:
   fit = int((metrics["fit_epoch"] > 0).sum())
   test = metrics["test/acc"]
-  test_text = f"{np.nanmean(test):.3f}" if np.isfinite(test).any() else "-"
+
+  def mean(key, digits=3):  # "-" where nothing is measured (no validation split, no test)
+    values = np.asarray(metrics[key], np.float64)
+    return f"{np.nanmean(values):.{digits}f}" if np.isfinite(values).any() else "-"
+
   return (
-    f"epoch {rnd}/{config.rounds}  train acc {np.mean(metrics['train/acc']):.3f} "
-    f"loss {np.mean(metrics['train/loss']):.4f}  val acc {np.mean(metrics['val/acc']):.3f}"
-    f"  test acc {test_text}  fit {fit}/{len(test)}  {round_s:.2f} s/epoch  "
+    f"epoch {rnd}/{config.rounds}  train acc {mean('train/acc')} "
+    f"loss {mean('train/loss', 4)}  val acc {mean('val/acc')}"
+    f"  test acc {mean('test/acc')}  fit {fit}/{len(test)}  {round_s:.2f} s/epoch  "
     f"{eta_s}"
   )
 
@@ -260,14 +264,18 @@ def _compile(programs, states):
         f"{built.config.members} members ({', '.join(groups)}) in "
         f"{time.perf_counter() - t0:.1f} s"
         + (f" for {built.device}" if built.device else "")
-        + f"; memory: ~{per_run / 2**20:.0f} MiB per run (estimate), XLA peak "
-        + (f"{peak[built.program] / 2**20:.0f} MiB" if peak[built.program] else "n/a"),
+        + f"; memory: ~{_bytes(per_run)} per run (estimate), XLA's figure per call "
+        + (_bytes(peak[built.program]) if peak[built.program] else "n/a"),
         flush=True,
       )
     if key in done:
       built = dataclasses.replace(built, round_fn=done[key])
     compiled.append(built)
   return compiled, seconds, peak
+
+
+def _bytes(n: int) -> str:
+  return f"{n / 2**20:,.0f} MiB" if n >= 2**20 else f"{n / 2**10:,.0f} KiB"
 
 
 def _xla_peak_bytes(compiled) -> int | None:

@@ -23,7 +23,7 @@ from swapjax.config import (
   TRACED_AXES,
   Config,
   ConfigError,
-  group_name,
+  group_names,
   program_configs,
   run_table,
 )
@@ -252,7 +252,7 @@ def build_whole(config: Config, ds: datalib.Dataset, mesh=None, chunk: int = 0) 
     conv_impl,
     ds.source,
     tuple(range(len(table))),
-    tuple(group_name(config, r) for r in table),
+    tuple(group_names(config, table)),
   )
 
 
@@ -328,6 +328,7 @@ def build_programs(config: Config, ds, meshes=None, devices=None) -> list[Study]
   config; `devices`: chunks go round-robin onto these single devices instead (no mesh)."""
   datasets = ds if isinstance(ds, dict) else {ds.name: ds}
   table = run_table(config)
+  names = group_names(config, table)
   programs = []
   for i, program_config in enumerate(program_configs(config)):
     ds = datasets.get(program_config.dataset) or next(iter(datasets.values()))
@@ -342,7 +343,7 @@ def build_programs(config: Config, ds, meshes=None, devices=None) -> list[Study]
     whole = dataclasses.replace(
       build_whole(program_config, ds, mesh, size),
       run_ids=ids,
-      groups=tuple(group_name(config, table[j]) for j in ids),
+      groups=tuple(names[j] for j in ids),
       program=i,
       memory_estimate=estimate,
     )

@@ -2,8 +2,9 @@
 
 `WORKDIR/tensorboard/run_<id>_<group>/` holds one run: a scalar series per metric (tag = the
 metric's name, e.g. `AtoB/test_acc`; step = the row's round or epoch) and, once per process start,
-the run's condition values as hparams (TensorBoard's HParams tab) and as a text table. View with
-`tensorboard --logdir WORKDIR/tensorboard`.
+the run's condition values as hparams (TensorBoard's HParams tab) and as a text table. A study of
+more than MAX_RUN_SERIES runs writes `group_<i>_<group>/` instead: each group's mean over its
+runs. View with `tensorboard --logdir WORKDIR/tensorboard`.
 
 Resume: every process start writes new event files (tensorboardX names them by the second; a
 suffix of nanoseconds and the process id keeps two starts in one second apart and in order). The
@@ -55,6 +56,35 @@ def run_dir_name(run: int, group: str) -> str:
   return f"run_{int(run):03d}_{re.sub(r'[^A-Za-z0-9._=,+-]', '_', str(group))}"
 
 
+# Above this many runs a round, TensorBoard gets one series per group (the mean over its runs,
+# `group_<i>_<name>/`) instead of one per run: thousands of event files cost seconds a round
+# and no one reads thousands of curves; metrics.jsonl keeps every run.
+MAX_RUN_SERIES = 256
+
+
+def group_means(rows: list[dict[str, Any]], round_key: str) -> list[dict[str, Any]]:
+  """One row per group: its conditions shared by all its runs, each metric's mean over the
+  runs where it is a finite number; `run` is the group's index (in order of appearance)."""
+  groups: dict[str, list[dict[str, Any]]] = {}
+  for row in rows:
+    groups.setdefault(str(row.get("group", "all")), []).append(row)
+  out = []
+  for index, (group, members) in enumerate(groups.items()):
+    conditions = {
+      k: v
+      for k, v in split_row(members[0])[0].items()
+      if k not in ("run", "seed") and all(m.get(k) == v for m in members)
+    }
+    merged = {**conditions, "run": index, "group": group, "runs": len(members)}
+    merged[round_key] = members[0][round_key]
+    for key in split_row(members[0])[1]:
+      values = [v for m in members if (v := scalar(m.get(key))) is not None]
+      if values:
+        merged[key] = sum(values) / len(values)
+    out.append(merged)
+  return out
+
+
 class EventWriter:
   """Writes metrics rows as TensorBoard scalars under `WORKDIR/tensorboard/` (see the module)."""
 
@@ -62,6 +92,7 @@ class EventWriter:
     self.logdir = Path(workdir) / "tensorboard"
     self.enabled = enabled
     self.purge_step = purge_step
+    self.per_group = False  # set on the first round with more than MAX_RUN_SERIES runs
     self._writers: dict[int, Any] = {}
     self._suffix = f".{time.time_ns()}.{os.getpid()}"  # sorts in start order
 
@@ -72,7 +103,8 @@ class EventWriter:
       from tensorboardX.summary import hparams
 
       conditions, _ = split_row(row)
-      path = self.logdir / run_dir_name(run, conditions.get("group", "all"))
+      name = run_dir_name(run, conditions.get("group", "all"))
+      path = self.logdir / (name.replace("run_", "group_", 1) if self.per_group else name)
       writer = SummaryWriter(
         logdir=str(path), purge_step=self.purge_step, filename_suffix=self._suffix, flush_secs=30
       )
@@ -90,6 +122,9 @@ class EventWriter:
     round keeps TensorBoard current while the study runs)."""
     if not self.enabled:
       return
+    if len(rows) > MAX_RUN_SERIES or self.per_group:
+      self.per_group = True
+      rows = group_means(rows, round_key)
     for row in rows:
       writer = self._writer(row)
       step = int(row[round_key])

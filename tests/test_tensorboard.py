@@ -126,3 +126,23 @@ def test_a_real_study_reads_back_equal_to_metrics_jsonl(tmp_path):
   off = dataclasses.replace(cfg, rounds=1, tensorboard=False)
   runner.run(off, "tiny", runner.RunOptions(workdir=str(tmp_path / "off"), progress=False))
   assert not (tmp_path / "off" / "tensorboard").exists()
+
+
+def test_a_large_population_writes_one_mean_series_per_group(tmp_path, monkeypatch):
+  """Above MAX_RUN_SERIES runs, one directory per group holds the mean over its runs (finite
+  values only), not thousands of per-run event files."""
+  from swapjax import tensorboard as tb
+
+  monkeypatch.setattr(tb, "MAX_RUN_SERIES", 4)
+  rows = [
+    {"epoch": 1, "run": r, "group": f"gate={g}", "gate": g, "seed": r,
+     "test/acc": 0.25 * (r % 4) if r != 5 else None}
+    for r, g in enumerate(["or"] * 3 + ["xor"] * 3)
+  ]  # fmt: skip
+  with EventWriter(tmp_path) as writer:
+    writer.write(rows, "epoch")
+  loaded = _read(tmp_path / "tensorboard")
+  assert sorted(loaded) == ["group_000_gate=or", "group_001_gate=xor"]
+  means = {name: acc.Scalars("test/acc")[0].value for name, acc in loaded.items()}
+  assert means["group_000_gate=or"] == pytest.approx((0 + 0.25 + 0.5) / 3)
+  assert means["group_001_gate=xor"] == pytest.approx((0.75 + 0.0) / 2)  # run 5 has none
