@@ -39,9 +39,10 @@ def _shapes(config: Config, input_shape, batch: int):
   return params, [(name.split(":", 1)[1], tuple(v[0].shape)) for name, v in sown]
 
 
-def program_bytes(config: Config, input_shape) -> tuple[int, int]:
+def program_bytes(config: Config, input_shape, target_shape=()) -> tuple[int, int]:
   """(bytes per run, bytes per program): estimated device memory of training one run of
-  `config` (all its members), and of the evaluation every program does one model at a time."""
+  `config` (all its members, its targets and bookkeeping), and of the evaluation every program
+  does one model at a time. `target_shape`: one sample's target (() for a class label)."""
   batch = min(config.batch_size, max(1, config.num_train)) // max(1, config.micro_batches)
   params, outputs = _shapes(config, input_shape, batch)
   activations = sum(math.prod(shape) for _, shape in outputs)
@@ -51,6 +52,12 @@ def program_bytes(config: Config, input_shape) -> tuple[int, int]:
       patches += math.prod(shape[:-1]) * 9 * previous[-1]
     previous = shape
   per_run = config.members * (4 * params + 2 * activations + patches)
+  # The run's own data and bookkeeping: its targets for the pool (labels or float targets),
+  # membership ids, the samples each member has seen, move counts, and the evaluation's
+  # per-sample losses and hits of every member on the pool.
+  pool = config.train_pool
+  per_run += math.prod(target_shape) * pool + config.members * (config.half_size + pool // 4)
+  per_run += pool + 2 * config.members * pool
   # Forward only, one model at a time: at most a layer's input and output are live.
   eval_chunk = config.eval_batch_size or 500
   _, single = _shapes(config, input_shape, 1)
@@ -78,12 +85,13 @@ def runs_per_chunk(num_runs: int, per_run: int, per_program: int, budget: int) -
   return max(d for d in range(1, num_runs + 1) if num_runs % d == 0 and d <= fit)
 
 
-def micro_batches_to_fit(config: Config, input_shape, budget: int) -> int:
+def micro_batches_to_fit(config: Config, input_shape, budget: int, target_shape=()) -> int:
   """The fewest slices of a training batch (a divisor of it) with which one run of `config`
   fits `budget`; 0 if even one sample at a time does not."""
   batch = min(config.batch_size, max(1, config.num_train))
   for k in (d for d in range(1, batch + 1) if batch % d == 0):
-    per_run, per_program = program_bytes(dataclasses.replace(config, micro_batches=k), input_shape)
+    sliced = dataclasses.replace(config, micro_batches=k)
+    per_run, per_program = program_bytes(sliced, input_shape, target_shape)
     if per_run + per_program <= budget:
       return k
   return 0

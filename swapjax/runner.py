@@ -195,7 +195,8 @@ def run(config: Config, experiment: str, options: RunOptions) -> Path:
     config = study.resolve_sizes(config, ds)
     validate(config)
   for program in program_configs(config):  # a run that cannot fit: one line, nothing written
-    study.fit_batch(program, datasets[program.dataset].image_shape)
+    ds = datasets[program.dataset]
+    study.fit_batch(program, ds.image_shape, ds.train_labels.shape[1:])
   meshes, mesh_note, devices = _meshes(config)
   if jax.process_index() == 0 and not options.restart and wd.path.is_dir():
     wd.check_config(config.to_json(), experiment)
@@ -513,6 +514,7 @@ def _run_locked(
   best_acc = _best_train_acc(rows)  # for collapse detection across a resume
   acc_history: list = []  # (training accuracy, active) per round, for the early-stop ETA
   program_times: list[dict[int, float]] = []  # seconds of each program, per round
+  wall_times: list[float] = []  # seconds of each round's whole iteration
   with _StopFlag() as stop, events:
     for rnd in range(start, config.rounds):
       t0 = time.perf_counter()
@@ -537,9 +539,12 @@ def _run_locked(
         events.write(rows, round_key)
       ckpt.save(rnd + 1, _pack(programs, states))
       acc_history.append(_round_acc(results))
+      # The ETA and the progress line go by the whole round's wall time: rows, TensorBoard
+      # and the checkpoint included (they dominate studies of tiny models).
+      wall_times.append(time.perf_counter() - t0)
       if options.progress and writer:
-        eta = _eta(config, round_times, rnd, acc_history)
-        line = _progress(config, rnd + 1, [m for _, m in results], round_s, eta)
+        eta = _eta(config, wall_times, rnd, acc_history)
+        line = _progress(config, rnd + 1, [m for _, m in results], wall_times[-1], eta)
         print(f"swapjax: {line}", flush=True)
       if config.early_stop and not any_active:
         finished_early = True

@@ -302,16 +302,16 @@ def chunk_size(config: Config, num_runs: int, mesh, estimate: tuple[int, int]) -
   return per_device * devices
 
 
-def fit_batch(config: Config, input_shape) -> Config:
+def fit_batch(config: Config, input_shape, target_shape=()) -> Config:
   """The program's config with `micro_batches` set when one run's batch does not fit the
   device (memory.micro_batches_to_fit) and neither is forced; else unchanged."""
   if config.micro_batches or config.runs_per_device:
     return config
-  per_run, per_program = memory.program_bytes(config, input_shape)
+  per_run, per_program = memory.program_bytes(config, input_shape, target_shape)
   budget = memory.device_budget()
   if per_run + per_program <= budget:
     return config
-  slices = memory.micro_batches_to_fit(config, input_shape, budget)
+  slices = memory.micro_batches_to_fit(config, input_shape, budget, target_shape)
   if not slices:
     raise ConfigError(
       f"{config.variant or 'the study'}: one run needs ~{per_run / 2**30:.1f} GiB even one "
@@ -337,8 +337,9 @@ def build_programs(config: Config, ds, meshes=None, devices=None) -> list[Study]
     ids = tuple(
       j for j, r in enumerate(table) if (r.get("variant", ""), r["train_fraction"]) == key
     )
-    program_config = fit_batch(program_config, ds.image_shape)
-    estimate = memory.program_bytes(program_config, ds.image_shape)
+    target_shape = ds.train_labels.shape[1:]
+    program_config = fit_batch(program_config, ds.image_shape, target_shape)
+    estimate = memory.program_bytes(program_config, ds.image_shape, target_shape)
     size = chunk_size(config, len(ids), mesh, estimate)
     whole = dataclasses.replace(
       build_whole(program_config, ds, mesh, size),
