@@ -327,7 +327,8 @@ def main(argv):
     "scaling": [],
   }
   if preset.get("groups"):
-    _time_groups(report, base, ds, repeats, preset.get("group_runs", 1))
+    rounds = registry.get_config(preset["experiment"]).rounds  # base's are unbounded
+    _time_groups(report, base, ds, repeats, preset.get("group_runs", 1), rounds)
     if not preset["strategies"]:
       return _write(report)
     base = variant_configs(base)[0]  # strategies and scaling: the first group
@@ -368,8 +369,9 @@ def main(argv):
   _write(report)
 
 
-def _time_groups(report, base, ds, repeats, runs: int):
-  """Each group (variant) of the experiment as its own program at `runs` seeds."""
+def _time_groups(report, base, ds, repeats, runs: int, rounds: int):
+  """Each group (variant) of the experiment as its own program at `runs` seeds; the whole
+  study's steady time at the experiment's `rounds`."""
   report["groups"] = []
   for variant in variant_configs(base):
     row = _time_rounds(population(variant, runs), "patches/scan", ds, repeats)
@@ -378,7 +380,6 @@ def _time_groups(report, base, ds, repeats, runs: int):
     row["images_per_epoch"] = variant.num_train
     report["groups"].append(row)
     print(json.dumps(row), flush=True)
-  rounds = registry.get_config(PRESETS[PRESET.value]["experiment"]).rounds
   report["groups_study"] = {
     "rounds": rounds,
     "steady_s": rounds * sum(r["round_s_median"] for r in report["groups"]),

@@ -10,18 +10,16 @@ Data: all MNIST images in --data_dir or from tensorflow-datasets; with no data f
   bundled subset (3,000 training images), which the log and report say.
 """
 
-from swapjax.config import Config
+import dataclasses
+
+from swapjax.experiments import mnist_mlp
 
 
-def get_config() -> Config:
-  return Config(
+def get_config():
+  """mnist_mlp's study (data, Adam, batch 128, 20 epochs, test every epoch) with the CNN."""
+  return dataclasses.replace(
+    mnist_mlp.get_config(),
     description=__doc__.splitlines()[0],
-    study="memorize",
-    report="curves",
-    dataset="mnist",
-    pool_size=0,
-    holdout_size=0,
-    normalize="unit",
     layers=(
       "conv:32",
       "relu",
@@ -36,12 +34,4 @@ def get_config() -> Config:
       "dense:10",
     ),  # fmt: skip
     learning_rate=(0.001,),
-    batch_size=128,
-    validation_split=0.0,
-    rounds=20,
-    num_seeds=3,
-    conditions=("none",),
-    warmup=(0,),
-    early_stop=False,
-    test_every=1,
   )

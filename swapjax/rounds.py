@@ -247,12 +247,12 @@ def make_memorize_round(config: Config, train_epoch, evaluate):
         out[f"{name}/acc"] = t_correct[:, 0].mean(1, dtype=jnp.float32)
       return out
 
+    nan = jnp.full(pool.variant_R.shape, jnp.nan, jnp.float32)
+
     def skip(params):
-      nan = jnp.full(pool.variant_R.shape, jnp.nan, jnp.float32)
       return {f"{name}/{m}": nan for name in eval_sets for m in ("loss", "acc")}
 
     tested = jax.lax.cond(test_due | newly_fit.any(), test, skip, params) if eval_sets else {}
-    nan = jnp.full(pool.variant_R.shape, jnp.nan, jnp.float32)
     test_loss, test_acc = tested.pop("test/loss", nan), tested.pop("test/acc", nan)
     metrics = {
       "train/loss": train_loss,

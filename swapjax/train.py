@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from swapjax.augment import augment as augment_batch
 from swapjax.config import Config
 from swapjax.models import SpecNet
 from swapjax.state import Pool
@@ -95,16 +96,12 @@ def gather_batch(pool: Pool, ids_RxMxB, normalize_mode: str):
   return normalize(images, normalize_mode), labels
 
 
-def masked_mean_loss(per_sample_B, mask_B):
+def masked_mean_loss(per_sample_B, mask_B, count=None):
   """Mean per-sample loss over the real samples of a batch (mask 1); a padded last batch
-  counts only its real samples, as Keras' last partial batch does."""
-  return jnp.sum(per_sample_B * mask_B) / jnp.sum(mask_B)
-
-
-def masked_cross_entropy(logits_BxC, labels_B, mask_B):
-  """Mean softmax cross-entropy over the real samples of a batch (mask 1)."""
-  per_sample_B = optax.softmax_cross_entropy_with_integer_labels(logits_BxC, labels_B)
-  return masked_mean_loss(per_sample_B, mask_B)
+  counts only its real samples, as Keras' last partial batch does. `count`: the real samples
+  of the whole batch when this is one slice of it (gradient accumulation)."""
+  count = jnp.sum(mask_B) if count is None else count
+  return jnp.sum(per_sample_B * mask_B) / count
 
 
 def make_train_epoch(config: Config, model: SpecNet, optimizer, driver: str, mesh=None):
@@ -130,10 +127,9 @@ def make_train_epoch(config: Config, model: SpecNet, optimizer, driver: str, mes
     raise ValueError(f"micro_batches={micro} does not divide the batch of {batch}")
 
   def batch_grads(params, x_Bx, y_B, mask_B, key, numbers, count):
-    """Gradients of the batch's summed loss / `count`, its loss and its correct predictions."""
+    """Gradients of the batch's mean loss (over `count` samples, its own if None), the loss
+    and its correct predictions."""
     if augment:
-      from swapjax.augment import augment as augment_batch
-
       flip, rotation = numbers["augment_flip"], numbers["augment_rotation"]
       x_Bx = augment_batch(jax.random.fold_in(key, 1), x_Bx, flip, rotation)
 
@@ -148,9 +144,7 @@ def make_train_epoch(config: Config, model: SpecNet, optimizer, driver: str, mes
       )
       loss_B, correct_B = per_sample(task, loss_kind, outputs, y_B, y_B.ndim - 1)
       hits = jnp.sum(correct_B * mask_B)
-      if count is None:
-        return masked_mean_loss(loss_B, mask_B), hits
-      return jnp.sum(loss_B * mask_B) / count, hits
+      return masked_mean_loss(loss_B, mask_B, count), hits
 
     (loss, hits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     return grads, loss, hits

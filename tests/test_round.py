@@ -182,10 +182,16 @@ def test_last_partial_batch_loss_is_the_mean_over_its_real_samples():
   logits = rng.normal(size=(8, 10)).astype(np.float32)
   labels = rng.integers(0, 10, 8)
   mask = (np.arange(8) < 3).astype(np.float32)
-  got = float(train.masked_cross_entropy(jnp.asarray(logits), jnp.asarray(labels), mask))
+  per_sample, _ = train.per_sample("softmax", "cross_entropy", jnp.asarray(logits), labels, 0)
+  got = float(train.masked_mean_loss(per_sample, mask))
+  # Slices of the batch over the whole batch's count (gradient accumulation) sum to it.
+  sliced = [
+    train.masked_mean_loss(per_sample[s], mask[s], mask.sum()) for s in (slice(0, 2), slice(2, 8))
+  ]
   log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
   want = -log_p[np.arange(3), labels[:3]].mean()
   np.testing.assert_allclose(got, want, rtol=1e-6)
+  np.testing.assert_allclose(float(sum(sliced)), want, rtol=1e-6)
 
 
 def test_seen_tracking_and_unseen_metrics(tiny):

@@ -260,3 +260,7 @@ def test_variant_datasets_row_fields_and_parameters_in_rows(tmp_path):
   ]
   assert len([k for k in by_group["xor_hidden"] if k.startswith("param/")]) == 2 * 8 + 8 + 8 + 1
   assert "logic_or from generated; logic_xor from generated" in (tmp_path / "report.md").read_text()
+
+
+def test_the_config_lists_exactly_the_generated_data_sets():
+  assert tuple(generated.GENERATORS) == C.GENERATED_DATASETS
