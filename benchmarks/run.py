@@ -3,7 +3,8 @@
 Times whole study rounds on synthetic data of the study's shapes (no dataset needed): compile
 time apart from steady state, one warm-up round excluded, `block_until_ready` before every
 clock stop, median and spread over repeated rounds. Compares strategies (conv formulation,
-step driver, config options) and the sequential baseline side by side in one process, then the
+step driver, config options), the sequential baseline and the PyTorch reference
+(`torch/sequential`, benchmarks/torch_reference.py) side by side in one process, then the
 population scaling R = 1, 2, 4, ... and the experiment's own study.
 Writes `timing.json` and `benchmark.md` and prints the table.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.metadata
+import importlib.util
 import json
 import resource
 import statistics
@@ -28,6 +30,10 @@ from swapjax.models import SpecNet, config_layers, config_model
 from swapjax.runner import _xla_peak_bytes
 
 SEQUENTIAL = "lax/sequential"  # the baseline: one model at a time (see _time_sequential)
+# The PyTorch reference: the same loop in eager PyTorch (benchmarks/torch_reference.py, needs
+# the `bench` extra). Like SEQUENTIAL, a baseline, never the "best population strategy".
+TORCH = "torch/sequential"
+BASELINES = (SEQUENTIAL, TORCH)
 
 # experiment, config overrides, strategies ("conv/driver[/key=value+key=value]", extra config
 # overrides after the second slash) compared at R = scaling[0], the runs
@@ -154,7 +160,7 @@ STRATEGIES = flags.DEFINE_list(
   "strategies",
   None,
   "Override the preset's strategies: conv/driver[/key=value+key=value],... "
-  "(lax/sequential = the baseline).",
+  "(lax/sequential = the baseline; torch/sequential = the PyTorch reference).",
 )
 SCALING = flags.DEFINE_list("scaling", None, "Override the preset's scaling table: runs R,...")
 FULL_STUDY = flags.DEFINE_bool("full_study", None, "Time the experiment's own study too.")
@@ -289,6 +295,10 @@ def _time_sequential(cfg, ds, repeats):
   return _summarise(result, cfg, ds, times)
 
 
+def _torch_available() -> bool:
+  return importlib.util.find_spec("torch") is not None
+
+
 def main(argv):
   del argv
   preset = dict(PRESETS[PRESET.value])
@@ -307,10 +317,14 @@ def main(argv):
   try:
     validate(base)
     for strategy in preset["strategies"]:
-      if strategy != SEQUENTIAL:
+      if strategy not in BASELINES:
         validate(with_strategy(base, strategy))
   except ConfigError as e:
     raise app.UsageError(str(e)) from None
+  if TORCH in preset["strategies"] and not _torch_available():
+    raise app.UsageError(f"{TORCH} needs PyTorch: pip install -e '.[bench]'")
+  if preset["strategies"] and set(preset["strategies"]) <= set(BASELINES):
+    raise app.UsageError("--strategies: name at least one population strategy besides baselines")
   if base.dataset in data.SHAPES:
     ds = data.synthetic(base.dataset, max(base.pool_size, 3000), base.holdout_size)
   else:  # a generated data set (no download): the study's own
@@ -336,17 +350,22 @@ def main(argv):
   for strategy in preset["strategies"]:
     if strategy == SEQUENTIAL:
       row = _time_sequential(first, ds, repeats)
+    elif strategy == TORCH:
+      from benchmarks import torch_reference  # torch is an optional extra
+
+      row = torch_reference.time_torch(first, ds, repeats, _summarise)
     else:
       row = _time_rounds(first, strategy, ds, repeats)
     report["strategies"].append(row)
     print(json.dumps(row), flush=True)
-  population_rows = [r for r in report["strategies"] if r["strategy"] != SEQUENTIAL]
+  population_rows = [r for r in report["strategies"] if r["strategy"] not in BASELINES]
   best = min(population_rows, key=lambda r: r["round_s_median"] / r["models"])
-  sequential = [r for r in report["strategies"] if r["strategy"] == SEQUENTIAL]
   report["best"] = best["strategy"]
-  if sequential:
-    per_model = lambda r: r["round_s_median"] / r["models"]
-    report["speedup_per_model_vs_sequential"] = per_model(sequential[0]) / per_model(best)
+  per_model = lambda r: r["round_s_median"] / r["models"]
+  for name, key in [(SEQUENTIAL, "sequential"), (TORCH, "torch")]:
+    rows = [r for r in report["strategies"] if r["strategy"] == name]
+    if rows:
+      report[f"speedup_per_model_vs_{key}"] = per_model(rows[0]) / per_model(best)
   one = None
   for runs in preset["scaling"]:
     if runs == preset["scaling"][0]:  # the strategy table already timed this population
@@ -413,6 +432,11 @@ def _render_groups(report) -> list[str]:
   return lines
 
 
+def _faster(speedup: float) -> str:
+  """`2.00x faster`, or `2.00x slower` for a speed-up of 0.5."""
+  return f"{speedup:.2f}x faster" if speedup >= 1 else f"{1 / speedup:.2f}x slower"
+
+
 def render(report) -> str:
   """The markdown report of a `timing_*.json`."""
   peak = report["peak_flops_assumed"]
@@ -464,8 +488,17 @@ def render(report) -> str:
     lines += [
       "",
       f"Best population strategy {best} is "
-      f"{report['speedup_per_model_vs_sequential']:.2f}x faster per model than the sequential "
+      f"{_faster(report['speedup_per_model_vs_sequential'])} per model than the sequential "
       "baseline (one model at a time, a host loop over a jitted single-model step).",
+    ]
+  if "speedup_per_model_vs_torch" in report:
+    ref = next(r for r in report["strategies"] if r["strategy"] == TORCH)
+    lines += [
+      "",
+      f"Best population strategy {best} is "
+      f"{_faster(report['speedup_per_model_vs_torch'])} per model than the PyTorch "
+      f"reference ({TORCH}: the same loop in eager PyTorch {ref['torch']} on "
+      f"{ref['torch_device']}, {ref['torch_threads']} threads, measured in this run).",
     ]
   if "study" in report:
     st = report["study"]

@@ -55,3 +55,20 @@ def test_bad_strategy_is_a_usage_error(tmp_path):
   with saved, pytest.raises(app.UsageError, match="driver=warp"):
     bench.main([])
   assert not list(tmp_path.iterdir())
+
+
+def test_torch_reference_without_torch_is_a_usage_error(tmp_path, monkeypatch):
+  monkeypatch.setattr(bench, "_torch_available", lambda: False)
+  strategies = ["patches/scan", bench.TORCH]
+  saved = flagsaver.flagsaver(preset="tiny", out=str(tmp_path), strategies=strategies)
+  with saved, pytest.raises(app.UsageError, match=r"torch/sequential needs PyTorch: pip install"):
+    bench.main([])
+  assert not list(tmp_path.iterdir())
+
+
+def test_baselines_alone_are_a_usage_error(tmp_path, monkeypatch):
+  monkeypatch.setattr(bench, "_torch_available", lambda: True)  # the same answer without torch
+  strategies = [bench.SEQUENTIAL, bench.TORCH]
+  saved = flagsaver.flagsaver(preset="tiny", out=str(tmp_path), strategies=strategies)
+  with saved, pytest.raises(app.UsageError, match="population strategy"):
+    bench.main([])
