@@ -22,9 +22,11 @@ import time
 from pathlib import Path
 
 import jax
+import numpy as np
 from absl import app, flags
 
 from swapjax import data, registry, study, train
+from swapjax import mesh as meshlib
 from swapjax.config import ConfigError, apply_overrides, run_table, validate, variant_configs
 from swapjax.models import SpecNet, config_layers, config_model
 from swapjax.runner import _xla_peak_bytes
@@ -314,6 +316,9 @@ def main(argv):
     preset["full_study"] = FULL_STUDY.value
   base = registry.get_config(preset["experiment"])
   base = dataclasses.replace(base, source="synthetic", rounds=1_000_000, **preset["overrides"])
+  # The experiment's CPU split (`cpu_devices`) before JAX starts: strategies, scaling and the
+  # baselines run on the first device; groups are timed both ways (see _time_groups).
+  meshlib.split_cpu(base.cpu_devices)
   try:
     validate(base)
     for strategy in preset["strategies"]:
@@ -390,10 +395,21 @@ def main(argv):
 
 def _time_groups(report, base, ds, repeats, runs: int, rounds: int):
   """Each group (variant) of the experiment as its own program at `runs` seeds; the whole
-  study's steady time at the experiment's `rounds`."""
+  study's steady time at the experiment's `rounds`. With the CPU split into several devices
+  (`cpu_devices`), each group is timed both ways side by side: as the runner runs it (equal
+  chunks on the single devices at once) and as one call on one device."""
   report["groups"] = []
+  devices = jax.local_devices()
+  split = base.cpu_devices != 1 and devices[0].platform == "cpu" and len(devices) > 1
   for variant in variant_configs(base):
-    row = _time_rounds(population(variant, runs), "patches/scan", ds, repeats)
+    cfg = population(variant, runs)
+    row = _time_rounds(cfg, "patches/scan", ds, repeats)
+    if split:
+      one = row["one_device_round_s_median"] = row["round_s_median"]
+      group = apply_overrides(base, [f"groups={variant.variant}"])
+      row.update(_time_chunks(group, runs, ds, repeats, devices))
+      for key in ("images_per_s", "model_steps_per_s", "flops_per_s", "fraction_of_peak"):
+        row[key] = row[key] * one / row["round_s_median"] if row.get(key) else row.get(key)
     row["group"] = variant.variant
     row["batch_size"] = variant.batch_size
     row["images_per_epoch"] = variant.num_train
@@ -403,6 +419,48 @@ def _time_groups(report, base, ds, repeats, runs: int, rounds: int):
     "rounds": rounds,
     "steady_s": rounds * sum(r["round_s_median"] for r in report["groups"]),
     "compile_s": sum(r.get("compile_s", 0.0) for r in report["groups"]),
+    "cpu_devices": len(devices) if split else 1,
+  }
+  if split:
+    report["groups_study"]["one_device_steady_s"] = rounds * sum(
+      r["one_device_round_s_median"] for r in report["groups"]
+    )
+
+
+def _time_chunks(config, runs: int, ds, repeats, devices) -> dict:
+  """A group's round as the runner runs it on a split CPU: its runs in equal chunks on the
+  single devices (study.build_programs), every chunk dispatched before any is awaited."""
+  config = dataclasses.replace(config, num_seeds=runs)
+  programs = study.build_programs(config, {config.dataset: ds}, None, devices)
+  states = [p.init_state(p.runs) for p in programs]
+  compiled, t0 = {}, time.perf_counter()
+  for p, state in zip(programs, states, strict=True):
+    if p.device.id not in compiled:
+      args = (state, p.pool, p.runs, np.asarray(False))
+      compiled[p.device.id] = p.round_fn.lower(*args).compile()
+  compile_s = time.perf_counter() - t0
+
+  def one_round(states):
+    out = [
+      study.step_round(dataclasses.replace(p, round_fn=compiled[p.device.id]), s)
+      for p, s in zip(programs, states, strict=True)
+    ]
+    jax.block_until_ready(out)
+    return [state for state, _ in out]
+
+  states = one_round(states)  # warm-up
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    states = one_round(states)
+    times.append(time.perf_counter() - t0)
+  return {
+    "compile_s": compile_s,
+    "round_s_median": statistics.median(times),
+    "round_s_min": min(times),
+    "round_s_max": max(times),
+    "chunks": len(programs),
+    "runs_per_call": len(programs[0].runs_table),
   }
 
 
@@ -416,16 +474,21 @@ def _write(report):
 
 
 def _render_groups(report) -> list[str]:
+  split = any("one_device_round_s_median" in r for r in report["groups"])
   lines = [
-    "| group | runs | batch | compile s | s/epoch | train samples/epoch | samples/s | GFLOP/s | "
-    "XLA memory per call | RSS so far |",
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| group | runs | batch | compile s | s/epoch | "
+    + ("s/epoch on one device | " if split else "")
+    + "train samples/epoch | samples/s | GFLOP/s | XLA memory per call | RSS so far |",
+    "| --- | ---: | ---: | ---: | ---: | "
+    + ("---: | " if split else "")
+    + "---: | ---: | ---: | ---: | ---: |",
   ]
   for r in report["groups"]:
     xla = f"{r['xla_peak_bytes'] / 2**30:.2f} GiB" if r.get("xla_peak_bytes") else "-"
+    one = f"{r['one_device_round_s_median']:.2f} | " if split else ""
     lines.append(
       f"| {r['group']} | {r['runs']} | {r['batch_size']} | {r['compile_s']:.1f} | "
-      f"{r['round_s_median']:.2f} | "
+      f"{r['round_s_median']:.2f} | {one}"
       f"{r['images_per_epoch']} | {r['images_per_s']:.0f} | {r['flops_per_s'] / 1e9:.1f} | "
       f"{xla} | {r['peak_rss_bytes'] / 2**30:.2f} GiB |"
     )
@@ -460,7 +523,13 @@ def render(report) -> str:
       study_line = [
         "",
         f"All groups at these runs for the experiment's {g['rounds']} epochs: "
-        f"{g['steady_s']:.0f} s of steady-state time, compile {g['compile_s']:.1f} s.",
+        f"{g['steady_s']:.0f} s of steady-state time, compile {g['compile_s']:.1f} s"
+        + (
+          f" (runs in equal chunks on {g['cpu_devices']} CPU devices; all on one device: "
+          f"{g['one_device_steady_s']:.0f} s)."
+          if g.get("cpu_devices", 1) > 1
+          else "."
+        ),
       ]
     lines = lines[:4] + _render_groups(report) + study_line + ["", *lines[4:]]
     if not report["strategies"]:

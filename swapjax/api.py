@@ -68,7 +68,9 @@ def run(
   enable_compilation_cache()
   from absl import flags, logging
 
-  from swapjax import runner  # heavy imports after validation
+  from swapjax import mesh, runner  # heavy imports after validation
+
+  mesh.split_cpu(config.cpu_devices)
 
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   if not flags.FLAGS.is_parsed():

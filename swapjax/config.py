@@ -170,6 +170,12 @@ class Config:
   # does not fit the device still trains. 0: only when the memory estimate says so.
   micro_batches: int = 0
   mesh_data: int = 1
+  # XLA CPU devices the host's cores are split into (0: one per core), set before JAX starts;
+  # with several, each program's runs go in equal chunks to single devices (no mesh), one
+  # chunk per device at a time. Tiny models run faster so (a 16-unit RNN at 100 seeds 1.9x on 2
+  # cores: XLA:CPU runs their small operations on one core); big convolutions do not (they use
+  # every core already). 1: one CPU device. Ignored on accelerators and in multi-process runs.
+  cpu_devices: int = 1
 
   # ---------------------------------------------------------------- derived
   @property
@@ -411,6 +417,7 @@ def validate(config: Config) -> None:
     f"conditions={','.join(config.conditions)}: names repeat",
   )
   _check(config.runs_per_device >= 0, f"runs_per_device={config.runs_per_device}: must be >= 0")
+  _check(config.cpu_devices >= 0, f"cpu_devices={config.cpu_devices}: must be >= 0")
   _check(config.micro_batches >= 0, f"micro_batches={config.micro_batches}: must be >= 0")
   for program in program_configs(config) if config.runs_per_device else ():
     count = len(run_table(program))
@@ -573,6 +580,7 @@ STUDY_KEYS = (
   "mesh_runs",
   "mesh_data",
   "runs_per_device",
+  "cpu_devices",
   "report",
 )
 

@@ -61,9 +61,13 @@ def main(argv):
     print(json.dumps(config.to_json(), indent=2))
     return
   _enable_compilation_cache()
+  from swapjax import mesh
+
   if swapflags.DISTRIBUTED.value:
     _initialize_distributed()
-  from swapjax import checkpoint, data, mesh, runner, workdir  # heavy imports after validation
+  else:
+    mesh.split_cpu(config.cpu_devices)
+  from swapjax import checkpoint, data, runner, workdir  # heavy imports after validation
 
   options = runner.RunOptions(
     workdir=swapflags.WORKDIR.value or f"runs/{name}",

@@ -15,6 +15,23 @@ from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 
+def split_cpu(devices: int) -> int:
+  """Splits the host's CPU into `devices` XLA devices (0: one per core the process may use)
+  before JAX starts its backends; returns the count set, or 0 where nothing changed: 1 asked
+  for, a count already forced in XLA_FLAGS (tests, users), or JAX already started (a notebook
+  that ran JAX before; the study then runs on the devices it has)."""
+  import os
+
+  count = devices or len(os.sched_getaffinity(0))
+  if count == 1 or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+    return 0
+  try:
+    jax.config.update("jax_num_cpu_devices", count)
+  except RuntimeError:  # backends already initialised
+    return 0
+  return count
+
+
 class MeshError(ValueError):
   """A mesh shape that does not fit the devices or the runs; one line for the user."""
 

@@ -121,11 +121,72 @@ def sequence_dropout_mask(module: nn.Module, rate: float, shape, train: bool):
   return jax.random.bernoulli(module.make_rng("dropout"), keep, shape) / keep
 
 
+# d act(z) / dz from the output h = act(z): the backward pass needs only the stored states.
+ACTIVATION_SLOPES = {
+  "relu": lambda h: (h > 0).astype(h.dtype),
+  "tanh": lambda h: 1 - h * h,
+  "sigmoid": lambda h: h * (1 - h),
+}
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def recurrence(activation: str, unroll: bool, xw_TxBxU, recurrent_UxU, mask_BxU):
+  """h_t = act(xw_t + (h_{t-1} * mask) @ recurrent), h_{-1} = 0, over time; all h_t.
+  `mask_BxU`: the recurrent dropout mask or None.
+
+  Its gradient is backpropagation through time written out (a custom VJP): a reverse scan
+  carries only dL/dh (one matmul per step, as the forward pass), and the recurrent kernel's
+  gradient is one matmul over all time steps at the end. Autodiff of the scan instead adds
+  each step's outer product into a carried kernel-sized gradient, reading and writing the
+  whole kernel every time step: 2.5x slower at 100 models of 128 units on XLA:CPU."""
+  return _recurrence_fwd(activation, unroll, xw_TxBxU, recurrent_UxU, mask_BxU)[0]
+
+
+def _recurrence_fwd(activation, unroll, xw_TxBxU, recurrent_UxU, mask_BxU):
+  act = ACTIVATIONS[activation]
+
+  def step(h_BxU, xw_BxU):
+    h_in = h_BxU if mask_BxU is None else h_BxU * mask_BxU
+    h_BxU = act(xw_BxU + h_in @ recurrent_UxU)
+    return h_BxU, h_BxU
+
+  t = xw_TxBxU.shape[0]
+  _, h_TxBxU = lax.scan(step, jnp.zeros_like(xw_TxBxU[0]), xw_TxBxU, unroll=t if unroll else 1)
+  return h_TxBxU, (h_TxBxU, recurrent_UxU, mask_BxU)
+
+
+def _recurrence_bwd(activation, unroll, residuals, g_TxBxU):
+  h_TxBxU, recurrent_UxU, mask_BxU = residuals
+  slope = ACTIVATION_SLOPES[activation]
+
+  def step(dh_BxU, xs):  # dh: dL/dh_t from the later time steps
+    g_BxU, h_BxU = xs
+    dz_BxU = (g_BxU + dh_BxU) * slope(h_BxU)
+    dh_BxU = dz_BxU @ recurrent_UxU.T
+    return (dh_BxU if mask_BxU is None else dh_BxU * mask_BxU), dz_BxU
+
+  t = h_TxBxU.shape[0]
+  xs = (g_TxBxU, h_TxBxU)
+  _, dz_TxBxU = lax.scan(
+    step, jnp.zeros_like(g_TxBxU[0]), xs, reverse=True, unroll=t if unroll else 1
+  )
+  h_in_TxBxU = jnp.concatenate([jnp.zeros_like(h_TxBxU[:1]), h_TxBxU[:-1]])
+  if mask_BxU is not None:
+    h_in_TxBxU = h_in_TxBxU * mask_BxU
+  d_recurrent = jnp.einsum("tbu,tbv->uv", h_in_TxBxU, dz_TxBxU)
+  d_mask = None if mask_BxU is None else jnp.zeros_like(mask_BxU)  # masks are not trained
+  return dz_TxBxU, d_recurrent, d_mask
+
+
+recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
+
+
 class SimpleRNN(nn.Module):
   """Keras `SimpleRNN(units, activation, dropout, recurrent_dropout, return_sequences=True)`:
   h_t = act((x_t * m_x) W + (h_{t-1} * m_h) U + b), h_0 = 0, over (B, T, F) -> (B, T, units);
   glorot-uniform `kernel`, orthogonal `recurrent_kernel`, zero `bias` (Keras' initialisers).
-  The time loop is a `lax.scan` (`unroll`: all steps unrolled, the same arithmetic)."""
+  The time loop is a `lax.scan` with a hand-written gradient (`recurrence`; `unroll`: all steps
+  unrolled, the same arithmetic)."""
 
   units: int
   activation: str = "tanh"
@@ -139,20 +200,12 @@ class SimpleRNN(nn.Module):
     kernel = self.param("kernel", KERAS_KERNEL_INIT, (f, self.units))
     recurrent = self.param("recurrent_kernel", nn.initializers.orthogonal(), (self.units,) * 2)
     bias = self.param("bias", nn.initializers.zeros, (self.units,))
-    act = ACTIVATIONS[self.activation]
     input_mask = sequence_dropout_mask(self, self.dropout, (b, 1, f), train)
     state_mask = sequence_dropout_mask(self, self.recurrent_dropout, (b, self.units), train)
     if input_mask is not None:
       x_BxTxF = x_BxTxF * input_mask
     xw_TxBxU = jnp.moveaxis(x_BxTxF @ kernel + bias, 1, 0)
-
-    def step(h_BxU, xw_BxU):
-      h_in = h_BxU if state_mask is None else h_BxU * state_mask
-      h_BxU = act(xw_BxU + h_in @ recurrent)
-      return h_BxU, h_BxU
-
-    h0 = jnp.zeros((b, self.units), xw_TxBxU.dtype)
-    _, h_TxBxU = jax.lax.scan(step, h0, xw_TxBxU, unroll=t if self.unroll else 1)
+    h_TxBxU = recurrence(self.activation, self.unroll, xw_TxBxU, recurrent, state_mask)
     return jnp.moveaxis(h_TxBxU, 0, 1)
 
 

@@ -291,13 +291,21 @@ def chunks(whole: Study, size: int, mesh=None, devices=None) -> list[Study]:
   return out
 
 
-def chunk_size(config: Config, num_runs: int, mesh, estimate: tuple[int, int]) -> int:
+def chunk_size(
+  config: Config, num_runs: int, mesh, estimate: tuple[int, int], spread: int = 1
+) -> int:
   """Runs per compiled call: `runs_per_device` (on each device of the `runs` axis of a mesh)
   if set, else as many as the memory estimate (bytes per run, per program) lets fit on a
-  device (swapjax.memory): all of them for small networks."""
+  device (swapjax.memory): all of them for small networks. `spread` > 1: chunks go to that
+  many single CPU devices (`cpu_devices`), so at most an equal share of the runs per chunk
+  (the largest divisor of the runs not above it), the host's memory shared between them."""
   devices = mesh.shape["runs"] if mesh is not None else 1
   if config.runs_per_device:
     return config.runs_per_device * devices
+  if spread > 1:
+    share = -(-num_runs // spread)
+    fit = memory.runs_per_chunk(num_runs, *estimate, memory.device_budget() // spread)
+    return max(d for d in range(1, share + 1) if num_runs % d == 0 and d <= fit)
   per_device = memory.runs_per_chunk(num_runs // devices, *estimate, memory.device_budget())
   return per_device * devices
 
@@ -340,7 +348,7 @@ def build_programs(config: Config, ds, meshes=None, devices=None) -> list[Study]
     target_shape = ds.train_labels.shape[1:]
     program_config = fit_batch(program_config, ds.image_shape, target_shape)
     estimate = memory.program_bytes(program_config, ds.image_shape, target_shape)
-    size = chunk_size(config, len(ids), mesh, estimate)
+    size = chunk_size(config, len(ids), mesh, estimate, len(devices) if devices else 1)
     whole = dataclasses.replace(
       build_whole(program_config, ds, mesh, size),
       run_ids=ids,

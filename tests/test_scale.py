@@ -193,3 +193,35 @@ def test_two_processes_match_one(single, single_membership, tmp_path):
   assert "2 process(es)" in outs[0][0]
   _close(_rows(tmp_path / "w"), single)
   _same_membership(tmp_path / "w", single_membership)
+
+
+def test_cpu_devices_split_gives_the_single_device_metrics(tmp_path):
+  """`cpu_devices=2` (the host split into two XLA devices, runs in equal chunks on them at
+  once) computes what one device computes: every metric to float tolerance, per run."""
+  study = [
+    "--experiment=binary_addition",
+    *("--set", "groups=base,recurrent_dropout", "--set", "num_seeds=4", "--set", "rounds=2"),
+    *("--set", "pool_size=200", "--set", "holdout_size=100"),
+  ]
+  env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
+  env.pop("XLA_FLAGS", None)  # the split is the study's own setting, not a forced count
+  out = {}
+  for devices in (1, 2):
+    result = subprocess.run(
+      [sys.executable, "-m", "swapjax.main", *study, f"--workdir={tmp_path / str(devices)}"]
+      + ["--set", f"cpu_devices={devices}"],
+      env=env,
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out[devices] = result.stdout
+  assert "equal chunks on 2 CPU devices (cpu_devices)" in out[2]
+  assert "for cpu:1" in out[2] and "CPU devices" not in out[1]
+  timing = json.loads((tmp_path / "2" / "timing.json").read_text())
+  assert [p["runs_per_call"] for p in timing["programs"]] == [2, 2]
+  one, two = _rows(tmp_path / "1"), _rows(tmp_path / "2")
+  assert len(one) == 2 * 8
+  _close(two, one)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from swapjax import config as C
-from swapjax import generated, registry, runner, train
+from swapjax import generated, models, registry, runner, train
 from swapjax.models import SimpleRNN
 
 
@@ -44,6 +44,44 @@ def test_simple_rnn_is_keras_recurrence(activation, unroll):
     NUMPY_ACTS[activation],
   )
   np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-6)
+
+
+def _autodiff_recurrence(activation, xw_TxBxU, recurrent, mask):
+  """The recurrence as a plain scan, differentiated by JAX: the reference for `recurrence`."""
+  act = models.ACTIVATIONS[activation]
+
+  def step(h, xw):
+    h = act(xw + (h if mask is None else h * mask) @ recurrent)
+    return h, h
+
+  return jax.lax.scan(step, jnp.zeros_like(xw_TxBxU[0]), xw_TxBxU)[1]
+
+
+@pytest.mark.parametrize("activation", sorted(NUMPY_ACTS))
+@pytest.mark.parametrize("unroll", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_recurrence_gradient_is_backpropagation_through_time(activation, unroll, masked):
+  """The hand-written VJP equals autodiff of the plain scan, for every input (the kernel's
+  gradient too), under vmap over a population of models as in training."""
+  rng = np.random.default_rng(0)
+  xw = jnp.asarray(rng.normal(size=(4, 8, 3, 6)), jnp.float32)  # models, time, batch, units
+  recurrent = jnp.asarray(rng.normal(size=(4, 6, 6)) * 0.5, jnp.float32)
+  weights = jnp.asarray(rng.normal(size=(8, 3, 6)), jnp.float32)  # a loss using every h_t
+  mask = jnp.asarray(rng.integers(0, 2, size=(4, 3, 6)) * 2.0, jnp.float32) if masked else None
+
+  def loss(f):
+    return lambda xw, u, m: jnp.sum(jnp.sin(f(xw, u, m)) * weights)
+
+  ours = lambda xw, u, m: models.recurrence(activation, unroll, xw, u, m)
+  ref = lambda xw, u, m: _autodiff_recurrence(activation, xw, u, m)
+  np.testing.assert_allclose(
+    jax.vmap(ours)(xw, recurrent, mask), jax.vmap(ref)(xw, recurrent, mask), rtol=1e-6
+  )
+  got = jax.vmap(jax.grad(loss(ours), argnums=(0, 1)))(xw, recurrent, mask)
+  want = jax.vmap(jax.grad(loss(ref), argnums=(0, 1)))(xw, recurrent, mask)
+  for g, w in zip(got, want, strict=True):
+    assert np.abs(np.asarray(w)).max() > 1e-3  # a gradient that can be wrong
+    np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=2e-5, atol=2e-5)
 
 
 def test_simple_rnn_keras_initialisers():
