@@ -44,9 +44,28 @@ PRESETS = {
   "tiny": dict(
     experiment="swap_cifar10",
     overrides=dict(pool_size=256, holdout_size=64),
-    strategies=["patches/scan", SEQUENTIAL],
+    strategies=["patches/scan", SEQUENTIAL, TORCH],
     scaling=[1, 2],
     repeats=2,
+    full_study=False,
+  ),
+  # Issue 15's target: the swap study at pool 2,000, condition `schedule`, 2 seeds (R = 2 runs
+  # = 4 models), against the JAX loop and the PyTorch loop doing the same models.
+  "swap_pool2000": dict(
+    experiment="swap_cifar10",
+    overrides=dict(pool_size=2000),
+    strategies=["patches/scan", "patches/scan/cpu_devices=2", SEQUENTIAL, TORCH],
+    scaling=[2],
+    repeats=3,
+    full_study=False,
+  ),
+  # The README's main job: one CNN memorising 3,000 MNIST images with random labels.
+  "memorize_mnist": dict(
+    experiment="memorize_mnist",
+    overrides={},
+    strategies=["patches/scan", SEQUENTIAL, TORCH],
+    scaling=[1],
+    repeats=5,
     full_study=False,
   ),
   "swap_study": dict(
@@ -316,9 +335,6 @@ def main(argv):
     preset["full_study"] = FULL_STUDY.value
   base = registry.get_config(preset["experiment"])
   base = dataclasses.replace(base, source="synthetic", rounds=1_000_000, **preset["overrides"])
-  # The experiment's CPU split (`cpu_devices`) before JAX starts: strategies, scaling and the
-  # baselines run on the first device; groups are timed both ways (see _time_groups).
-  meshlib.split_cpu(base.cpu_devices)
   try:
     validate(base)
     for strategy in preset["strategies"]:
@@ -327,9 +343,17 @@ def main(argv):
   except ConfigError as e:
     raise app.UsageError(str(e)) from None
   if TORCH in preset["strategies"] and not _torch_available():
-    raise app.UsageError(f"{TORCH} needs PyTorch: pip install -e '.[bench]'")
+    if STRATEGIES.value:  # asked for by name
+      raise app.UsageError(f"{TORCH} needs PyTorch: pip install -e '.[bench]'")
+    preset["strategies"] = [s for s in preset["strategies"] if s != TORCH]
+    print(f"benchmarks: {TORCH} left out: PyTorch is not installed (pip install -e '.[bench]')")
   if preset["strategies"] and set(preset["strategies"]) <= set(BASELINES):
     raise app.UsageError("--strategies: name at least one population strategy besides baselines")
+  # The CPU split (`cpu_devices`: the experiment's, or a strategy's) before JAX starts; the
+  # strategies without it, the scaling and the baselines run on the first device; groups are
+  # timed both ways (see _time_groups).
+  splits = [with_strategy(base, x).cpu_devices for x in preset["strategies"] if x not in BASELINES]
+  meshlib.split_cpu(next((n for n in [base.cpu_devices, *splits] if n != 1), 1))
   if base.dataset in data.SHAPES:
     ds = data.synthetic(base.dataset, max(base.pool_size, 3000), base.holdout_size)
   else:  # a generated data set (no download): the study's own
@@ -359,6 +383,8 @@ def main(argv):
       from benchmarks import torch_reference  # torch is an optional extra
 
       row = torch_reference.time_torch(first, ds, repeats, _summarise)
+    elif with_strategy(first, strategy).cpu_devices != 1 and jax.device_count() > 1:
+      row = _time_split(first, strategy, ds, repeats)
     else:
       row = _time_rounds(first, strategy, ds, repeats)
     report["strategies"].append(row)
@@ -459,9 +485,28 @@ def _time_chunks(config, runs: int, ds, repeats, devices) -> dict:
     "round_s_median": statistics.median(times),
     "round_s_min": min(times),
     "round_s_max": max(times),
+    "times": times,
     "chunks": len(programs),
     "runs_per_call": len(programs[0].runs_table),
   }
+
+
+def _time_split(first, strategy: str, ds, repeats):
+  """A strategy with `cpu_devices` != 1: the population as the runner runs it on the split
+  CPU (equal chunks on the single devices at once), summarised like the other strategies."""
+  cfg = with_strategy(first, strategy)
+  chunks = _time_chunks(cfg, cfg.num_seeds, ds, repeats, jax.local_devices())
+  result = {
+    "strategy": strategy,
+    "conv_impl": cfg.conv_impl,
+    "driver": cfg.driver,
+    "runs": len(run_table(cfg)),
+    "models": len(run_table(cfg)) * cfg.members,
+    "compile_s": chunks["compile_s"],
+    "chunks": chunks["chunks"],
+    "runs_per_call": chunks["runs_per_call"],
+  }
+  return _summarise(result, cfg, ds, chunks["times"])
 
 
 def _write(report):
