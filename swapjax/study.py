@@ -431,6 +431,19 @@ def _clean(value):
   return value
 
 
+def _clean_column(values) -> list:
+  """A metric's per-run values as `_clean` makes each one (Python scalars, None for NaN and
+  Inf), converted at once: thousands of runs a round spent most of the row time per value."""
+  array = np.asarray(values)
+  if array.ndim != 1:
+    return [_clean(v) for v in values]
+  column = array.tolist()
+  if array.dtype.kind == "f" and not np.isfinite(array).all():
+    bad = (~np.isfinite(array)).tolist()
+    column = [None if b else v for v, b in zip(column, bad, strict=True)]
+  return column
+
+
 def metric_rows(
   study: Study,
   metrics: dict[str, np.ndarray],
@@ -442,12 +455,13 @@ def metric_rows(
   single-model study), the run's study-wide index, its group and run-axis values, then its
   metrics. A run that stopped (`active` false) repeats its last row's metrics."""
   rows = []
+  columns = {k: _clean_column(v) for k, v in metrics.items() if k != "active"}
   for r, run in enumerate(study.runs_table):
     run_id = study.run_ids[r]
     row = {round_key(study.config): round_index + 1, "run": run_id, "group": study.groups[r]}
     row.update(run)
     row.update(field.split("=", 1) for field in study.config.row_fields)
-    values = {k: _clean(v[r]) for k, v in metrics.items() if k != "active"}
+    values = {k: column[r] for k, column in columns.items()}
     if "fit_epoch" in values:
       values["fit_epoch"] = values["fit_epoch"] if values["fit_epoch"] > 0 else None
     prev = (previous or {}).get(run_id)

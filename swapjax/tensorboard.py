@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROUND_KEYS = ("round", "epoch")
 # Metrics are slash-scoped (`AtoB/test_acc`, `time/round_s`), except these.
 UNSCOPED_METRICS = ("fit_epoch",)
@@ -49,6 +51,16 @@ def scalar(value: Any) -> float | None:
     return None
   value = float(value)
   return value if math.isfinite(value) else None
+
+
+def _finite_mean(values: list[Any]) -> float | None:
+  """The mean of the values that are finite numbers (as `scalar` picks them), or None."""
+  if all(type(v) is float or type(v) is int for v in values):  # the common case, at once
+    array = np.asarray(values, np.float64)
+    finite = array[np.isfinite(array)]
+    return float(finite.mean()) if finite.size else None
+  picked = [x for v in values if (x := scalar(v)) is not None]
+  return sum(picked) / len(picked) if picked else None
 
 
 def run_dir_name(run: int, group: str) -> str:
@@ -78,9 +90,9 @@ def group_means(rows: list[dict[str, Any]], round_key: str) -> list[dict[str, An
     merged = {**conditions, "run": index, "group": group, "runs": len(members)}
     merged[round_key] = members[0][round_key]
     for key in split_row(members[0])[1]:
-      values = [v for m in members if (v := scalar(m.get(key))) is not None]
-      if values:
-        merged[key] = sum(values) / len(values)
+      mean = _finite_mean([m.get(key) for m in members])
+      if mean is not None:
+        merged[key] = mean
     out.append(merged)
   return out
 
