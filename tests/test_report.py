@@ -4,6 +4,7 @@ import matplotlib.axes
 import matplotlib.image
 import numpy as np
 import pytest
+import report_tables as rt
 
 from swapjax import report
 
@@ -116,7 +117,6 @@ def test_one_level_has_no_ordering_section(tmp_path, monkeypatch):
 
 # ------------------------------------------------ every table cell against numpy
 # The report's spread is the population std over seeds (np.std, ddof=0) in the tables and the bands.
-SPREAD_DDOF = 0
 SWAP_ACC = tuple(
   f"{member}/{split}_acc"
   for split in ("test", "test_unseen", "holdout", "train")
@@ -126,56 +126,6 @@ SWAP_METRICS = SWAP_ACC + ("AtoB/test_loss", "BtoA/test_loss", "AtoB/train_loss"
 SWAP_GROUPS = (("none", 0), ("swap", 1))  # (condition, warmup); three seeds each
 SEEDS = 3
 ROUNDS = 4
-
-
-def _cells(line):
-  return [cell.strip() for cell in line.strip().strip("|").split("|")]
-
-
-def _table(lines, first_header):
-  """Rows (header -> cell) of the markdown table whose first header cell is `first_header`."""
-  start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
-  header = _cells(lines[start])
-  rows = []
-  for line in lines[start + 2 :]:
-    if not line.startswith("|"):
-      break
-    cells = _cells(line)
-    assert len(cells) == len(header), line
-    rows.append(dict(zip(header, cells, strict=True)))
-  return rows
-
-
-def _close(printed, expected, decimals):
-  """The printed number equals `expected` to the `decimals` the report prints."""
-  return abs(float(printed) - expected) <= 0.5 * 10**-decimals + 1e-9
-
-
-def _decimals(number: str) -> int:
-  return len(number.split(".")[1]) if "." in number else 0
-
-
-def _significant(number: str) -> int:
-  return len(number.replace(".", "").lstrip("0"))
-
-
-def _assert_stat(cell, values, integral=False):
-  """`cell` is 'mean ± spread' of `values`, computed here with numpy, printed to the precision the
-  spread supports: the spread at 2 significant digits and the mean at its decimal place (without
-  spread: the mean at 4 significant digits, or whole for counts), each number within half a unit
-  of its last printed digit of numpy's."""
-  values = np.asarray(values, float)
-  mean, spread = np.mean(values), np.std(values, ddof=SPREAD_DDOF)
-  printed_mean, printed_spread = (part.strip() for part in cell.split("±"))
-  if printed_spread == "0":
-    assert spread < 1e-12, (cell, mean, spread)
-    assert "." not in printed_mean if integral else _significant(printed_mean) == 4, cell
-  else:
-    assert _significant(printed_spread) == 2, cell
-    assert _decimals(printed_mean) == _decimals(printed_spread), cell
-  decimals = _decimals(printed_mean)
-  assert _close(printed_mean, mean, decimals), (cell, mean, spread)
-  assert _close(printed_spread, spread, decimals), (cell, mean, spread)
 
 
 @pytest.mark.parametrize(
@@ -234,15 +184,15 @@ def test_swap_table_every_cell_is_the_final_round_over_seeds(tmp_path, monkeypat
   rows, values_GxSxRxK, moved_GxSxR = _swap_study()
   lines = report.swap_report({}, rows, tmp_path)
   assert lines[0].startswith(f"## Final accuracies (round {ROUNDS};")
-  table = _table(lines, "group")
+  table = rt.table(lines, "group")
   assert [r["group"] for r in table] == [f"condition={c}, warmup={w}" for c, w in SWAP_GROUPS]
   columns = {f"{m.split('/')[0]} {m.split('/')[1].removesuffix('_acc')}": m for m in SWAP_ACC}
   assert set(columns) | {"group", "seeds", "moved in total"} == set(table[0])
   for g, row in enumerate(table):
     assert int(row["seeds"]) == SEEDS
     for column, metric in columns.items():
-      _assert_stat(row[column], values_GxSxRxK[g, :, -1, SWAP_METRICS.index(metric)])
-    _assert_stat(row["moved in total"], moved_GxSxR[g].sum(axis=1), integral=True)
+      rt.assert_stat(row[column], values_GxSxRxK[g, :, -1, SWAP_METRICS.index(metric)])
+    rt.assert_stat(row["moved in total"], moved_GxSxR[g].sum(axis=1), integral=True)
 
 
 @pytest.fixture
@@ -293,7 +243,7 @@ def test_swap_plots_draw_the_per_round_mean_and_std_over_seeds(tmp_path, band_ca
 
     def band(label, metric, g=g):
       ys_SxR = values_GxSxRxK[g, :, :, SWAP_METRICS.index(metric)]
-      mean, std = ys_SxR.mean(0), ys_SxR.std(0, ddof=SPREAD_DDOF)
+      mean, std = ys_SxR.mean(0), ys_SxR.std(0, ddof=rt.SPREAD_DDOF)
       return label, np.arange(1, ROUNDS + 1), mean, mean - std, mean + std
 
     for kind in ("acc", "loss"):
@@ -373,7 +323,7 @@ def test_memorize_table_every_cell_over_seeds(tmp_path, monkeypatch):
   expected = _memorize_expected(values)
   lines = report.memorize_report(CONFIG, rows, tmp_path)
   assert lines[0].startswith(f"## Per run group (after epoch {EPOCHS};")
-  table = {row["group"]: row for row in _table(lines, "group")}
+  table = {row["group"]: row for row in rt.table(lines, "group")}
   names = ("input_corruption", "label_corruption", "learning_rate")
   assert set(table) == {
     ", ".join(f"{n}={v}" for n, v in zip(names, key, strict=True)) for key in MEMORIZE_FITS
@@ -383,11 +333,11 @@ def test_memorize_table_every_cell_over_seeds(tmp_path, monkeypatch):
     assert int(row["seeds"]) == SEEDS
     assert row["fit"] == f"{len(want['fits'])}/{SEEDS}"
     if want["fits"]:
-      _assert_stat(row["epochs to fit"], want["fits"], integral=True)
+      rt.assert_stat(row["epochs to fit"], want["fits"], integral=True)
     else:
       assert row["epochs to fit"] == "n/a"
     for column in ("train acc", "val acc", "test acc", "test loss"):
-      _assert_stat(row[column], want[column])
+      rt.assert_stat(row[column], want[column])
 
 
 def test_memorize_ordering_table_pools_clean_images_per_level(tmp_path, monkeypatch):
@@ -397,7 +347,7 @@ def test_memorize_ordering_table_pools_clean_images_per_level(tmp_path, monkeypa
   rows, values = _memorize_study()
   expected = _memorize_expected(values)
   lines = report.memorize_report(CONFIG, rows, tmp_path)
-  table = {(r["learning rate"], r["label corruption"]): r for r in _table(lines, "learning rate")}
+  table = {(r["learning rate"], r["label corruption"]): r for r in rt.table(lines, "learning rate")}
   clean = {key: want for key, want in expected.items() if key[0] == "none"}
   assert set(table) == {(str(lr), str(level)) for _, level, lr in clean}
   for (_, level, lr), want in clean.items():
@@ -406,8 +356,8 @@ def test_memorize_ordering_table_pools_clean_images_per_level(tmp_path, monkeypa
     if len(want["fits"]) < SEEDS:
       assert row["mean epochs to fit"] == f"> {EPOCHS}"
     else:
-      assert _close(row["mean epochs to fit"], np.mean(want["fits"]), 1)
-    assert _close(row["mean test acc"], np.mean(want["test acc"]), 4)
+      assert rt.close(row["mean epochs to fit"], np.mean(want["fits"]), 1)
+    assert rt.close(row["mean test acc"], np.mean(want["test acc"]), 4)
 
 
 def _figure_label(key):
@@ -442,7 +392,7 @@ def test_memorize_bands_match_runs_by_epoch(tmp_path, band_calls):
   expected = []
 
   def band(label, x, ys_SxE):
-    mean, std = ys_SxE.mean(0), ys_SxE.std(0, ddof=SPREAD_DDOF)
+    mean, std = ys_SxE.mean(0), ys_SxE.std(0, ddof=rt.SPREAD_DDOF)
     return label, x, mean, mean - std, mean + std
 
   for g, (key, fits) in enumerate(MEMORIZE_FITS.items()):

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import report_tables as rt
 
 from swapjax import report
 
@@ -60,35 +61,6 @@ def _swap_study(path, rng, rounds=3):
   return values
 
 
-def _decimals(number: str) -> int:
-  return len(number.split(".")[1]) if "." in number else 0
-
-
-def _assert_stat(cell, values):
-  """`cell` is numpy's mean ± std (ddof 0) of `values`: the std at 2 significant digits, the mean
-  at its decimal place, each within half a unit of the last printed digit."""
-  printed_mean, printed_std = (part.strip() for part in cell.split("±"))
-  assert len(printed_std.replace(".", "").lstrip("0")) == 2, cell
-  decimals = _decimals(printed_std)
-  assert _decimals(printed_mean) == decimals, cell
-  half_unit = 0.5 * 10**-decimals + 1e-12
-  assert abs(float(printed_mean) - np.mean(values)) <= half_unit, (cell, np.mean(values))
-  assert abs(float(printed_std) - np.std(values)) <= half_unit, (cell, np.std(values))
-
-
-def _table(text, first_header):
-  """Rows ({header: cell}) of the markdown table whose header starts with `first_header`."""
-  lines = text.splitlines()
-  start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
-  header = [c.strip() for c in lines[start].strip("|").split("|")]
-  rows = []
-  for line in lines[start + 2 :]:
-    if not line.startswith("|"):
-      break
-    rows.append(dict(zip(header, [c.strip() for c in line.strip("|").split("|")], strict=True)))
-  return rows
-
-
 def test_one_workdir_rebuilds_its_report(tmp_path, capsys):
   _swap_study(tmp_path / "study", np.random.default_rng(0))
   assert report.main([str(tmp_path / "study")]) == 0
@@ -113,7 +85,7 @@ def test_compare_single_model_studies_every_cell_against_numpy(tmp_path, capsys)
   out = tmp_path / "out"
   assert report.main([str(a), str(b), f"--out={out}"]) == 0
   text = capsys.readouterr().out
-  table = _table(text, "group | metric")
+  table = rt.table(text, "group | metric")
   assert list(table[0]) == ["group", "metric", "study", "study_2"]
   assert [(r["group"], r["metric"]) for r in table] == [
     (f"`{group}`", metric) for group in GROUPS for metric in ("seeds", *SINGLE)
@@ -126,12 +98,12 @@ def test_compare_single_model_studies_every_cell_against_numpy(tmp_path, capsys)
     k = SINGLE.index(row["metric"])
     epoch = TEST_EPOCHS[-1] if row["metric"] == "test/acc" else EPOCHS
     for column, values in (("study", values_a), ("study_2", values_b)):
-      _assert_stat(row[column], values[g, :, epoch - 1, k])
+      rt.assert_stat(row[column], values[g, :, epoch - 1, k])
   assert "Groups not in every study: `dropout_rate=0.9` (study_2)" in text
-  assert _table(text, "key | study") == [
+  assert rt.table(text, "key | study") == [
     {"key": "`learning_rate`", "study": "[0.001]", "study_2": "[0.01]"}
   ]
-  ran = {row["run"]: row for row in _table(text, "run")}
+  ran = {row["run"]: row for row in rt.table(text, "run")}
   assert ran["device"] == {"run": "device", "study": "cpu", "study_2": "H200"}
   assert "experiment" not in ran  # the same in both
   assert (out / "compare.md").read_text() == text + "\n![final values per group](compare.png)\n"
@@ -148,14 +120,14 @@ def test_groups_named_differently_are_matched_by_their_values(tmp_path, capsys):
   assert report.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0
   text = capsys.readouterr().out
   assert "The studies name their groups differently: matched by `dropout_rate`, " in text
-  table = _table(text, "group | metric")
+  table = rt.table(text, "group | metric")
   assert [r["group"] for r in table if r["metric"] == "seeds"] == [f"`{g}`" for g in GROUPS]
   for row in table[1:]:
     if row["metric"] in SINGLE:
       g, k = GROUPS.index(row["group"].strip("`")), SINGLE.index(row["metric"])
       epoch = TEST_EPOCHS[-1] if row["metric"] == "test/acc" else EPOCHS
-      _assert_stat(row["a"], values_a[g, :, epoch - 1, k])
-      _assert_stat(row["b"], values_b[g, :, epoch - 1, k])
+      rt.assert_stat(row["a"], values_a[g, :, epoch - 1, k])
+      rt.assert_stat(row["b"], values_b[g, :, epoch - 1, k])
 
 
 def test_compare_swap_studies(tmp_path, capsys):
@@ -163,14 +135,14 @@ def test_compare_swap_studies(tmp_path, capsys):
   values = [_swap_study(tmp_path / name, rng, rounds) for name, rounds in (("a", 3), ("b", 2))]
   assert report.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0
   text = capsys.readouterr().out
-  table = _table(text, "group | metric")
+  table = rt.table(text, "group | metric")
   assert [r["metric"] for r in table] == ["seeds", *SWAP]
   for row in table[1:]:
     k = SWAP.index(row["metric"])
-    _assert_stat(row["a"], values[0][:, -1, k])
-    _assert_stat(row["b"], values[1][:, -1, k])
-  assert {"study": "a", "last round": "round 3"}.items() <= _table(text, "study")[0].items()
-  assert _table(text, "key | a") == [{"key": "`rounds`", "a": "3", "b": "2"}]
+    rt.assert_stat(row["a"], values[0][:, -1, k])
+    rt.assert_stat(row["b"], values[1][:, -1, k])
+  assert {"study": "a", "last round": "round 3"}.items() <= rt.table(text, "study")[0].items()
+  assert rt.table(text, "key | a") == [{"key": "`rounds`", "a": "3", "b": "2"}]
 
 
 def _run_cli(*args):

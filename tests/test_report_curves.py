@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import report_tables as rt
 
 from swapjax import report
 from swapjax.report_curves import curves_report
@@ -57,35 +58,6 @@ def _rows():
   return rows
 
 
-def _table(lines, first_header):
-  """Rows of the markdown table whose header starts with `first_header`, as {header: cell}."""
-  start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
-  header = [c.strip() for c in lines[start].strip("|").split("|")]
-  table = []
-  for line in lines[start + 2 :]:
-    if not line.startswith("|"):
-      break
-    table.append(dict(zip(header, [c.strip() for c in line.strip("|").split("|")], strict=True)))
-  return table
-
-
-def _decimals(number: str) -> int:
-  return len(number.split(".")[1]) if "." in number else 0
-
-
-def _assert_stat(cell, values):
-  """`cell` is "mean ± std" of `values` (np.std, ddof 0) rounded to what the spread supports: the
-  std at 2 significant digits, the mean at the same decimal place, each within half a unit of
-  its last printed digit."""
-  printed_mean, printed_std = (part.strip() for part in cell.split("±"))
-  assert len(printed_std.replace(".", "").lstrip("0")) == 2, cell
-  decimals = _decimals(printed_std)
-  assert _decimals(printed_mean) == decimals, cell
-  half_unit = 0.5 * 10**-decimals + 1e-12
-  assert abs(float(printed_mean) - np.mean(values)) <= half_unit, (cell, np.mean(values))
-  assert abs(float(printed_std) - np.std(values)) <= half_unit, (cell, np.std(values))
-
-
 def _at(rows, group, epoch, metric):
   values = [r[metric] for r in rows if r["group"] == group and r["epoch"] == epoch]
   assert len(values) == 3
@@ -95,7 +67,7 @@ def _at(rows, group, epoch, metric):
 def test_final_table_every_cell_against_numpy(tmp_path):
   rows = _rows()
   lines = curves_report({"num_classes": 10}, rows, tmp_path)
-  table = {row["group"]: row for row in _table(lines, "group | seeds")}
+  table = {row["group"]: row for row in rt.table(lines, "group | seeds")}
   assert list(table) == [f"`{SMALL}`", f"`{FULL}`"]
   for group in (SMALL, FULL):
     row = table[f"`{group}`"]
@@ -106,18 +78,18 @@ def test_final_table_every_cell_against_numpy(tmp_path):
       ("val acc", "val/acc"),
       ("val loss", "val/loss"),
     ]:
-      _assert_stat(row[column], _at(rows, group, 5, metric))
+      rt.assert_stat(row[column], _at(rows, group, 5, metric))
     last_test = TEST_EPOCHS[group][-1]
     assert row["test epoch"] == str(last_test)
-    _assert_stat(row["test acc"], _at(rows, group, last_test, "test/acc"))
-    _assert_stat(row["test loss"], _at(rows, group, last_test, "test/loss"))
-  _assert_stat(table[f"`{SMALL}`"]["holdout acc"], _at(rows, SMALL, 5, "holdout/acc"))
+    rt.assert_stat(row["test acc"], _at(rows, group, last_test, "test/acc"))
+    rt.assert_stat(row["test loss"], _at(rows, group, last_test, "test/loss"))
+  rt.assert_stat(table[f"`{SMALL}`"]["holdout acc"], _at(rows, SMALL, 5, "holdout/acc"))
   assert table[f"`{FULL}`"]["holdout acc"] == "n/a"
   for group in (SMALL, FULL):  # best over epochs, per run, then mean ± std over seeds
     for column, metric in [("best val acc", "val/acc"), ("best test acc", "test/acc")]:
       per_epoch = [_at(rows, group, e, metric) for e in EPOCHS if metric == "val/acc"
                    or e in TEST_EPOCHS[group]]  # fmt: skip
-      _assert_stat(table[f"`{group}`"][column], np.max(per_epoch, axis=0))
+      rt.assert_stat(table[f"`{group}`"][column], np.max(per_epoch, axis=0))
 
 
 def test_ranking_orders_groups_by_mean_last_validation_accuracy(tmp_path):
@@ -140,7 +112,7 @@ def test_timing_lists_each_program_with_its_groups_and_memory():
     {"program": 1, "groups": ["c"], "runs": 1, "runs_per_call": 1, "compile_s": 1.0},
   ]  # fmt: skip
   lines = report.timing_lines({"programs": programs})
-  table = _table(lines, "program")
+  table = rt.table(lines, "program")
   assert table[0]["groups"] == "`a`, `b`" and table[0]["runs per call"] == "2"
   assert table[0]["memory per run (estimate)"] == "3 MiB"
   assert table[0]["memory per call (XLA)"] == "10 MiB"
@@ -150,13 +122,13 @@ def test_timing_lists_each_program_with_its_groups_and_memory():
 def test_without_holdout_there_is_no_holdout_column(tmp_path):
   rows = [r for r in _rows() if r["group"] == FULL]
   lines = curves_report({}, rows, tmp_path)
-  assert "holdout acc" not in _table(lines, "group | seeds")[0]
+  assert "holdout acc" not in rt.table(lines, "group | seeds")[0]
 
 
 def test_comparison_with_the_report_at_its_epoch_or_our_last(tmp_path):
   rows = _rows()
   lines = curves_report({"reference": REFERENCE}, rows, tmp_path)
-  table = {row["group"]: row for row in _table(lines, "group | report epochs")}
+  table = {row["group"]: row for row in rt.table(lines, "group | report epochs")}
   assert list(table) == [f"`{SMALL}`", f"`{FULL}`"]
   for group, epoch, shown in [(SMALL, 3, "3"), (FULL, 5, "5 (report's 40 not reached)")]:
     row, ref = table[f"`{group}`"], REFERENCE[group]
@@ -165,9 +137,9 @@ def test_comparison_with_the_report_at_its_epoch_or_our_last(tmp_path):
     assert row["report train acc"] == f"{ref['train_acc']:.4f}"
     assert row["report val acc"] == f"{ref['val_acc']:.4f}"
     assert row["report val loss"] == f"{ref['val_loss']:.4f}"
-    _assert_stat(row["train epoch_acc"], _at(rows, group, epoch, "train/epoch_acc"))
-    _assert_stat(row["val acc"], _at(rows, group, epoch, "val/acc"))
-    _assert_stat(row["val loss"], _at(rows, group, epoch, "val/loss"))
+    rt.assert_stat(row["train epoch_acc"], _at(rows, group, epoch, "train/epoch_acc"))
+    rt.assert_stat(row["val acc"], _at(rows, group, epoch, "val/acc"))
+    rt.assert_stat(row["val loss"], _at(rows, group, epoch, "val/loss"))
   assert "In the report but not in this study: `train_fraction=0.2,dropout_rate=0.5`" in lines
   assert "## Compared with the report" not in curves_report({}, rows, tmp_path)
 
@@ -207,6 +179,6 @@ def test_figures_are_written(tmp_path):
 def test_without_matplotlib_the_tables_are_still_written(tmp_path, monkeypatch):
   monkeypatch.setattr(report, "_plt", lambda: None)
   lines = curves_report({"reference": REFERENCE}, _rows(), tmp_path)
-  assert len(_table(lines, "group | seeds")) == 2
-  assert len(_table(lines, "group | report epochs")) == 2
+  assert len(rt.table(lines, "group | seeds")) == 2
+  assert len(rt.table(lines, "group | report epochs")) == 2
   assert lines[-1] == report.NO_PLOTS and not list(tmp_path.iterdir())
