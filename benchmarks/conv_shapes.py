@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import statistics
-import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 from absl import app, flags
 
+from benchmarks.timing import timed
 from swapjax import config as C
 from swapjax import memory, registry
 from swapjax.models import CONV_FUNCTIONS, parse_layer
@@ -60,14 +60,7 @@ def time_case(shape, impl: str, batch: int, steps: int, repeats: int):
     return kernel - 1e-6 * dk, jnp.sum(dx)
 
   run = jax.jit(lambda k, x: jax.lax.scan(step, k, x))
-  t0 = time.perf_counter()
-  jax.block_until_ready(run(kernel, x))
-  first = time.perf_counter() - t0
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    jax.block_until_ready(run(kernel, x))
-    times.append(time.perf_counter() - t0)
+  first, times = timed(lambda: jax.block_until_ready(run(kernel, x)), repeats)
   per_step = statistics.median(times) / steps
   h_out, w_out = (h, w) if padding == "SAME" else (h - 2, w - 2)
   flops = 3 * 2 * batch * h_out * w_out * 9 * c_in * c_out  # forward + two gradients

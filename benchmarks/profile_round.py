@@ -14,7 +14,6 @@ import dataclasses
 import importlib.util
 import json
 import statistics
-import time
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +21,7 @@ import numpy as np
 from absl import app
 
 from benchmarks import run as bench
+from benchmarks.timing import timed
 from swapjax import data, registry, rounds, study, train
 from swapjax.config import run_table
 from swapjax.models import config_layers, config_model
@@ -31,13 +31,8 @@ PRESET, REPEATS = bench.PRESET, bench.REPEATS
 
 
 def _median_s(fn, repeats: int) -> float:
-  jax.block_until_ready(fn())  # warm-up (compiles)
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - t0)
-  return statistics.median(times)
+  """Median seconds of `fn()` and its results, after a warm-up call (compiles)."""
+  return statistics.median(timed(lambda: jax.block_until_ready(fn()), repeats)[1])
 
 
 def profile_jax(cfg, ds, repeats: int) -> dict[str, float]:

@@ -22,14 +22,14 @@ import time
 from pathlib import Path
 
 import jax
-import numpy as np
 from absl import app, flags
 
+from benchmarks.timing import timed
 from swapjax import data, registry, study, train
 from swapjax import mesh as meshlib
 from swapjax.config import ConfigError, apply_overrides, run_table, validate, variant_configs
 from swapjax.models import SpecNet, config_layers, config_model
-from swapjax.runner import _xla_peak_bytes
+from swapjax.runner import _compile, _xla_peak_bytes
 
 SEQUENTIAL = "lax/sequential"  # the baseline: one model at a time (see _time_sequential)
 # The PyTorch reference: the same loop in eager PyTorch (benchmarks/torch_reference.py, needs
@@ -218,14 +218,13 @@ def _time_rounds(base, strategy: str, ds, repeats):
     result["compile_s"] = time.perf_counter() - t0
     result["xla_peak_bytes"] = _xla_peak_bytes(compiled)
     fn = compiled
-  state, m = fn(*args(state))  # warm-up (and compile for the host driver)
-  jax.block_until_ready((state, m))
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    state, m = fn(*args(state))
-    jax.block_until_ready((state, m))
-    times.append(time.perf_counter() - t0)
+
+  def one_round():
+    nonlocal state
+    state, metrics = fn(*args(state))
+    jax.block_until_ready((state, metrics))
+
+  _, times = timed(one_round, repeats)  # the warm-up compiles for the host driver
   return _summarise(result, cfg, ds, times)
 
 
@@ -298,21 +297,15 @@ def _time_sequential(cfg, ds, repeats):
         out.append(evaluate(params[i], holdout[0], pool.variant_R, holdout[1], slope))
       jax.block_until_ready(out)
 
-  t0 = time.perf_counter()
-  one_round()  # warm-up: compiles the step and the evaluation
+  first, times = timed(one_round, repeats)  # the warm-up compiles the step and the evaluation
   result = {
     "strategy": SEQUENTIAL,
     "conv_impl": "lax",
     "driver": "sequential",
     "runs": len(run_table(cfg)),
     "models": models,
-    "first_round_s": time.perf_counter() - t0,
+    "first_round_s": first,
   }
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    one_round()
-    times.append(time.perf_counter() - t0)
   return _summarise(result, cfg, ds, times)
 
 
@@ -383,8 +376,8 @@ def main(argv):
       from benchmarks import torch_reference  # torch is an optional extra
 
       row = torch_reference.time_torch(first, ds, repeats, _summarise)
-    elif with_strategy(first, strategy).cpu_devices != 1 and jax.device_count() > 1:
-      row = _time_split(first, strategy, ds, repeats)
+    elif devices := meshlib.split_devices(with_strategy(first, strategy)):
+      row = _time_split(first, strategy, ds, repeats, devices)
     else:
       row = _time_rounds(first, strategy, ds, repeats)
     report["strategies"].append(row)
@@ -425,12 +418,11 @@ def _time_groups(report, base, ds, repeats, runs: int, rounds: int):
   (`cpu_devices`), each group is timed both ways side by side: as the runner runs it (equal
   chunks on the single devices at once) and as one call on one device."""
   report["groups"] = []
-  devices = jax.local_devices()
-  split = base.cpu_devices != 1 and devices[0].platform == "cpu" and len(devices) > 1
+  devices = meshlib.split_devices(base)
   for variant in variant_configs(base):
     cfg = population(variant, runs)
     row = _time_rounds(cfg, "patches/scan", ds, repeats)
-    if split:
+    if devices:
       one = row["one_device_round_s_median"] = row["round_s_median"]
       group = apply_overrides(base, [f"groups={variant.variant}"])
       row.update(_time_chunks(group, runs, ds, repeats, devices))
@@ -445,9 +437,9 @@ def _time_groups(report, base, ds, repeats, runs: int, rounds: int):
     "rounds": rounds,
     "steady_s": rounds * sum(r["round_s_median"] for r in report["groups"]),
     "compile_s": sum(r.get("compile_s", 0.0) for r in report["groups"]),
-    "cpu_devices": len(devices) if split else 1,
+    "cpu_devices": len(devices) if devices else 1,
   }
-  if split:
+  if devices:
     report["groups_study"]["one_device_steady_s"] = rounds * sum(
       r["one_device_round_s_median"] for r in report["groups"]
     )
@@ -455,33 +447,21 @@ def _time_groups(report, base, ds, repeats, runs: int, rounds: int):
 
 def _time_chunks(config, runs: int, ds, repeats, devices) -> dict:
   """A group's round as the runner runs it on a split CPU: its runs in equal chunks on the
-  single devices (study.build_programs), every chunk dispatched before any is awaited."""
+  single devices (study.build_programs, each compiled once per device by the runner's
+  `_compile`), every chunk dispatched before any is awaited."""
   config = dataclasses.replace(config, num_seeds=runs)
   programs = study.build_programs(config, {config.dataset: ds}, None, devices)
   states = [p.init_state(p.runs) for p in programs]
-  compiled, t0 = {}, time.perf_counter()
-  for p, state in zip(programs, states, strict=True):
-    if p.device.id not in compiled:
-      args = (state, p.pool, p.runs, np.asarray(False))
-      compiled[p.device.id] = p.round_fn.lower(*args).compile()
-  compile_s = time.perf_counter() - t0
+  programs, compile_s, _ = _compile(programs, states)
 
-  def one_round(states):
-    out = [
-      study.step_round(dataclasses.replace(p, round_fn=compiled[p.device.id]), s)
-      for p, s in zip(programs, states, strict=True)
-    ]
+  def one_round():
+    out = [study.step_round(p, s) for p, s in zip(programs, states, strict=True)]
     jax.block_until_ready(out)
-    return [state for state, _ in out]
+    states[:] = [state for state, _ in out]
 
-  states = one_round(states)  # warm-up
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    states = one_round(states)
-    times.append(time.perf_counter() - t0)
+  _, times = timed(one_round, repeats)
   return {
-    "compile_s": compile_s,
+    "compile_s": sum(compile_s.values()),
     "round_s_median": statistics.median(times),
     "round_s_min": min(times),
     "round_s_max": max(times),
@@ -491,11 +471,11 @@ def _time_chunks(config, runs: int, ds, repeats, devices) -> dict:
   }
 
 
-def _time_split(first, strategy: str, ds, repeats):
+def _time_split(first, strategy: str, ds, repeats, devices):
   """A strategy with `cpu_devices` != 1: the population as the runner runs it on the split
-  CPU (equal chunks on the single devices at once), summarised like the other strategies."""
+  CPU (equal chunks on the single `devices` at once), summarised like the other strategies."""
   cfg = with_strategy(first, strategy)
-  chunks = _time_chunks(cfg, cfg.num_seeds, ds, repeats, jax.local_devices())
+  chunks = _time_chunks(cfg, cfg.num_seeds, ds, repeats, devices)
   result = {
     "strategy": strategy,
     "conv_impl": cfg.conv_impl,

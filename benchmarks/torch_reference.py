@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 
 import jax
 import numpy as np
@@ -26,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmarks.timing import timed
 from swapjax import study, train
 from swapjax.config import run_table
 from swapjax.models import config_layers, parse_layer
@@ -333,27 +333,20 @@ def time_torch(cfg, ds, repeats: int, summarise=None, device: str | None = None)
       protocol.model_round(net, optimizer)
       sync()  # every model's work done before the next, as block_until_ready in the JAX loop
 
-  t0 = time.perf_counter()
-  one_round()  # warm-up: allocator, first-call dispatch
+  first, times = timed(one_round, repeats)  # the warm-up: allocator, first-call dispatch
   result = {
     "strategy": TORCH,
     "conv_impl": "torch",
     "driver": "sequential",
     "runs": len(run_table(cfg)),
     "models": models,
-    "first_round_s": time.perf_counter() - t0,
+    "first_round_s": first,
     "torch": torch.__version__,
     "torch_device": device,
     "torch_threads": torch.get_num_threads(),
   }
-  protocol.counts.update(steps=0, eval_images=0)
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    one_round()
-    times.append(time.perf_counter() - t0)
   # The work actually done, per model and round (tests compare it with the JAX baseline's).
-  rounds = models * max(repeats, 1)
+  rounds = models * (repeats + 1)  # the warm-up round did the same work
   result["train_steps_per_model"] = protocol.counts["steps"] / rounds
   result["eval_images_per_model"] = protocol.counts["eval_images"] / rounds
   return summarise(result, cfg, ds, times)

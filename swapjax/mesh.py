@@ -32,6 +32,22 @@ def split_cpu(devices: int) -> int:
   return count
 
 
+def split_devices(config) -> list | None:
+  """The single CPU devices a study's runs are spread over in equal chunks (`cpu_devices`
+  split the host: one process, no `data` axis, no `runs_per_device` or `mesh_runs` asked
+  for, more than one CPU device), or None."""
+  local = jax.local_devices()
+  split = (
+    config.cpu_devices != 1
+    and jax.process_count() == 1
+    and config.mesh_data == 1
+    and not (config.runs_per_device or config.mesh_runs)
+    and local[0].platform == "cpu"
+    and len(local) > 1
+  )
+  return local if split else None
+
+
 class MeshError(ValueError):
   """A mesh shape that does not fit the devices or the runs; one line for the user."""
 

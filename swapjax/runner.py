@@ -168,19 +168,12 @@ def _meshes(config: Config):
   """One mesh per program (its run count decides the `runs` axis), or single devices for
   chunks of `runs_per_device` or for a CPU split into `cpu_devices` (one process, no `data`
   axis); and a line saying which."""
-  local = jax.local_devices()
-  alone = jax.process_count() == 1 and config.mesh_data == 1
-  if (
-    alone
-    and config.cpu_devices != 1
-    and not (config.runs_per_device or config.mesh_runs)
-    and local[0].platform == "cpu"
-    and len(local) > 1
-  ):
-    count = min(len(local), *(len(run_table(p)) for p in program_configs(config)))
+  split = meshlib.split_devices(config)
+  if split:
+    count = min(len(split), *(len(run_table(p)) for p in program_configs(config)))
     note = f"each program's runs in equal chunks on {count} CPU devices (cpu_devices)"
-    return [None] * len(program_configs(config)), note, local[:count]
-  if config.runs_per_device and alone:
+    return [None] * len(program_configs(config)), note, split[:count]
+  if config.runs_per_device and jax.process_count() == 1 and config.mesh_data == 1:
     devices = jax.local_devices()
     chunks = min(len(run_table(p)) // config.runs_per_device for p in program_configs(config))
     count = meshlib.choose_runs_axis(chunks, len(devices), config.mesh_runs, 1)
