@@ -27,9 +27,13 @@ STUDY = [
 ]
 
 
-def _env(devices: int):
+def _env(devices: int | None):
+  """The subprocess' environment; `devices`: simulated CPU devices forced in XLA_FLAGS, or
+  None for none forced (the study's own `cpu_devices` decides)."""
   env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
-  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+  env.pop("XLA_FLAGS", None)
+  if devices is not None:
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
   return env
 
 
@@ -40,9 +44,9 @@ def _rows(workdir: Path):
   return rows
 
 
-def _run(workdir, devices, *extra):
+def _run(workdir, devices, *extra, study=STUDY):
   result = subprocess.run(
-    [sys.executable, "-m", "swapjax.main", *STUDY, f"--workdir={workdir}", *extra],
+    [sys.executable, "-m", "swapjax.main", *study, f"--workdir={workdir}", *extra],
     env=_env(devices),
     cwd=REPO,
     capture_output=True,
@@ -203,21 +207,12 @@ def test_cpu_devices_split_gives_the_single_device_metrics(tmp_path):
     *("--set", "groups=base,recurrent_dropout", "--set", "num_seeds=4", "--set", "rounds=2"),
     *("--set", "pool_size=200", "--set", "holdout_size=100"),
   ]
-  env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
-  env.pop("XLA_FLAGS", None)  # the split is the study's own setting, not a forced count
-  out = {}
-  for devices in (1, 2):
-    result = subprocess.run(
-      [sys.executable, "-m", "swapjax.main", *study, f"--workdir={tmp_path / str(devices)}"]
-      + ["--set", f"cpu_devices={devices}"],
-      env=env,
-      cwd=REPO,
-      capture_output=True,
-      text=True,
-      timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    out[devices] = result.stdout
+  out = {
+    devices: _run(
+      tmp_path / str(devices), None, "--set", f"cpu_devices={devices}", study=study
+    ).stdout
+    for devices in (1, 2)
+  }
   assert "equal chunks on 2 CPU devices (cpu_devices)" in out[2]
   assert "for cpu:1" in out[2] and "CPU devices" not in out[1]
   timing = json.loads((tmp_path / "2" / "timing.json").read_text())
