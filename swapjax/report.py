@@ -517,8 +517,11 @@ def timing_lines(timing: dict[str, Any] | None) -> list[str]:
   ] + _program_lines(timing.get("programs") or [])
 
 
-def _mib(value) -> str:
-  return f"{value / 2**20:,.0f} MiB" if value else "n/a"
+def format_bytes(value) -> str:
+  """`45 MiB`, or `486 KiB` below a MiB (tiny models' runs); `n/a` when not known."""
+  if not value:
+    return "n/a"
+  return f"{value / 2**20:,.0f} MiB" if value >= 2**20 else f"{value / 2**10:,.0f} KiB"
 
 
 def _program_lines(programs: list[dict[str, Any]]) -> list[str]:
@@ -541,8 +544,8 @@ def _program_lines(programs: list[dict[str, Any]]) -> list[str]:
       f"| {p.get('program')} | {', '.join(f'`{g}`' for g in p.get('groups', []))} | "
       f"{p.get('runs')} | {p.get('runs_per_call')} | {p.get('compile_s', 0.0):.1f} | "
       + (f"{seconds:.2f}" if seconds is not None else "n/a")
-      + f" | {_mib(p.get('memory_estimate_bytes_per_run'))} | "
-      f"{_mib(p.get('xla_peak_bytes_per_call'))} |"
+      + f" | {format_bytes(p.get('memory_estimate_bytes_per_run'))} | "
+      f"{format_bytes(p.get('xla_peak_bytes_per_call'))} |"
     )
   return lines
 

@@ -271,18 +271,14 @@ def _compile(programs, states):
         f"{built.config.members} members ({', '.join(groups)}) in "
         f"{time.perf_counter() - t0:.1f} s"
         + (f" for {built.device}" if built.device else "")
-        + f"; memory: ~{_bytes(per_run)} per run (estimate), XLA's figure per call "
-        + (_bytes(peak[built.program]) if peak[built.program] else "n/a"),
+        + f"; memory: ~{report.format_bytes(per_run)} per run (estimate), XLA's figure per "
+        + f"call {report.format_bytes(peak[built.program])}",
         flush=True,
       )
     if key in done:
       built = dataclasses.replace(built, round_fn=done[key])
     compiled.append(built)
   return compiled, seconds, peak
-
-
-def _bytes(n: int) -> str:
-  return f"{n / 2**20:,.0f} MiB" if n >= 2**20 else f"{n / 2**10:,.0f} KiB"
 
 
 def _xla_peak_bytes(compiled) -> int | None:

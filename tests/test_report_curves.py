@@ -109,7 +109,8 @@ def test_timing_lists_each_program_with_its_groups_and_memory():
     {"program": 0, "groups": ["a", "b"], "runs": 4, "runs_per_call": 2, "compile_s": 3.0,
      "round_s_median": 1.5, "memory_estimate_bytes_per_run": 3 * 2**20,
      "xla_peak_bytes_per_call": 10 * 2**20},
-    {"program": 1, "groups": ["c"], "runs": 1, "runs_per_call": 1, "compile_s": 1.0},
+    {"program": 1, "groups": ["c"], "runs": 1, "runs_per_call": 1, "compile_s": 1.0,
+     "memory_estimate_bytes_per_run": 486 * 2**10},
   ]  # fmt: skip
   lines = report.timing_lines({"programs": programs})
   table = rt.table(lines, "program")
@@ -117,6 +118,7 @@ def test_timing_lists_each_program_with_its_groups_and_memory():
   assert table[0]["memory per run (estimate)"] == "3 MiB"
   assert table[0]["memory per call (XLA)"] == "10 MiB"
   assert table[1]["s per round"] == "n/a" and table[1]["memory per call (XLA)"] == "n/a"
+  assert table[1]["memory per run (estimate)"] == "486 KiB"  # not "0 MiB"
 
 
 def test_without_holdout_there_is_no_holdout_column(tmp_path):
