@@ -62,7 +62,7 @@ DATASETS = (*IMAGE_DATASETS, *GENERATED_DATASETS)
 SOURCES = ("auto", "files", "tfds", "bundled", "synthetic")
 MODELS = ("cifar_cnn", "cnn_004", "cnn_004_dropout")  # swapjax.models.MODEL_SPECS
 INPUT_CORRUPTIONS = ("none", "shuffled_pixels", "random_pixels", "gaussian")
-CONV_IMPLS = ("auto", "patches", "lax", "hybrid")
+CONV_IMPLS = ("auto", "patches", "lax", "hybrid", "onednn")
 DRIVERS = ("auto", "scan", "host")
 DTYPES = ("float32", "bfloat16")
 ON_NAN = ("stop", "freeze")
@@ -335,12 +335,24 @@ def validate(config: Config) -> None:
     ("model", MODELS),
     ("input_corruption", INPUT_CORRUPTIONS),
     ("conv_impl", CONV_IMPLS),
+    ("eval_conv_impl", CONV_IMPLS[1:]),
     ("driver", DRIVERS),
     ("compute_dtype", DTYPES),
     ("on_nan", ON_NAN),
     ("normalize", NORMALIZE),
   ]:
     _choice(config, key, allowed)
+  for key in ("conv_impl", "eval_conv_impl"):
+    if getattr(config, key) != "onednn":
+      continue
+    _check(
+      config.compute_dtype == "float32",
+      f"{key}=onednn computes in float32, not compute_dtype={config.compute_dtype}",
+    )
+    from swapjax import onednn  # imports JAX: only for this value
+
+    reason = onednn.unavailable_reason()
+    _check(not reason, f"{key}=onednn: {reason}")
   _check(config.rounds >= 1, f"rounds={config.rounds}: must be >= 1")
   _check(1 <= config.num_seeds <= 100_000, f"num_seeds={config.num_seeds}: must be >= 1")
   _check(config.batch_size >= 1, f"batch_size={config.batch_size}: must be >= 1")

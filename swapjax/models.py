@@ -4,8 +4,9 @@ formulation.
 `conv_impl="lax"` is `lax.conv_general_dilated`; under `vmap` over models it becomes a grouped
 convolution, whose gradient XLA:CPU runs slowly inside loops and cuDNN runs slowly in general
 (jax-ml/jax#12868, #13800). `conv_impl="patches"` computes the same 3x3 convolution as nine
-shifted slices and one matmul, so a population of models becomes batched matmuls. Both use
-the same parameters; tests check they agree.
+shifted slices and one matmul, so a population of models becomes batched matmuls.
+`conv_impl="onednn"` calls oneDNN's CPU convolutions through jax.ffi (swapjax/onednn.py; an
+optional extra), one model after another. All use the same parameters; tests check they agree.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from swapjax import onednn
 
 KERAS_KERNEL_INIT = nn.initializers.glorot_uniform()
 
@@ -61,7 +64,12 @@ def _hybrid_bwd(padding, residuals, dy_BxHxWxO):
 
 
 conv3x3_hybrid.defvjp(_hybrid_fwd, _hybrid_bwd)
-CONV_FUNCTIONS = {"patches": conv3x3_patches, "lax": conv3x3_lax, "hybrid": conv3x3_hybrid}
+CONV_FUNCTIONS = {
+  "patches": conv3x3_patches,
+  "lax": conv3x3_lax,
+  "hybrid": conv3x3_hybrid,
+  "onednn": onednn.conv3x3,  # optional: swapjax/onednn.py
+}
 
 
 class Conv3x3(nn.Module):
@@ -360,12 +368,16 @@ def config_model(config, conv_impl: str) -> SpecNet:
   )
 
 
-def default_conv_impl(backend: str | None = None) -> str:
-  """Measured default (benchmarks/README.md): patches on CPU. On GPU/TPU unmeasured here; the
+def default_conv_impl(backend: str | None = None, compute_dtype: str = "float32") -> str:
+  """Measured default (benchmarks/README.md): on CPU, oneDNN's convolutions where they load
+  (`pip install -e '.[onednn]'`, float32), else patches. On GPU/TPU unmeasured here; the
   patches form turns the population into batched matmuls, which avoids the grouped conv."""
-  del backend
+  if backend == "cpu" and compute_dtype == "float32" and onednn.available():
+    return "onednn"
   return "patches"
 
 
-def resolve_conv_impl(conv_impl: str) -> str:
-  return default_conv_impl(jax.default_backend()) if conv_impl == "auto" else conv_impl
+def resolve_conv_impl(conv_impl: str, compute_dtype: str = "float32") -> str:
+  if conv_impl == "auto":
+    return default_conv_impl(jax.default_backend(), compute_dtype)
+  return conv_impl

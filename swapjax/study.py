@@ -181,7 +181,7 @@ def build_whole(config: Config, ds: datalib.Dataset, mesh=None, chunk: int = 0) 
   run arrays of every run, not yet placed on the mesh (`chunks` splits and places them)."""
   table = run_table(config)
   size = chunk or len(table)
-  conv_impl = resolve_conv_impl(config.conv_impl)
+  conv_impl = resolve_conv_impl(config.conv_impl, config.compute_dtype)
   driver = default_driver(jax.default_backend()) if config.driver == "auto" else config.driver
   model = config_model(config, conv_impl)
   optimizer = train.make_optimizer(config)
