@@ -40,3 +40,16 @@ def test_report_architectures(name, shape, n_params):
   params = model.init(jax.random.key(0), jnp.zeros((1, *shape)))["params"]
   assert sum(p.size for p in jax.tree.leaves(params)) == n_params
   assert model.apply({"params": params}, jnp.zeros((2, *shape))).shape == (2, 10)
+
+
+@pytest.mark.parametrize("size", [8, 11])  # 11: the odd last row and column are dropped
+def test_max_pool_formulations_agree(size):
+  """Training's reshape form and evaluation's reduce-window: equal values, and equal gradients
+  where no window's maximum is tied (random floats)."""
+  x = jax.random.normal(jax.random.key(size), (2, size, size, 3))
+  dy = jax.random.normal(jax.random.key(1), (2, size // 2, size // 2, 3))
+  got, got_vjp = jax.vjp(lambda a: models.max_pool_2x2(a, train=True), x)
+  want, want_vjp = jax.vjp(lambda a: models.max_pool_2x2(a, train=False), x)
+  assert got.shape == want.shape == dy.shape
+  np.testing.assert_array_equal(got, want)
+  np.testing.assert_array_equal(got_vjp(dy)[0], want_vjp(dy)[0])
