@@ -25,7 +25,7 @@ import jax
 from absl import app, flags
 
 from benchmarks.timing import timed
-from swapjax import data, registry, study, train
+from swapjax import data, onednn, registry, study, train
 from swapjax import mesh as meshlib
 from swapjax.config import ConfigError, apply_overrides, run_table, validate, variant_configs
 from swapjax.models import SpecNet, config_layers, config_model
@@ -44,7 +44,7 @@ PRESETS = {
   "tiny": dict(
     experiment="swap_cifar10",
     overrides=dict(pool_size=256, holdout_size=64),
-    strategies=["patches/scan", SEQUENTIAL, TORCH],
+    strategies=["onednn/scan", "patches/scan", SEQUENTIAL, TORCH],
     scaling=[1, 2],
     repeats=2,
     full_study=False,
@@ -54,7 +54,7 @@ PRESETS = {
   "swap_pool2000": dict(
     experiment="swap_cifar10",
     overrides=dict(pool_size=2000),
-    strategies=["patches/scan", "patches/scan/cpu_devices=2", SEQUENTIAL, TORCH],
+    strategies=["onednn/scan", "patches/scan", "patches/scan/cpu_devices=2", SEQUENTIAL, TORCH],
     scaling=[2],
     repeats=3,
     full_study=False,
@@ -63,7 +63,7 @@ PRESETS = {
   "memorize_mnist": dict(
     experiment="memorize_mnist",
     overrides={},
-    strategies=["patches/scan", SEQUENTIAL, TORCH],
+    strategies=["onednn/scan", "patches/scan", SEQUENTIAL, TORCH],
     scaling=[1],
     repeats=5,
     full_study=False,
@@ -72,6 +72,7 @@ PRESETS = {
     experiment="swap_cifar10",
     overrides={},
     strategies=[
+      "onednn/scan",
       "patches/scan",
       "patches/scan/compute_dtype=bfloat16",
       "lax/scan",
@@ -91,7 +92,7 @@ PRESETS = {
   "fashion_dropout": dict(
     experiment="fashion_dropout",
     overrides=dict(train_fraction=(0.2,), dropout_rate=(0.0, 0.5)),
-    strategies=["patches/scan", SEQUENTIAL],
+    strategies=["onednn/scan", "patches/scan", SEQUENTIAL],
     scaling=[2],
     repeats=2,
     full_study=False,
@@ -328,6 +329,10 @@ def main(argv):
     preset["full_study"] = FULL_STUDY.value
   base = registry.get_config(preset["experiment"])
   base = dataclasses.replace(base, source="synthetic", rounds=1_000_000, **preset["overrides"])
+  onednn_strategies = [x for x in preset["strategies"] if x.startswith("onednn/")]
+  if onednn_strategies and not STRATEGIES.value and onednn.unavailable_reason():
+    preset["strategies"] = [x for x in preset["strategies"] if x not in onednn_strategies]
+    print(f"benchmarks: {', '.join(onednn_strategies)} left out: {onednn.unavailable_reason()}")
   try:
     validate(base)
     for strategy in preset["strategies"]:

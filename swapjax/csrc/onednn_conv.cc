@@ -45,12 +45,27 @@ struct Shape {
   }
 };
 
+// A weights buffer in the layout a convolution chose and the reorder between it and JAX's HWIO
+// (empty when that layout is HWIO itself).
+struct Staged {
+  memory buffer;
+  dnnl::reorder reorder;
+};
+
+Staged Stage(const memory::desc& hwio, const memory::desc& layout, bool into_layout) {
+  if (layout == hwio) return {};
+  const memory::desc& from = into_layout ? hwio : layout;
+  const memory::desc& to = into_layout ? layout : hwio;
+  return {memory(layout, Engine()),
+          dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), from, Engine(), to))};
+}
+
 struct Primitives {
-  memory::desc src, wei, dst;              // JAX's layouts
-  memory::desc fwd_wei, data_wei, bwd_wei;  // the layouts each convolution chose
+  memory src, wei, dst;  // JAX's layouts; each call points them at its buffers
   dnnl::convolution_forward fwd;
   dnnl::convolution_backward_data bwd_data;
   dnnl::convolution_backward_weights bwd_weights;
+  Staged fwd_wei, data_wei, grad_wei;
   memory fwd_scratch, data_scratch, weights_scratch;  // each primitive's own work space
 };
 
@@ -75,20 +90,25 @@ Primitives Make(const Shape& s) {
     fprintf(stderr, "onednn %s | %s | %s\n", fwd.impl_info_str(), bwd_data.impl_info_str(),
             bwd_weights.impl_info_str());
   }
-  return {src, wei, dst, fwd.weights_desc(), bwd_data.weights_desc(),
-          bwd_weights.diff_weights_desc(), dnnl::convolution_forward(fwd),
+  return {memory(src, Engine(), DNNL_MEMORY_NONE),
+          memory(wei, Engine(), DNNL_MEMORY_NONE),
+          memory(dst, Engine(), DNNL_MEMORY_NONE),
+          dnnl::convolution_forward(fwd),
           dnnl::convolution_backward_data(bwd_data),
           dnnl::convolution_backward_weights(bwd_weights),
-          memory(fwd.scratchpad_desc(), Engine()), memory(bwd_data.scratchpad_desc(), Engine()),
+          Stage(wei, fwd.weights_desc(), true),
+          Stage(wei, bwd_data.weights_desc(), true),
+          Stage(wei, bwd_weights.diff_weights_desc(), false),
+          memory(fwd.scratchpad_desc(), Engine()),
+          memory(bwd_data.scratchpad_desc(), Engine()),
           memory(bwd_weights.scratchpad_desc(), Engine())};
 }
 
-// `from` copied into a new memory of layout `to` (the same memory when the layouts agree).
-memory Reordered(const memory& from, const memory::desc& to) {
-  if (from.get_desc() == to) return from;
-  memory out(to, Engine());
-  dnnl::reorder(from, out).execute(Stream(), const_cast<memory&>(from), out);
-  return out;
+// The weights `hwio` as the convolution wants them: reordered into its buffer, or as they are.
+memory Into(Staged& staged, memory& hwio) {
+  if (!staged.buffer) return hwio;
+  staged.reorder.execute(Stream(), {{DNNL_ARG_FROM, hwio}, {DNNL_ARG_TO, staged.buffer}});
+  return staged.buffer;
 }
 
 std::mutex mutex;  // one convolution at a time: each uses every core.
@@ -126,23 +146,28 @@ ffi::Error Run(Kind kind, ffi::Span<const int64_t> x_dims, ffi::Span<const int64
     int64_t x_size = s.n * s.h * s.w * s.c, k_size = 9 * s.c * s.o;
     int64_t y_size = s.n * s.ho() * s.wo() * s.o;
     for (int64_t m = 0; m < models; ++m) {
-      memory src(p.src, Engine(), x + m * x_size), wei(p.wei, Engine(), k + m * k_size),
-        dst(p.dst, Engine(), y + m * y_size);
+      p.src.set_data_handle(x + m * x_size);
+      p.wei.set_data_handle(k + m * k_size);
+      p.dst.set_data_handle(y + m * y_size);
       if (kind == Kind::kForward) {
-        memory w = Reordered(wei, p.fwd_wei);
-        p.fwd.execute(Stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, dst},
+        p.fwd.execute(Stream(), {{DNNL_ARG_SRC, p.src},
+                                 {DNNL_ARG_WEIGHTS, Into(p.fwd_wei, p.wei)},
+                                 {DNNL_ARG_DST, p.dst},
                                  {DNNL_ARG_SCRATCHPAD, p.fwd_scratch}});
       } else if (kind == Kind::kInputGrad) {
-        memory w = Reordered(wei, p.data_wei);
-        p.bwd_data.execute(Stream(), {{DNNL_ARG_DIFF_SRC, src}, {DNNL_ARG_WEIGHTS, w},
-                                      {DNNL_ARG_DIFF_DST, dst},
+        p.bwd_data.execute(Stream(), {{DNNL_ARG_DIFF_SRC, p.src},
+                                      {DNNL_ARG_WEIGHTS, Into(p.data_wei, p.wei)},
+                                      {DNNL_ARG_DIFF_DST, p.dst},
                                       {DNNL_ARG_SCRATCHPAD, p.data_scratch}});
       } else {
-        memory w = p.bwd_wei == p.wei ? wei : memory(p.bwd_wei, Engine());
-        p.bwd_weights.execute(Stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_WEIGHTS, w},
-                                         {DNNL_ARG_DIFF_DST, dst},
+        memory grad = p.grad_wei.buffer ? p.grad_wei.buffer : p.wei;
+        p.bwd_weights.execute(Stream(), {{DNNL_ARG_SRC, p.src},
+                                         {DNNL_ARG_DIFF_WEIGHTS, grad},
+                                         {DNNL_ARG_DIFF_DST, p.dst},
                                          {DNNL_ARG_SCRATCHPAD, p.weights_scratch}});
-        if (!(p.bwd_wei == p.wei)) dnnl::reorder(w, wei).execute(Stream(), w, wei);
+        if (p.grad_wei.buffer) {
+          p.grad_wei.reorder.execute(Stream(), {{DNNL_ARG_FROM, grad}, {DNNL_ARG_TO, p.wei}});
+        }
       }
     }
     Stream().wait();
