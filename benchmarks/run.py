@@ -59,6 +59,16 @@ PRESETS = {
     repeats=3,
     full_study=False,
   ),
+  # The same at the study's full pool (10,000 CIFAR-10 images: 5,000 per member), per
+  # model-round against the PyTorch loop.
+  "swap_pool10000": dict(
+    experiment="swap_cifar10",
+    overrides=dict(pool_size=10_000),
+    strategies=["onednn/scan", "patches/scan", TORCH],
+    scaling=[2],
+    repeats=2,
+    full_study=False,
+  ),
   # The README's main job: one CNN memorising 3,000 MNIST images with random labels.
   "memorize_mnist": dict(
     experiment="memorize_mnist",
