@@ -72,3 +72,10 @@ def test_baselines_alone_are_a_usage_error(tmp_path, monkeypatch):
   saved = flagsaver.flagsaver(preset="tiny", out=str(tmp_path), strategies=strategies)
   with saved, pytest.raises(app.UsageError, match="population strategy"):
     bench.main([])
+
+
+def test_presets_time_onednn_strategies_as_patches_without_onednn(monkeypatch, capsys):
+  monkeypatch.setattr(bench.onednn, "unavailable_reason", lambda: "no oneDNN here")
+  got = bench._without_onednn(["onednn/scan", "patches/scan", "onednn/host/k=v", bench.TORCH])
+  assert got == ["patches/scan", "patches/host/k=v", bench.TORCH]
+  assert "onednn/scan timed as patches/scan: no oneDNN here" in capsys.readouterr().out
