@@ -101,8 +101,11 @@ def test_scanned_training_matches_patches_and_repeats_exactly(needs_onednn):
 
 
 def test_tiny_study_with_onednn_matches_patches(tmp_path, needs_onednn):
-  """The golden tiny memorize study (no discrete swap decisions that a rounding could flip):
-  every loss within 1e-3 of the pure-JAX formulation's."""
+  """The golden tiny memorize study (no discrete swap decisions that a rounding could flip),
+  run with oneDNN and with the pure-JAX formulation: the first epoch's losses agree to 1e-4
+  (measured: 4e-7), later ones to 1e-2. Training on random labels amplifies float-order
+  differences: on jax 0.12 one run's validation loss differed by 2e-4 at epoch 2 and 1.1e-3 at
+  epoch 3 (on jax 0.10 at most 7e-7), as the golden files drift between XLA versions."""
   from golden_studies import configs, rows_of
 
   from swapjax import runner
@@ -117,13 +120,14 @@ def test_tiny_study_with_onednn_matches_patches(tmp_path, needs_onednn):
 
   got, want = rows("onednn"), rows("patches")
   assert len(got) == len(want) > 0
-  losses = 0
+  first_epoch = 0
   for g, w in zip(got, want, strict=True):
-    assert g.keys() == w.keys()
+    assert g.keys() == w.keys() and g["epoch"] == w["epoch"]
+    tolerance = 1e-4 if w["epoch"] == 1 else 1e-2
+    first_epoch += w["epoch"] == 1
     for key in (k for k in w if k.endswith("loss")):
-      losses += 1
-      assert abs(g[key] - w[key]) <= 1e-3 * max(1.0, abs(w[key])), (key, g[key], w[key])
-  assert losses >= len(want)
+      assert abs(g[key] - w[key]) <= tolerance * max(1.0, abs(w[key])), (key, g, w)
+  assert first_epoch == len(config.label_corruption) * config.num_seeds
 
 
 def test_build_is_cached_and_keyed(tmp_path, monkeypatch, needs_onednn):
