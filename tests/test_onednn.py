@@ -163,3 +163,17 @@ def test_missing_onednn_is_one_line_exit_2(tmp_path):
   assert result.returncode == 2, result.stderr
   assert "conv_impl=onednn" in result.stderr and "pip install" in result.stderr
   assert "Traceback" not in result.stderr and not (tmp_path / "w").exists()
+
+
+def test_onednn_is_cpu_only_and_auto_says_why_not(monkeypatch, capsys):
+  from swapjax import study
+
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  with pytest.raises(configlib.ConfigError, match="conv_impl=onednn runs on the CPU only"):
+    study._conv_impl(tiny_swap_config(conv_impl="onednn"))
+  assert study._conv_impl(tiny_swap_config()) == "patches"  # auto on an accelerator
+  monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+  monkeypatch.setattr(onednn, "unavailable_reason", lambda: "no compiler here")
+  study._say_once.cache_clear()
+  assert study._conv_impl(tiny_swap_config()) == "patches"
+  assert "convolutions by XLA (patches), not oneDNN: no compiler here" in capsys.readouterr().out
