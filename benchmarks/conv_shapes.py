@@ -4,7 +4,8 @@ For every distinct 3x3 convolution of an experiment's networks (input H x W x C_
 valid or same), times one training step's convolution work (forward, input and weight
 gradients) of one model at the study's batch, inside a `lax.scan` as the scan driver runs it,
 for each formulation (`patches`: nine shifted slices and a matmul; `lax`: XLA's convolution;
-`hybrid`: `lax` forward, gradients as matmuls). Writes `conv_shapes_<experiment>.json` and
+`hybrid`: `lax` forward, gradients as matmuls; `onednn`: oneDNN's convolutions through jax.ffi,
+where they load). Writes `conv_shapes_<experiment>.json` and
 `.md` and prints the table with the fastest per shape. Measured side by side in one process.
 """
 
@@ -20,7 +21,7 @@ from absl import app, flags
 
 from benchmarks.timing import timed
 from swapjax import config as C
-from swapjax import memory, registry
+from swapjax import memory, onednn, registry
 from swapjax.models import CONV_FUNCTIONS, parse_layer
 
 EXPERIMENT = flags.DEFINE_string("experiment", "cifar10_arch", "Whose networks.")
@@ -28,6 +29,7 @@ BATCH = flags.DEFINE_integer("batch", 32, "Images per step.")
 STEPS = flags.DEFINE_integer("steps", 8, "Steps per timed scan.")
 REPEATS = flags.DEFINE_integer("repeats", 3, "Timed scans per case (median).")
 OUT = flags.DEFINE_string("out", "benchmarks/results", "Folder for the results.")
+IMPLS = flags.DEFINE_list("impls", None, "Formulations to time (default: every one that loads).")
 
 
 def conv_shapes(experiment: str, input_shape=(32, 32, 3)):
@@ -69,13 +71,21 @@ def time_case(shape, impl: str, batch: int, steps: int, repeats: int):
 
 def main(argv):
   del argv
+  impls = IMPLS.value or [i for i in CONV_FUNCTIONS if i != "onednn" or onednn.available()]
+  unknown = sorted(set(impls) - set(CONV_FUNCTIONS))
+  if unknown:
+    raise app.UsageError(
+      f"--impls: unknown {', '.join(unknown)}; known: {', '.join(CONV_FUNCTIONS)}"
+    )
+  if "onednn" in impls and not onednn.available():
+    raise app.UsageError(f"--impls=onednn: {onednn.unavailable_reason()}")
   shapes = conv_shapes(EXPERIMENT.value)
   rows = []
   for shape, groups in shapes.items():
     row = {"shape": list(shape), "groups": sorted(set(groups))}
-    for impl in CONV_FUNCTIONS:
+    for impl in impls:
       row[impl] = time_case(shape, impl, BATCH.value, STEPS.value, REPEATS.value)
-    row["fastest"] = min(CONV_FUNCTIONS, key=lambda i: row[i]["ms_per_step"])
+    row["fastest"] = min(impls, key=lambda i: row[i]["ms_per_step"])
     rows.append(row)
     print(json.dumps(row), flush=True)
   report = {
@@ -84,6 +94,7 @@ def main(argv):
     "backend": jax.default_backend(),
     "device": jax.devices()[0].device_kind,
     "jax": jax.__version__,
+    "impls": impls,
     "rows": rows,
   }
   out = Path(OUT.value)
@@ -95,7 +106,7 @@ def main(argv):
 
 
 def render(report) -> str:
-  impls = list(CONV_FUNCTIONS)
+  impls = report["impls"]
   lines = [
     f"# 3x3 convolutions of `{report['experiment']}`: one training step's conv work, batch "
     f"{report['batch']}, inside `lax.scan` ({report['device']}, {report['backend']}, jax "

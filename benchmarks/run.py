@@ -446,7 +446,7 @@ def _time_groups(report, base, ds, repeats, runs: int, rounds: int):
   devices = meshlib.split_devices(base)
   for variant in variant_configs(base):
     cfg = population(variant, runs)
-    row = _time_rounds(cfg, "patches/scan", ds, repeats)
+    row = _time_rounds(cfg, f"{cfg.conv_impl}/{cfg.driver}", ds, repeats)  # the study's own
     if devices:
       one = row["one_device_round_s_median"] = row["round_s_median"]
       group = apply_overrides(base, [f"groups={variant.variant}"])
