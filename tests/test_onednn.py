@@ -2,7 +2,8 @@
 scanned training loop and in a whole study; and without oneDNN the product says so in one line.
 
 The `[test]` extra installs oneDNN on Linux x86-64, so these run in CI; elsewhere the tests that
-need it are skipped with the reason (with `CI` set, a missing oneDNN fails instead).
+need it are skipped with the reason (with `CI` set, a missing oneDNN or a failed build fails
+instead; a machine without a C++ compiler skips).
 """
 
 import dataclasses
@@ -26,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def needs_onednn():
   reason = onednn.unavailable_reason()
-  if reason and os.environ.get("CI"):
+  if reason and os.environ.get("CI") and "no C++ compiler" not in reason:
     pytest.fail(f"CI installs oneDNN with the [test] extra: {reason}")
   if reason:
     pytest.skip(reason)
