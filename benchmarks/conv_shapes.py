@@ -22,7 +22,7 @@ from absl import app, flags
 from benchmarks.timing import timed
 from swapjax import config as C
 from swapjax import memory, onednn, registry
-from swapjax.models import CONV_FUNCTIONS, parse_layer
+from swapjax.models import CONV_FUNCTIONS, available_conv_impls, parse_layer
 
 EXPERIMENT = flags.DEFINE_string("experiment", "cifar10_arch", "Whose networks.")
 BATCH = flags.DEFINE_integer("batch", 32, "Images per step.")
@@ -71,7 +71,7 @@ def time_case(shape, impl: str, batch: int, steps: int, repeats: int):
 
 def main(argv):
   del argv
-  impls = IMPLS.value or [i for i in CONV_FUNCTIONS if i != "onednn" or onednn.available()]
+  impls = IMPLS.value or available_conv_impls()
   unknown = sorted(set(impls) - set(CONV_FUNCTIONS))
   if unknown:
     raise app.UsageError(

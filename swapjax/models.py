@@ -72,6 +72,11 @@ CONV_FUNCTIONS = {
 }
 
 
+def available_conv_impls() -> list[str]:
+  """The conv formulations that run here: all but oneDNN's where it does not load."""
+  return [name for name in CONV_FUNCTIONS if name != "onednn" or onednn.available()]
+
+
 class Conv3x3(nn.Module):
   """Keras `Conv2D(features, (3, 3), padding=...)` with glorot-uniform kernel, zero bias."""
 

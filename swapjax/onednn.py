@@ -47,11 +47,7 @@ def _prefixes() -> list[Path]:
   root = os.environ.get("SWAPJAX_ONEDNN_ROOT")
   if root:
     return [Path(root)]
-  seen = []
-  for p in (sys.prefix, sys.base_prefix, "/usr/local", "/usr"):
-    if Path(p) not in seen:
-      seen.append(Path(p))
-  return seen
+  return list(dict.fromkeys(Path(p) for p in (sys.prefix, sys.base_prefix, "/usr/local", "/usr")))
 
 
 def _find_prefix() -> Path:
@@ -104,8 +100,9 @@ def build() -> Path:
   return target
 
 
-@functools.cache
-def _register() -> None:
+@functools.cache  # a call that raises is not cached: the next one tries again
+def load() -> None:
+  """Builds (once) and registers the kernels; raises OnednnUnavailable with the reason."""
   path = build()
   try:
     library = ctypes.CDLL(str(path))
@@ -113,15 +110,6 @@ def _register() -> None:
     raise OnednnUnavailable(f"loading {path} failed: {e}") from None
   for target, symbol in HANDLERS.items():
     jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)), platform="cpu")
-
-
-def load() -> None:
-  """Builds (once) and registers the kernels; raises OnednnUnavailable with the reason."""
-  try:
-    _register()
-  except OnednnUnavailable:
-    _register.cache_clear()
-    raise
 
 
 @functools.cache

@@ -8,9 +8,6 @@ instead; a machine without a C++ compiler skips).
 
 import dataclasses
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -20,8 +17,6 @@ from conftest import tiny_swap_config
 
 from swapjax import config as configlib
 from swapjax import models, onednn
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -146,21 +141,11 @@ def test_float32_only(needs_onednn):
 
 
 def test_missing_onednn_is_one_line_exit_2(tmp_path):
-  env = dict(
-    os.environ,
-    PYTHONPATH=str(REPO),
-    SWAPJAX_ONEDNN_ROOT=str(tmp_path / "none"),
-    SWAPJAX_ONEDNN_CACHE=str(tmp_path / "cache"),
-  )
+  from test_runner import _cli
+
   args = ["--experiment=tiny", "--set", "conv_impl=onednn", f"--workdir={tmp_path / 'w'}"]
-  result = subprocess.run(
-    [sys.executable, "-m", "swapjax.main", *args],
-    capture_output=True,
-    text=True,
-    cwd=REPO,
-    env=env,
-    timeout=300,
-  )
+  missing = dict(SWAPJAX_ONEDNN_ROOT=str(tmp_path / "none"), SWAPJAX_ONEDNN_CACHE=str(tmp_path))
+  result = _cli(*args, **missing)
   assert result.returncode == 2, result.stderr
   assert "conv_impl=onednn" in result.stderr and "pip install" in result.stderr
   assert "Traceback" not in result.stderr and not (tmp_path / "w").exists()

@@ -130,8 +130,8 @@ def test_unwritable_workdir(tmp_path):
     _run(tmp_path, "file/sub")
 
 
-def _cli(*args, timeout=300):
-  env = dict(os.environ, PYTHONPATH=str(REPO))
+def _cli(*args, timeout=300, **env_vars):
+  env = dict(os.environ, PYTHONPATH=str(REPO), **env_vars)
   return subprocess.run(
     [sys.executable, "-m", "swapjax.main", *args],
     capture_output=True,
