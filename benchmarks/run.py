@@ -453,6 +453,16 @@ def _time_groups(report, base, ds, repeats, runs: int, rounds: int):
       row.update(_time_chunks(group, runs, ds, repeats, devices))
       for key in ("images_per_s", "model_steps_per_s", "flops_per_s", "fraction_of_peak"):
         row[key] = row[key] * one / row["round_s_median"] if row.get(key) else row.get(key)
+    if study.rnn_impl(cfg) == "native":  # the lax.scan beside the C++ time loop
+      scan = apply_overrides(base, [f"groups={variant.variant}", "rnn_impl=scan"])
+      if devices:
+        row["scan_round_s_median"] = _time_chunks(scan, runs, ds, repeats, devices)[
+          "round_s_median"
+        ]
+      else:
+        scan_cfg = population(variant_configs(scan)[0], runs)
+        strategy = f"{scan_cfg.conv_impl}/{scan_cfg.driver}"
+        row["scan_round_s_median"] = _time_rounds(scan_cfg, strategy, ds, repeats)["round_s_median"]
     row["group"] = variant.variant
     row["batch_size"] = variant.batch_size
     row["images_per_epoch"] = variant.num_train
@@ -467,6 +477,10 @@ def _time_groups(report, base, ds, repeats, runs: int, rounds: int):
   if devices:
     report["groups_study"]["one_device_steady_s"] = rounds * sum(
       r["one_device_round_s_median"] for r in report["groups"]
+    )
+  if all("scan_round_s_median" in r for r in report["groups"]):
+    report["groups_study"]["scan_steady_s"] = rounds * sum(
+      r["scan_round_s_median"] for r in report["groups"]
     )
 
 
@@ -525,17 +539,21 @@ def _write(report):
 
 def _render_groups(report) -> list[str]:
   split = any("one_device_round_s_median" in r for r in report["groups"])
+  scan = any("scan_round_s_median" in r for r in report["groups"])
   lines = [
     "| group | runs | batch | compile s | s/epoch | "
     + ("s/epoch on one device | " if split else "")
+    + ("s/epoch with rnn_impl=scan | " if scan else "")
     + "train samples/epoch | samples/s | GFLOP/s | XLA memory per call | RSS so far |",
     "| --- | ---: | ---: | ---: | ---: | "
     + ("---: | " if split else "")
+    + ("---: | " if scan else "")
     + "---: | ---: | ---: | ---: | ---: |",
   ]
   for r in report["groups"]:
     xla = f"{r['xla_peak_bytes'] / 2**30:.2f} GiB" if r.get("xla_peak_bytes") else "-"
     one = f"{r['one_device_round_s_median']:.2f} | " if split else ""
+    one += f"{r['scan_round_s_median']:.2f} | " if "scan_round_s_median" in r else ""
     lines.append(
       f"| {r['group']} | {r['runs']} | {r['batch_size']} | {r['compile_s']:.1f} | "
       f"{r['round_s_median']:.2f} | {one}"
@@ -579,6 +597,11 @@ def render(report) -> str:
           f"{g['one_device_steady_s']:.0f} s)."
           if g.get("cpu_devices", 1) > 1
           else "."
+        )
+        + (
+          f" With the recurrences as a lax.scan (`rnn_impl=scan`): {g['scan_steady_s']:.0f} s."
+          if "scan_steady_s" in g
+          else ""
         ),
       ]
     lines = lines[:4] + _render_groups(report) + study_line + ["", *lines[4:]]

@@ -63,6 +63,7 @@ SOURCES = ("auto", "files", "tfds", "bundled", "synthetic")
 MODELS = ("cifar_cnn", "cnn_004", "cnn_004_dropout")  # swapjax.models.MODEL_SPECS
 INPUT_CORRUPTIONS = ("none", "shuffled_pixels", "random_pixels", "gaussian")
 CONV_IMPLS = ("auto", "patches", "lax", "hybrid", "onednn")
+RNN_IMPLS = ("auto", "scan", "native")
 DRIVERS = ("auto", "scan", "host")
 DTYPES = ("float32", "bfloat16")
 ON_NAN = ("stop", "freeze")
@@ -94,6 +95,9 @@ class Config:
   task: str = "softmax"  # TASKS
   loss: str = "auto"  # cross-entropy of the task, or mean squared error of its outputs
   rnn_unroll: bool = False  # unroll the recurrent layers' time loop (same mathematics)
+  # The recurrent layers' time loop: "scan" (lax.scan), "native" (one C++ call per pass, CPU,
+  # float32: swapjax/rnn_kernel.py), "auto" (native on a CPU where it builds, else scan).
+  rnn_impl: str = "auto"
   batch_size: int = 32
   learning_rate: tuple[float, ...] = (0.001,)
   optimizer: str = "adam"  # "adam" (Keras defaults) or "sgd" (Keras SGD, `momentum`)
@@ -336,6 +340,7 @@ def validate(config: Config) -> None:
     ("input_corruption", INPUT_CORRUPTIONS),
     ("conv_impl", CONV_IMPLS),
     ("eval_conv_impl", CONV_IMPLS[1:]),
+    ("rnn_impl", RNN_IMPLS),
     ("driver", DRIVERS),
     ("compute_dtype", DTYPES),
     ("on_nan", ON_NAN),
@@ -353,6 +358,16 @@ def validate(config: Config) -> None:
 
     reason = onednn.unavailable_reason()
     _check(not reason, f"{key}=onednn: {reason}")
+  if config.rnn_impl == "native":
+    _check(
+      config.compute_dtype == "float32",
+      f"rnn_impl=native computes in float32, not compute_dtype={config.compute_dtype}",
+    )
+    _check(not config.rnn_unroll, "rnn_unroll unrolls the lax.scan: use it with rnn_impl=scan")
+    from swapjax import rnn_kernel  # imports JAX: only for this value
+
+    reason = rnn_kernel.unavailable_reason()
+    _check(not reason, f"rnn_impl=native: {reason}")
   _check(config.rounds >= 1, f"rounds={config.rounds}: must be >= 1")
   _check(1 <= config.num_seeds <= 100_000, f"num_seeds={config.num_seeds}: must be >= 1")
   _check(config.batch_size >= 1, f"batch_size={config.batch_size}: must be >= 1")

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from swapjax import onednn
+from swapjax import onednn, rnn_kernel
 
 KERAS_KERNEL_INIT = nn.initializers.glorot_uniform()
 
@@ -211,13 +211,15 @@ class SimpleRNN(nn.Module):
   h_t = act((x_t * m_x) W + (h_{t-1} * m_h) U + b), h_0 = 0, over (B, T, F) -> (B, T, units);
   glorot-uniform `kernel`, orthogonal `recurrent_kernel`, zero `bias` (Keras' initialisers).
   The time loop is a `lax.scan` with a hand-written gradient (`recurrence`; `unroll`: all steps
-  unrolled, the same arithmetic)."""
+  unrolled, the same arithmetic); `impl="native"`: the same loop as one C++ call per pass
+  (swapjax/rnn_kernel.py; float32, CPU)."""
 
   units: int
   activation: str = "tanh"
   dropout: float = 0.0
   recurrent_dropout: float = 0.0
   unroll: bool = False
+  impl: str = "scan"
 
   @nn.compact
   def __call__(self, x_BxTxF, train: bool = False):
@@ -230,7 +232,10 @@ class SimpleRNN(nn.Module):
     if input_mask is not None:
       x_BxTxF = x_BxTxF * input_mask
     xw_TxBxU = jnp.moveaxis(x_BxTxF @ kernel + bias, 1, 0)
-    h_TxBxU = recurrence(self.activation, self.unroll, xw_TxBxU, recurrent, state_mask)
+    if self.impl == "native":
+      h_TxBxU = rnn_kernel.recurrence(self.activation, xw_TxBxU, recurrent, state_mask)
+    else:
+      h_TxBxU = recurrence(self.activation, self.unroll, xw_TxBxU, recurrent, state_mask)
     return jnp.moveaxis(h_TxBxU, 0, 1)
 
 
@@ -298,6 +303,7 @@ class SpecNet(nn.Module):
   conv_impl: str = "patches"
   dtype: jnp.dtype = jnp.float32
   rnn_unroll: bool = False
+  rnn_impl: str = "scan"
 
   @nn.compact
   def __call__(self, x, train: bool = False, dropout_rate=0.0, leaky_slope=0.3):
@@ -321,7 +327,9 @@ class SpecNet(nn.Module):
       elif kind == "rnn":
         activation = args[1] if len(args) > 1 else "tanh"
         rates = [float(a) for a in args[2:4]] + [0.0, 0.0]
-        x = SimpleRNN(int(args[0]), activation, rates[0], rates[1], self.rnn_unroll)(x, train)
+        x = SimpleRNN(int(args[0]), activation, rates[0], rates[1], self.rnn_unroll, self.rnn_impl)(
+          x, train
+        )
       elif kind == "leaky_relu":
         x = nn.leaky_relu(x, float(args[0]) if args else leaky_slope)
       else:
@@ -379,10 +387,11 @@ def make_model(
 
 
 def config_model(config, conv_impl: str) -> SpecNet:
-  """The network a config trains, with the conv formulation `conv_impl`."""
-  return SpecNet(
-    config_layers(config), conv_impl, jnp.dtype(config.compute_dtype), config.rnn_unroll
-  )
+  """The network a config trains, with the conv formulation `conv_impl` and the recurrences'
+  formulation that `config.rnn_impl` resolves to here."""
+  rnn_impl = resolve_rnn_impl(config.rnn_impl, config.compute_dtype, config.rnn_unroll)
+  dtype = jnp.dtype(config.compute_dtype)
+  return SpecNet(config_layers(config), conv_impl, dtype, config.rnn_unroll, rnn_impl)
 
 
 def default_conv_impl(backend: str | None = None, compute_dtype: str = "float32") -> str:
@@ -398,3 +407,18 @@ def resolve_conv_impl(conv_impl: str, compute_dtype: str = "float32") -> str:
   if conv_impl == "auto":
     return default_conv_impl(jax.default_backend(), compute_dtype)
   return conv_impl
+
+
+def default_rnn_impl(backend: str | None = None, compute_dtype: str = "float32") -> str:
+  """Measured default (benchmarks/README.md): on CPU the C++ time loop where it builds (a C++
+  compiler, float32), else the `lax.scan` (also on GPU/TPU, where it was not measured)."""
+  if backend == "cpu" and compute_dtype == "float32" and rnn_kernel.available():
+    return "native"
+  return "scan"
+
+
+def resolve_rnn_impl(rnn_impl: str, compute_dtype: str = "float32", unroll: bool = False) -> str:
+  """`auto` -> the default here; `rnn_unroll` asks for the unrolled scan, so auto gives scan."""
+  if rnn_impl == "auto":
+    return "scan" if unroll else default_rnn_impl(jax.default_backend(), compute_dtype)
+  return rnn_impl

@@ -17,29 +17,26 @@ C++17 compiler (`$CXX`, else `c++`). Without them `available()` is False with th
 
 from __future__ import annotations
 
-import ctypes
 import functools
-import hashlib
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-SOURCE = Path(__file__).resolve().parent / "csrc" / "onednn_conv.cc"
+from swapjax import native
+
 HANDLERS = {
   "swapjax_onednn_conv_forward": "SwapjaxOnednnConvForward",
   "swapjax_onednn_conv_input_grad": "SwapjaxOnednnConvInputGrad",
   "swapjax_onednn_conv_kernel_grad": "SwapjaxOnednnConvKernelGrad",
 }
+WHAT = "the oneDNN kernels"
 
 
-class OnednnUnavailable(RuntimeError):
+class OnednnUnavailable(native.KernelUnavailable):
   """oneDNN or a C++ compiler is missing, or the kernels did not build; the message says which."""
 
 
@@ -60,44 +57,18 @@ def _find_prefix() -> Path:
   )
 
 
-def _compiler() -> str:
-  cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
-  if not cxx:
-    raise OnednnUnavailable("no C++ compiler ($CXX, c++ or g++) to build the oneDNN kernels")
-  return cxx
-
-
-def _cache_dir() -> Path:
-  default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "swapjax" / "onednn"
-  return Path(os.environ.get("SWAPJAX_ONEDNN_CACHE", default))
-
-
 def build() -> Path:
   """The compiled kernels' shared library, built into the cache unless already there."""
-  prefix, cxx = _find_prefix(), _compiler()
-  include = jax.ffi.include_dir()
-  version = (prefix / "include/oneapi/dnnl/dnnl_version.h").read_bytes()
-  key = hashlib.sha256(
-    b"\0".join([SOURCE.read_bytes(), version, str(prefix).encode(), cxx.encode(), include.encode()])
-  ).hexdigest()[:16]
-  target = _cache_dir() / f"onednn_conv-{key}.so"
-  if target.exists():
-    return target
-  target.parent.mkdir(parents=True, exist_ok=True)
+  prefix = _find_prefix()
   lib = prefix / "lib"
-  fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-  os.close(fd)
-  cmd = [
-    cxx, "-O2", "-std=c++17", "-shared", "-fPIC", "-w", f"-I{include}", f"-I{prefix / 'include'}",
-    str(SOURCE), f"-L{lib}", "-ldnnl", f"-Wl,-rpath,{lib}", "-o", tmp,
-  ]  # fmt: skip
-  done = subprocess.run(cmd, capture_output=True, text=True)
-  if done.returncode != 0:
-    os.unlink(tmp)
-    first = next((x for x in done.stderr.splitlines() if "error" in x), done.stderr.strip())
-    raise OnednnUnavailable(f"building the oneDNN kernels failed: {first[:300]}")
-  os.replace(tmp, target)  # atomic: processes building at once each write their own file
-  return target
+  version = (prefix / "include/oneapi/dnnl/dnnl_version.h").read_bytes()
+  flags = ["-O2", f"-I{prefix / 'include'}", f"-L{lib}", "-ldnnl", f"-Wl,-rpath,{lib}"]
+  try:
+    return native.build(
+      "onednn_conv", WHAT, flags, [version, str(prefix).encode()], "onednn", "SWAPJAX_ONEDNN_CACHE"
+    )
+  except native.KernelUnavailable as e:
+    raise OnednnUnavailable(str(e)) from None
 
 
 @functools.cache  # a call that raises is not cached: the next one tries again
@@ -105,21 +76,15 @@ def load() -> None:
   """Builds (once) and registers the kernels; raises OnednnUnavailable with the reason."""
   path = build()
   try:
-    library = ctypes.CDLL(str(path))
-  except OSError as e:
-    raise OnednnUnavailable(f"loading {path} failed: {e}") from None
-  for target, symbol in HANDLERS.items():
-    jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)), platform="cpu")
+    native.register(path, HANDLERS)
+  except native.KernelUnavailable as e:
+    raise OnednnUnavailable(str(e)) from None
 
 
 @functools.cache
 def unavailable_reason() -> str:
   """'' when the kernels load here, else why not (one line)."""
-  try:
-    load()
-  except OnednnUnavailable as e:
-    return str(e)
-  return ""
+  return native.unavailable_reason(load)
 
 
 def available() -> bool:

@@ -513,7 +513,8 @@ def timing_lines(timing: dict[str, Any] | None) -> list[str]:
     f"- seconds per round: median {timing.get('round_s_median', float('nan')):.3f}, "
     f"min {timing.get('round_s_min', float('nan')):.3f}, "
     f"max {timing.get('round_s_max', float('nan')):.3f}",
-    f"- conv formulation {timing.get('conv_impl')}, step driver {timing.get('driver')}",
+    f"- conv formulation {timing.get('conv_impl')}, step driver {timing.get('driver')}"
+    + (f", recurrences {timing['rnn_impl']}" if timing.get("rnn_impl") else ""),
   ] + _program_lines(timing.get("programs") or [])
 
 

@@ -441,6 +441,7 @@ def _timing(meta, programs, compile_s, peak_bytes, times, finished_early) -> dic
     "rounds_timed": len(round_times),
     "round_s": round_times,
     "conv_impl": programs[0].conv_impl,
+    "rnn_impl": study.rnn_impl(programs[0].config),
     "driver": programs[0].driver,
     "round_s_median": statistics.median(steady) if steady else float("nan"),
     "round_s_min": min(steady) if steady else float("nan"),

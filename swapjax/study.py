@@ -18,7 +18,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from swapjax import data as datalib
-from swapjax import memory, onednn, rounds, train
+from swapjax import memory, onednn, rnn_kernel, rounds, train
 from swapjax import mesh as meshlib
 from swapjax.config import (
   TRACED_AXES,
@@ -28,7 +28,7 @@ from swapjax.config import (
   program_configs,
   run_table,
 )
-from swapjax.models import config_layers, config_model, resolve_conv_impl
+from swapjax.models import config_layers, config_model, resolve_conv_impl, resolve_rnn_impl
 from swapjax.state import Pool, RunArrays, StudyState
 
 
@@ -197,12 +197,28 @@ def _conv_impl(config: Config) -> str:
   return conv_impl
 
 
+def rnn_impl(config: Config) -> str | None:
+  """The recurrences' formulation (None for a network without recurrent layers). The C++ time
+  loop runs on the CPU only; where `auto` cannot use it on a CPU, the run says why once."""
+  if not any(layer.startswith("rnn:") for layer in config_layers(config)):
+    return None
+  backend = jax.default_backend()
+  if config.rnn_impl == "native" and backend != "cpu":
+    raise ConfigError(f"rnn_impl=native runs on the CPU only, not on {backend}")
+  impl = resolve_rnn_impl(config.rnn_impl, config.compute_dtype, config.rnn_unroll)
+  if config.rnn_impl == "auto" and backend == "cpu" and impl != "native" and not config.rnn_unroll:
+    reason = rnn_kernel.unavailable_reason() or f"compute_dtype={config.compute_dtype}"
+    _say_once(f"swapjax: recurrences by lax.scan, not the C++ time loop: {reason}")
+  return impl
+
+
 def build_whole(config: Config, ds: datalib.Dataset, mesh=None, chunk: int = 0) -> Study:
   """The study's functions, compiled for chunks of `chunk` runs (all if 0), with the pool and
   run arrays of every run, not yet placed on the mesh (`chunks` splits and places them)."""
   table = run_table(config)
   size = chunk or len(table)
   conv_impl = _conv_impl(config)
+  rnn_impl(config)  # its checks and message; config_model resolves it
   driver = default_driver(jax.default_backend()) if config.driver == "auto" else config.driver
   model = config_model(config, conv_impl)
   optimizer = train.make_optimizer(config)

@@ -79,3 +79,33 @@ def test_presets_time_onednn_strategies_as_patches_without_onednn(monkeypatch, c
   got = bench._without_onednn(["onednn/scan", "patches/scan", "onednn/host/k=v", bench.TORCH])
   assert got == ["patches/scan", "patches/host/k=v", bench.TORCH]
   assert "onednn/scan timed as patches/scan: no oneDNN here" in capsys.readouterr().out
+
+
+def test_rnn_groups_are_timed_with_the_scan_beside_the_kernel():
+  """binary_addition's groups: the study's own formulation (the C++ time loop) and the lax.scan,
+  each group both ways in one process, and the whole study's steady time both ways."""
+  import dataclasses
+
+  from swapjax import rnn_kernel, study
+
+  if rnn_kernel.unavailable_reason():
+    pytest.skip(rnn_kernel.unavailable_reason())
+  base = dataclasses.replace(
+    bench.registry.get_config("binary_addition"),
+    source="synthetic",
+    rounds=1_000_000,
+    pool_size=40,
+    holdout_size=20,
+    cpu_devices=1,
+    groups=("base", "tanh"),
+  )
+  ds = study.load_data(base, None, None)
+  report = {}
+  bench._time_groups(report, base, ds, repeats=1, runs=2, rounds=5)
+  assert [r["group"] for r in report["groups"]] == ["base", "tanh"]
+  for row in report["groups"]:
+    assert row["round_s_median"] > 0 and row["scan_round_s_median"] > 0
+  scan_s = 5 * sum(r["scan_round_s_median"] for r in report["groups"])
+  assert report["groups_study"]["scan_steady_s"] == pytest.approx(scan_s)
+  table = "\n".join(bench._render_groups(report))
+  assert "s/epoch with rnn_impl=scan" in table and "| base | 2 |" in table

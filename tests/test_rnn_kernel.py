@@ -1,0 +1,147 @@
+"""rnn_impl="native": the C++ time loop (swapjax/rnn_kernel.py) computes the lax.scan's
+recurrence and its gradient, for each model under vmap, inside a whole study; and where it
+cannot build, the product says so in one line.
+
+It needs only a C++ compiler; with `CI` set, a failed build fails these tests (a machine
+without a compiler skips them, as auto then runs the scan).
+"""
+
+import dataclasses
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from test_tasks import NUMPY_ACTS, _autodiff_recurrence, _numpy_rnn
+
+from swapjax import config as configlib
+from swapjax import models, registry, rnn_kernel, runner, study
+
+
+@pytest.fixture(scope="module")
+def needs_kernel():
+  reason = rnn_kernel.unavailable_reason()
+  if reason and os.environ.get("CI") and "no C++ compiler" not in reason:
+    pytest.fail(f"the RNN kernel must build where a compiler is: {reason}")
+  if reason:
+    pytest.skip(reason)
+
+
+@pytest.mark.parametrize("activation", sorted(NUMPY_ACTS))
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("units", [6, 16, 37, 128])  # below, at, between and past vector widths
+def test_kernel_is_the_scan_and_its_gradient(activation, masked, units, needs_kernel):
+  """Forward values and the gradients for the inputs and the recurrent kernel equal autodiff
+  of the plain scan, for two axes of models (runs x members) as in training."""
+  rng = np.random.default_rng(units)
+  lead = (2, 3)
+  # Pre-activations kept away from relu's kink (|xw| >= 1, a weak recurrence): at z = 0 a
+  # rounding difference between two correct computations flips the slope between 0 and 1.
+  shape = (*lead, 8, 3, units)  # time, batch, units
+  xw = jnp.asarray(rng.choice([-1.0, 1.0], shape) * (1 + np.abs(rng.normal(size=shape))))
+  recurrent = rng.normal(size=(*lead, units, units)) * 0.3 / np.sqrt(units)
+  xw, recurrent = xw.astype(jnp.float32), jnp.asarray(recurrent, jnp.float32)
+  weights = jnp.asarray(rng.normal(size=(8, 3, units)), jnp.float32)  # a loss using every h_t
+  mask = None
+  if masked:
+    mask = jnp.asarray(rng.integers(0, 2, size=(*lead, 3, units)) * 2.0, jnp.float32)
+
+  def loss(f):
+    return lambda xw, u, m: jnp.sum(jnp.sin(f(xw, u, m)) * weights)
+
+  ours = lambda xw, u, m: rnn_kernel.recurrence(activation, xw, u, m)
+  ref = lambda xw, u, m: _autodiff_recurrence(activation, xw, u, m)
+  both = lambda f: jax.jit(jax.vmap(jax.vmap(f)))
+  got_h, want_h = both(ours)(xw, recurrent, mask), both(ref)(xw, recurrent, mask)
+  np.testing.assert_allclose(got_h, want_h, rtol=1e-5, atol=1e-6)
+  grads = lambda f: both(jax.grad(loss(f), argnums=(0, 1)))(xw, recurrent, mask)
+  for g, w in zip(grads(ours), grads(ref), strict=True):
+    assert np.abs(np.asarray(w)).max() > 1e-3  # a gradient that can be wrong
+    np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("activation", sorted(NUMPY_ACTS))
+def test_native_layer_is_keras_recurrence(activation, needs_kernel):
+  x = np.random.default_rng(0).normal(size=(3, 8, 2)).astype(np.float32)
+  layer = models.SimpleRNN(20, activation, impl="native")
+  params = layer.init(jax.random.key(1), x)["params"]
+  params = jax.tree.map(lambda a: a + 0.1, params)  # a non-zero bias
+  got = layer.apply({"params": params}, x)
+  arrays = (np.asarray(params[k]) for k in ("kernel", "recurrent_kernel", "bias"))
+  want = _numpy_rnn(x, *arrays, NUMPY_ACTS[activation])
+  np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-6)
+
+
+def _study_rows(tmp_path, rnn_impl: str, name: str):
+  """Two epochs of every binary_addition group (2 seeds, 400 pairs): all metric rows."""
+  cfg = dataclasses.replace(
+    registry.get_config("binary_addition"),
+    num_seeds=2,
+    rounds=2,
+    pool_size=400,
+    holdout_size=200,
+    cpu_devices=1,
+    rnn_impl=rnn_impl,
+  )
+  wd = tmp_path / name
+  runner.run(cfg, "binary_addition", runner.RunOptions(workdir=str(wd), progress=False))
+  return [json.loads(x) for x in (wd / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_study_with_the_kernel_is_the_study_with_the_scan(tmp_path, needs_kernel):
+  """Every group (relu, tanh, sigmoid, 128 units, Adam, both dropouts) trains to the same
+  numbers as with the scan, to float rounding; the kernel repeats itself bitwise."""
+  scan = _study_rows(tmp_path, "scan", "scan")
+  native = _study_rows(tmp_path, "native", "native")
+  again = _study_rows(tmp_path, "native", "again")
+  assert len(native) == len(scan) == 28 and len({r["group"] for r in native}) == 7
+  keys = ("train/loss", "train/epoch_loss", "train/acc", "test/loss", "test/acc")
+  for s, n, a in zip(scan, native, again, strict=True):
+    assert (s["group"], s["epoch"], s["seed"]) == (n["group"], n["epoch"], n["seed"])
+    for key in keys:
+      assert abs(s[key] - n[key]) <= 1e-5, (s["group"], s["epoch"], key, s[key], n[key])
+      assert n[key] == a[key]
+  assert scan[-1]["train/loss"] != scan[0]["train/loss"]  # it trained
+
+
+def test_config_checks(needs_kernel):
+  base = registry.get_config("binary_addition")
+  for overrides, needle in [
+    (["rnn_impl=loop"], "rnn_impl"),
+    (["rnn_impl=native", "compute_dtype=bfloat16"], "float32"),
+    (["rnn_impl=native", "rnn_unroll=true"], "rnn_unroll"),
+  ]:
+    with pytest.raises(configlib.ConfigError, match=needle):
+      configlib.validate(configlib.apply_overrides(base, overrides))
+  unrolled = configlib.apply_overrides(base, ["rnn_unroll=true"])
+  assert models.resolve_rnn_impl("auto", "float32", unroll=True) == "scan"
+  assert study.rnn_impl(unrolled) == "scan"  # the unrolled scan asked for
+  assert study.rnn_impl(registry.get_config("tiny")) is None  # no recurrent layer
+
+
+def test_missing_compiler_is_one_line_exit_2(tmp_path):
+  from test_runner import _cli
+
+  args = ["--experiment=binary_addition", "--set", "rnn_impl=native", f"--workdir={tmp_path / 'w'}"]
+  missing = dict(CXX=str(tmp_path / "no-compiler"), SWAPJAX_KERNEL_CACHE=str(tmp_path / "cache"))
+  result = _cli(*args, **missing)
+  assert result.returncode == 2, result.stderr
+  assert "rnn_impl=native: building the RNN kernel failed" in result.stderr
+  assert "Traceback" not in result.stderr and not (tmp_path / "w").exists()
+
+
+def test_native_is_cpu_only_and_auto_says_why_not(monkeypatch, capsys):
+  cfg = registry.get_config("binary_addition")
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  with pytest.raises(configlib.ConfigError, match="rnn_impl=native runs on the CPU only"):
+    study.rnn_impl(dataclasses.replace(cfg, rnn_impl="native"))
+  assert study.rnn_impl(cfg) == "scan"  # auto on an accelerator
+  monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+  monkeypatch.setattr(rnn_kernel, "unavailable_reason", lambda: "no compiler here")
+  study._say_once.cache_clear()
+  assert study.rnn_impl(cfg) == "scan"
+  assert (
+    "recurrences by lax.scan, not the C++ time loop: no compiler here" in capsys.readouterr().out
+  )
