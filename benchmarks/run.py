@@ -490,7 +490,7 @@ def _time_chunks(config, runs: int, ds, repeats, devices) -> dict:
   `_compile`), every chunk dispatched before any is awaited."""
   config = dataclasses.replace(config, num_seeds=runs)
   programs = study.build_programs(config, {config.dataset: ds}, None, devices)
-  states = [p.init_state(p.runs) for p in programs]
+  states = study.init_states(programs)
   programs, compile_s, _ = _compile(programs, states)
 
   def one_round():

@@ -499,7 +499,7 @@ def _run_locked(
   table = run_table(config)
   meta = _meta(config, experiment, source, len(table))
   round_key = study.round_key(config)
-  states = [p.init_state(p.runs) for p in programs]
+  states = study.init_states(programs)
   ckpt, start, states = _restore(config, wd, programs, states, resuming, notes)
   rows = wd.truncate_metrics(start, round_key) if writer else []
   events = EventWriter(wd.path, enabled=writer and config.tensorboard, purge_step=start + 1)

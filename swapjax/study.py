@@ -197,6 +197,15 @@ def _conv_impl(config: Config) -> str:
   return conv_impl
 
 
+def init_states(programs) -> list:
+  """Each program chunk's initial state, one chunk after another. Concurrently on a split CPU
+  they could deadlock: the orthogonal initialiser's QR (jaxlib's LAPACK kernel) waits for its
+  batch's tasks on the intra-op thread pool, and with two chunks each holding one of its two
+  threads the tasks never run (seen: binary_addition hung at start, both pool threads parked
+  in ParallelBatchMap)."""
+  return [jax.block_until_ready(p.init_state(p.runs)) for p in programs]
+
+
 def rnn_impl(config: Config) -> str | None:
   """The recurrences' formulation (None for a network without recurrent layers). The C++ time
   loop runs on the CPU only; where `auto` cannot use it on a CPU, the run says why once."""

@@ -404,3 +404,32 @@ def test_eta_is_a_budget_bound_with_an_estimate_when_runs_are_fitting():
   assert runner._eta(cfg, times, 3, flat) == "ETA <= 1992 s"  # no progress: no estimate
   no_stop = dataclasses.replace(cfg, early_stop=False)
   assert runner._eta(no_stop, times, 3, history) == "ETA 1992 s"
+
+
+def test_program_chunks_are_initialised_one_after_another():
+  """study.init_states: each chunk's state is computed before the next chunk's init starts
+  (two concurrent orthogonal initialisers deadlocked jaxlib's QR on a 2-thread pool). The
+  states here are stand-ins that count as computed once something waits for them."""
+  import types
+
+  from swapjax import study
+
+  made = []
+
+  class State:
+    ready = False
+
+    def block_until_ready(self):
+      self.ready = True
+      return self
+
+  def program():
+    def init_state(runs):
+      assert all(state.ready for state in made)  # the earlier chunks' states are computed
+      made.append(State())
+      return made[-1]
+
+    return types.SimpleNamespace(init_state=init_state, runs=None)
+
+  states = study.init_states([program() for _ in range(3)])
+  assert states == made and all(s.ready for s in states)
