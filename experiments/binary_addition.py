@@ -18,21 +18,23 @@ Chosen where the report is silent: the 20,000 draws come from the study's `seed`
 The report's numbers (epoch-5 training accuracy, Keras' running mean / test accuracy): base
   1.0000 / 1.0; units128 1.0000 / 1.0; sigmoid 0.7125 / 0.745; tanh 1.0000 / 1.0; adam 1.0000 /
   1.0; input_dropout 0.6350 / 0.862; recurrent_dropout 0.9120 / 0.902 (one run each).
-Measured (2 CPU cores, jax 0.10.2, the default 7 groups x 100 seeds; 3 min 12 s for the whole
-  command, 150 s of it the five epochs, 27 s compiling 14 programs: the host is split into two
-  XLA CPU devices, `cpu_devices=0`, each group's runs in two chunks of 50, one per device; the
-  recurrence has a hand-written gradient. Before both, 13 min 32 s. `python -m benchmarks.run
-  --preset=binary_addition`: 143 s of steady state, 278 s on one device, 67% of it units128):
-  epoch-5 Keras training accuracy / test accuracy, mean +- std over seeds, and seeds
-  with test accuracy 1.0: base 0.986 +- 0.030 / 0.986 +- 0.030, 82 of 100; units128 1.000 /
-  1.000, 100; sigmoid 0.809 +- 0.098 / 0.886 +- 0.098, 12; tanh 1.000 / 1.000, 100; adam 0.998
-  +- 0.011 / 0.998 +- 0.011, 97; input_dropout 0.6272 +- 0.0039 / 0.73 +- 0.11, 0;
-  recurrent_dropout 0.969 +- 0.029 / 0.958 +- 0.035, 0 (the earlier code, one device and
-  autodiff of the scan: adam 98, input_dropout test +- 0.10, recurrent_dropout test 0.955 +-
-  0.036; the rest the same to the digits shown: float order only). The report's single runs fall
-  inside these spreads except sigmoid (its 0.745 test is below most of our seeds) and input_dropout
-  (its 0.862 test above most); 18 of 100 seeds of the base network do not reach 1.0 in 5
-  epochs, which one run could not show.
+Measured (2 CPU cores, jax 0.10.2, the default 7 groups x 100 seeds; session 8): 2 min 3 s for
+  the whole command, the five epochs 16.7-18.3 s each, compiling 21 s (14 programs: the host is
+  split into two XLA CPU devices, `cpu_devices=0`, each group's runs in two chunks of 50, one per
+  device; the recurrences run as one C++ call per layer and pass, `rnn_impl=native`, the CPU
+  default where a C++ compiler builds it; `--set rnn_impl=scan` runs the lax.scan). `python -m
+  benchmarks.run --preset=binary_addition`: 73 s of steady state (149 s with the scan in the
+  same run; session 6: 3 min 12 s for the command, 143 s steady), 69% of it units128.
+  Epoch-5 Keras training accuracy / test accuracy, mean +- std over seeds, and seeds with test
+  accuracy 1.0 (session 8, native): base 0.987 +- 0.029 / 0.987 +- 0.029, 83 of 100; units128
+  1.000 / 1.000, 100; sigmoid 0.809 +- 0.098 / 0.886 +- 0.098, 12; tanh 1.000 / 1.000, 100; adam
+  0.998 +- 0.011 / 0.998 +- 0.011, 98; input_dropout 0.6274 +- 0.0039 / 0.73 +- 0.11, 0;
+  recurrent_dropout 0.968 +- 0.030 / 0.958 +- 0.032, 0. The scan (session 6) gave the same to
+  these digits but base 0.986 +- 0.030 with 82 seeds at 1.0, adam 97, input_dropout 0.6272,
+  recurrent_dropout 0.969 +- 0.029 / 0.958 +- 0.035: float order only. The report's single runs
+  fall inside these spreads except sigmoid (its 0.745 test is below most of our seeds) and
+  input_dropout (its 0.862 test above most); 17 of 100 seeds of the base network do not reach
+  1.0 in 5 epochs, which one run could not show.
 """
 
 from swapjax.config import Config
