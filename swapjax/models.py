@@ -388,10 +388,14 @@ def make_model(
 
 def config_model(config, conv_impl: str) -> SpecNet:
   """The network a config trains, with the conv formulation `conv_impl` and the recurrences'
-  formulation that `config.rnn_impl` resolves to here."""
-  rnn_impl = resolve_rnn_impl(config.rnn_impl, config.compute_dtype, config.rnn_unroll)
+  formulation that `config.rnn_impl` resolves to here (a network without recurrent layers
+  never builds the RNN kernel)."""
+  layers = config_layers(config)
+  rnn_impl = "scan"
+  if any(layer.startswith("rnn:") for layer in layers):
+    rnn_impl = resolve_rnn_impl(config.rnn_impl, config.compute_dtype, config.rnn_unroll)
   dtype = jnp.dtype(config.compute_dtype)
-  return SpecNet(config_layers(config), conv_impl, dtype, config.rnn_unroll, rnn_impl)
+  return SpecNet(layers, conv_impl, dtype, config.rnn_unroll, rnn_impl)
 
 
 def default_conv_impl(backend: str | None = None, compute_dtype: str = "float32") -> str:

@@ -145,3 +145,12 @@ def test_native_is_cpu_only_and_auto_says_why_not(monkeypatch, capsys):
   assert (
     "recurrences by lax.scan, not the C++ time loop: no compiler here" in capsys.readouterr().out
   )
+
+
+def test_networks_without_recurrent_layers_never_build_the_kernel(monkeypatch):
+  def build():
+    raise AssertionError("the RNN kernel was built for a CNN")
+
+  monkeypatch.setattr(rnn_kernel, "unavailable_reason", build)
+  model = models.config_model(registry.get_config("memorize_mnist"), "patches")
+  assert model.rnn_impl == "scan" and study.rnn_impl(registry.get_config("memorize_mnist")) is None
