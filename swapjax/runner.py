@@ -26,7 +26,7 @@ from swapjax import checkpoint, report, study
 from swapjax import mesh as meshlib
 from swapjax.config import Config, program_configs, run_table, validate
 from swapjax.state import StudyState
-from swapjax.tensorboard import EventWriter
+from swapjax.tensorboard import EventWriter, require_writer
 from swapjax.workdir import Workdir, atomic_write_bytes, atomic_write_text
 
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped cleanly at a round boundary; rerun to resume
@@ -195,6 +195,8 @@ def run(config: Config, experiment: str, options: RunOptions) -> Path:
   """Runs (or resumes) the study in `options.workdir`; returns the report path."""
   wd = Workdir(options.workdir)
   # Everything that can fail on bad input happens before anything is written.
+  if config.tensorboard:
+    require_writer()
   datasets = study.load_datasets(config, options.data_dir, options.tfds_data_dir)
   ds = next(iter(datasets.values()))
   if not (config.pool_size and config.holdout_size):

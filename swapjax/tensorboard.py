@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from swapjax.config import ConfigError
+
 ROUND_KEYS = ("round", "epoch")
 # Metrics are slash-scoped (`AtoB/test_acc`, `time/round_s`), except these.
 UNSCOPED_METRICS = ("fit_epoch",)
@@ -95,6 +97,18 @@ def group_means(rows: list[dict[str, Any]], round_key: str) -> list[dict[str, An
         merged[key] = mean
     out.append(merged)
   return out
+
+
+def require_writer() -> None:
+  """Raises ConfigError (one line) where the event writer, tensorboardX, cannot be imported: a
+  study stops before it compiles, not at its first write."""
+  try:
+    import tensorboardX  # noqa: F401
+  except ImportError as e:
+    raise ConfigError(
+      f"tensorboard=true needs tensorboardX, a dependency of swapjax ({e}): "
+      "python3 -m pip install -e . (or --set tensorboard=false)"
+    ) from None
 
 
 class EventWriter:

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from conftest import tiny_swap_config
 
 from swapjax import runner, study
 from swapjax import tensorboard as tb
+from swapjax.config import ConfigError
 from swapjax.tensorboard import EventWriter, run_dir_name, scalar, split_row
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
@@ -111,6 +113,20 @@ def test_disabled_writes_nothing(tmp_path):
   with EventWriter(tmp_path, enabled=False) as events:
     events.write(_study_rows(), "round")
   assert not (tmp_path / "tensorboard").exists()
+
+
+def test_a_missing_writer_is_one_line_before_anything_is_written(tmp_path, monkeypatch):
+  """Without tensorboardX (a machine's own environment, seen on a GPU image) the study stops at
+  once with one line, not with a traceback after compiling; `tensorboard=false` needs none."""
+  monkeypatch.setitem(sys.modules, "tensorboardX", None)  # `import tensorboardX` now fails
+  cfg = tiny_swap_config(rounds=1, num_seeds=1)
+  options = runner.RunOptions(workdir=str(tmp_path / "w"), progress=False)
+  with pytest.raises(ConfigError, match=r"tensorboardX.*--set tensorboard=false") as e:
+    runner.run(cfg, "tiny", options)
+  assert "\n" not in str(e.value)
+  assert not (tmp_path / "w").exists()
+  runner.run(dataclasses.replace(cfg, tensorboard=False), "tiny", options)
+  assert (tmp_path / "w" / "metrics.jsonl").exists()
 
 
 def test_a_real_study_reads_back_equal_to_metrics_jsonl(tmp_path):
