@@ -1,60 +1,107 @@
 #!/usr/bin/env bash
-# The GPU jobs of the open issues, sized for the device tool (one H200, no network, no
-# tensorflow-datasets, at most 10 minutes per command, 8 files back from $OUT).
+# The GPU jobs, sized for the device tool (one H200, no network, no tensorflow-datasets, a short
+# device budget, at most 8 files back from $OUT): several jobs per call, each under its own time
+# limit, its output appended to $OUT/log.txt and every result re-packed into $OUT/results.tgz
+# after each job (a job cut short loses only itself).
 #
 # Here (the developer machine):   bash tools/gpu_jobs.sh stage
 #   copies the CIFAR-10 subset and MNIST from ../shared/data into gpu_data/ (ignored by git via
-#   .git/info/exclude; name it in the device tool's `carry`).
-# There (one job per device call): bash tools/gpu_jobs.sh smoke|bench|swap|sweep|memorize
-#   bench    : python -m benchmarks.run --preset=swap_study (synthetic data; timing tables)
-#   swap     : the full default swap study (60 runs x 50 rounds, 10,000-image pool)
-#   sweep    : the full memorize_sweep (3,000 images, 9 data variants x 2 learning rates x 2 seeds)
-#   memorize : the README's main job, timed
-#   smoke    : the synthetic `tiny` study (seconds; checks the machine and this script)
-# Each job leaves at most 8 files under $OUT (report, metrics, timing, log, plots).
-set -euo pipefail
-job="${1:?usage: tools/gpu_jobs.sh stage|smoke|bench|swap|sweep|memorize}"
-export PYTHONUNBUFFERED=1
-PY="${PYTHON:-python3}"
-run() {  # name, then the swapjax.main arguments
-  local name="$1"
-  shift
-  local wd="/tmp/swapjax-$name"
-  local code=0 start=$SECONDS
-  "$PY" -m swapjax.main --workdir="$wd" "$@" 2>&1 | tee "$OUT/$name.log" || code=$?
-  echo "$name: $((SECONDS - start)) s wall, exit $code" | tee -a "$OUT/$name.log"
-  for f in report.md metrics.jsonl timing.json; do
-    if [[ -f "$wd/$f" ]]; then cp "$wd/$f" "$OUT/$name-$f"; fi
-  done
-  for f in "$wd"/plots/*.png; do
-    if [[ -f "$f" ]]; then cp "$f" "$OUT/$name-$(basename "$f")"; fi
-  done
-  return "$code"
+#   .git/info/exclude; name it in the device tool's `carry`, with `.whl` for carried wheels).
+# There:                          bash tools/gpu_jobs.sh JOB [JOB ...]
+#   env            : GPU, driver and package versions
+#   smoke          : the synthetic `tiny` study (seconds; stops the call if it fails)
+#   main           : the README's main job, no flags, a fresh compilation cache
+#   bench_memorize : benchmarks.run --preset=memorize_mnist, formulations and both loops
+#   bench_swap     : benchmarks.run --preset=swap_study, formulations at R=1, scaling to R=60
+#   bench_binary   : benchmarks.run --preset=binary_addition, per group and scaling to 1,000
+#   tests          : tests/test_models.py and tests/test_round.py on this backend
+#   memorize       : the main job on the staged MNIST files (--data_dir=gpu_data)
+#   swap           : the full default swap study (60 runs x 50 rounds, staged CIFAR-10)
+#   sweep          : the full memorize_sweep (staged MNIST)
+# Packages the machine lacks travel as wheels in .whl/ (device README) and are installed first.
+# Runs from the repository root with the machine's own jax/flax/optax/orbax (PYTHONPATH=.).
+set -u
+job_list=${*:?usage: tools/gpu_jobs.sh stage | JOB [JOB ...] (see the header)}
+if [[ $job_list == stage ]]; then
+  mkdir -p gpu_data/cifar10 gpu_data/mnist
+  cp ../shared/data/cifar10/*.npz gpu_data/cifar10/
+  cp ../shared/data/mnist/*.gz gpu_data/mnist/
+  du -sh gpu_data
+  exit 0
+fi
+OUT=${OUT:?set OUT to the folder that comes back}
+RES=/tmp/gpu-results
+mkdir -p "$OUT" "$RES"
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+export SWAPJAX_COMPILATION_CACHE=/tmp/swapjax-compilation-cache  # fresh: compile times count
+export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.6}  # room for torch
+PY=${PYTHON:-python3}
+LOG=$OUT/log.txt
+if compgen -G ".whl/*.whl" >/dev/null; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl && export PYTHONPATH=$PYTHONPATH:/tmp/site
+fi
+
+step() {  # step NAME LIMIT_S COMMAND...
+  local name=$1 limit=$2 t0=$SECONDS rc
+  shift 2
+  echo "== $name: $* ($(date +%T), limit ${limit} s)" | tee -a "$LOG"
+  timeout -s INT -k 10 "$limit" "$@" 2>&1 | tee "$RES/$name.log" | grep -v '^I[0-9]' >>"$LOG"
+  rc=${PIPESTATUS[0]}
+  echo "== $name: rc=$rc, $((SECONDS - t0)) s wall" | tee -a "$LOG"
+  tar czf "$OUT/results.tgz" --exclude=checkpoints -C "$RES" . 2>/dev/null
+  return "$rc"
 }
-case "$job" in
-  stage)
-    mkdir -p gpu_data/cifar10 gpu_data/mnist
-    cp ../shared/data/cifar10/*.npz gpu_data/cifar10/
-    cp ../shared/data/mnist/*.gz gpu_data/mnist/
-    du -sh gpu_data
-    ;;
-  bench)
-    "$PY" -m benchmarks.run --preset=swap_study --out="$OUT" 2>&1 | tee "$OUT/bench.log"
-    ;;
-  swap)
-    run swap --experiment=swap_cifar10 --data_dir=gpu_data
-    ;;
-  sweep)
-    run sweep --experiment=memorize_sweep --data_dir=gpu_data
-    ;;
-  memorize)
-    run memorize --experiment=memorize_mnist --data_dir=gpu_data
-    ;;
-  smoke)  # the synthetic tiny study: checks the machine and this script in seconds
-    run smoke --experiment=tiny
-    ;;
-  *)
-    echo "unknown job $job: stage|smoke|bench|swap|sweep|memorize" >&2
-    exit 2
-    ;;
-esac
+
+env_info() {
+  nvidia-smi -L
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+  $PY - <<'EOF'
+import importlib.metadata as m
+import jax
+for p in ["jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorboardX", "torch", "numpy"]:
+  try:
+    print(p, m.version(p))
+  except m.PackageNotFoundError:
+    print(p, "missing")
+print("backend", jax.default_backend(), jax.devices())
+EOF
+  nproc
+}
+
+study() {  # NAME LIMIT_S swapjax.main arguments...
+  local name=$1 limit=$2
+  shift 2
+  step "$name" "$limit" $PY -m swapjax.main --workdir="$RES/$name" "$@"
+}
+
+bench() {  # NAME LIMIT_S benchmarks.run arguments...
+  local name=$1 limit=$2
+  shift 2
+  step "$name" "$limit" $PY -m benchmarks.run --out="$RES" "$@"
+}
+
+for job in $job_list; do
+  case $job in
+    env) env_info 2>&1 | tee "$RES/env.log" >>"$LOG" ;;
+    smoke) study smoke 120 --experiment=tiny || exit 1 ;;
+    main) study main 240 --experiment=memorize_mnist ;;
+    bench_memorize)
+      bench "$job" 240 --preset=memorize_mnist \
+        --strategies=patches/scan,lax/scan,hybrid/scan,patches/scan/compute_dtype=bfloat16,lax/sequential,torch/sequential ;;
+    bench_swap)
+      bench "$job" 300 --preset=swap_study --repeats=2 --scaling=1,10,60 --full_study=false \
+        --strategies=patches/scan,lax/scan,hybrid/scan,patches/scan/compute_dtype=bfloat16,lax/scan/compute_dtype=bfloat16,patches/scan/eval_population=vmap,lax/sequential,torch/sequential ;;
+    bench_binary)
+      bench "$job" 300 --preset=binary_addition --scaling=1,10,100,1000 \
+        --strategies=patches/scan,lax/sequential,torch/sequential ;;
+    tests)
+      step tests 180 $PY -m pytest -x -q -p no:cacheprovider tests/test_models.py \
+        tests/test_round.py ;;
+    memorize) study memorize 240 --experiment=memorize_mnist --data_dir=gpu_data ;;
+    swap) study swap 560 --experiment=swap_cifar10 --data_dir=gpu_data ;;
+    sweep) study sweep 560 --experiment=memorize_sweep --data_dir=gpu_data ;;
+    *) echo "unknown job $job (see the header of $0)" | tee -a "$LOG" && exit 2 ;;
+  esac
+done
+echo "== done ($(date +%T))" | tee -a "$LOG"
