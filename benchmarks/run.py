@@ -351,6 +351,7 @@ def main(argv):
     preset["full_study"] = FULL_STUDY.value
   base = registry.get_config(preset["experiment"])
   base = dataclasses.replace(base, source="synthetic", rounds=1_000_000, **preset["overrides"])
+  meshlib.set_xla_flags(meshlib.study_xla_flags(base))  # before JAX starts, as the engine
   if not STRATEGIES.value and onednn.unavailable_reason():
     preset["strategies"] = _without_onednn(preset["strategies"])
   try:

@@ -19,7 +19,8 @@ Expected: training accuracy >= 0.99, test accuracy near chance (0.10), validatio
   while training loss falls. Measured on 2 CPU cores: fit at epoch 53, train 0.993, test 0.103,
   6 min 41 s for the whole command (session 2); on the general engine (session 4) fit at epoch
   52, train 0.991, test 0.102, 4 min 25 s; with oneDNN's convolutions (session 7, the
-  `[onednn]` extra) fit at epoch 50, train 0.990, test 0.103, 2 min 26 s. On one H200 GPU
+  `[onednn]` extra) fit at epoch 50, train 0.990, test 0.103, 2 min 26 s; with XLA:CPU's
+  concurrency-optimised scheduler off (session 9) the same rows in 2 min 14 s. On one H200 GPU
   (session 9, jax 0.11.2): fit at epoch 48, train 0.991, test 0.105, 32 s.
 """
 

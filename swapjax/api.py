@@ -70,6 +70,9 @@ def run(
 
   from swapjax import mesh, runner  # heavy imports after validation
 
+  mesh.set_xla_flags(
+    mesh.study_xla_flags(config)
+  )  # both only take effect where JAX has not started yet
   mesh.split_cpu(config.cpu_devices)
 
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO

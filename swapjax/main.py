@@ -63,6 +63,7 @@ def main(argv):
   _enable_compilation_cache()
   from swapjax import mesh
 
+  mesh.set_xla_flags(mesh.study_xla_flags(config))
   if swapflags.DISTRIBUTED.value:
     _initialize_distributed()
   else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import signal
 import statistics
 import sys
@@ -97,6 +98,7 @@ def _meta(config: Config, experiment: str, data_source: str, num_runs: int) -> d
     "backend": jax.default_backend(),
     "device": str(jax.devices()[0].device_kind),
     "device_count": jax.device_count(),
+    "xla_flags": os.environ.get("XLA_FLAGS", ""),
   }
 
 

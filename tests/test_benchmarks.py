@@ -109,3 +109,29 @@ def test_rnn_groups_are_timed_with_the_scan_beside_the_kernel():
   assert report["groups_study"]["scan_steady_s"] == pytest.approx(scan_s)
   table = "\n".join(bench._render_groups(report))
   assert "s/epoch with rnn_impl=scan" in table and "| base | 2 |" in table
+
+
+def test_xla_flags_compares_variants_in_alternating_processes(tmp_path, monkeypatch):
+  """Each variant's XLA_FLAGS reaches its own process; the report's cells are medians over the
+  trials and the ratio is the first variant's time over the last's."""
+  from benchmarks import xla_flags
+
+  calls = []
+
+  def fake_process(flags_value, folder):
+    calls.append(flags_value)
+    slow = flags_value.endswith("=true")
+    return {"onednn/scan": (3.0 if slow else 2.0) + 0.1 * len(calls)}
+
+  monkeypatch.setattr(xla_flags, "one_process", fake_process)
+  with flagsaver.flagsaver(preset="memorize_mnist", trials=2, out=str(tmp_path)):
+    xla_flags.main([])
+  flag = "--xla_cpu_enable_concurrency_optimized_scheduler"
+  assert calls == [f"{flag}=true", f"{flag}=false"] * 2  # alternating, swapjax's default last
+  result = json.loads((tmp_path / "xla_flags_memorize_mnist.json").read_text())
+  assert result["cases"]["onednn/scan"] == {
+    f"{flag}=true": pytest.approx([3.1, 3.3]),
+    f"{flag}=false": pytest.approx([2.2, 2.4]),
+  }
+  text = (tmp_path / "xla_flags_memorize_mnist.md").read_text()
+  assert "| onednn/scan | 3.200 | 2.300 | 1.39x |" in text

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from swapjax import mesh as meshlib
+from swapjax import registry
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY = [
@@ -199,6 +200,28 @@ def test_two_processes_match_one(single, single_membership, tmp_path):
   _same_membership(tmp_path / "w", single_membership)
 
 
+def test_the_command_line_sets_swapjax_xla_flags_for_a_cnn(single_dir):
+  """A CNN study's process runs with swapjax's XLA:CPU flags beside the ones it was given."""
+  flags = json.loads((single_dir / "config.json").read_text())["xla_flags"].split()
+  assert flags == ["--xla_force_host_platform_device_count=1", *meshlib.CPU_XLA_FLAGS]
+
+
+def test_xla_flags_are_added_unless_named(monkeypatch):
+  flag = "--xla_cpu_enable_concurrency_optimized_scheduler"
+  monkeypatch.delenv("XLA_FLAGS", raising=False)
+  assert meshlib.set_xla_flags() == list(meshlib.CPU_XLA_FLAGS)
+  assert os.environ["XLA_FLAGS"] == f"{flag}=false"
+  assert meshlib.set_xla_flags() == []  # named now: unchanged
+  monkeypatch.setenv("XLA_FLAGS", f"--xla_force_host_platform_device_count=2 {flag}=true")
+  assert meshlib.set_xla_flags() == []  # the user's choice wins
+  assert os.environ["XLA_FLAGS"].endswith(f"{flag}=true")
+  monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+  assert meshlib.set_xla_flags() == [f"{flag}=false"]
+  assert os.environ["XLA_FLAGS"] == f"--xla_force_host_platform_device_count=2 {flag}=false"
+  assert meshlib.study_xla_flags(registry.get_config("memorize_mnist")) == meshlib.CPU_XLA_FLAGS
+  assert meshlib.study_xla_flags(registry.get_config("binary_addition")) == ()
+
+
 def test_cpu_devices_split_gives_the_single_device_metrics(tmp_path):
   """`cpu_devices=2` (the host split into two XLA devices, runs in equal chunks on them at
   once) computes what one device computes: every metric to float tolerance, per run."""
@@ -214,6 +237,8 @@ def test_cpu_devices_split_gives_the_single_device_metrics(tmp_path):
     for devices in (1, 2)
   }
   assert "equal chunks on 2 CPU devices (cpu_devices)" in out[2]
+  # No convolutions: the command line leaves XLA's flags as they were (none here).
+  assert json.loads((tmp_path / "1" / "config.json").read_text())["xla_flags"] == ""
   assert "for cpu:1" in out[2] and "CPU devices" not in out[1]
   timing = json.loads((tmp_path / "2" / "timing.json").read_text())
   assert [p["runs_per_call"] for p in timing["programs"]] == [2, 2]
