@@ -196,6 +196,17 @@ STRATEGIES = flags.DEFINE_list(
 )
 SCALING = flags.DEFINE_list("scaling", None, "Override the preset's scaling table: runs R,...")
 FULL_STUDY = flags.DEFINE_bool("full_study", None, "Time the experiment's own study too.")
+GROUP_COMPARE = flags.DEFINE_multi_string(
+  "group_compare",
+  [],
+  "A config override KEY=VALUE: each group is timed with it too, right after the group's own "
+  "timing (repeatable).",
+)
+GROUP_BASELINES = flags.DEFINE_bool(
+  "group_baselines",
+  True,
+  "Time each group also on one device (split CPU) and with the lax.scan (RNN groups).",
+)
 
 
 @functools.cache
@@ -390,7 +401,15 @@ def main(argv):
   }
   if preset.get("groups"):
     rounds = registry.get_config(preset["experiment"]).rounds  # base's are unbounded
-    _time_groups(report, base, ds, repeats, preset.get("group_runs", 1), rounds)
+    runs = preset.get("group_runs", 1)
+    try:
+      for override in GROUP_COMPARE.value:
+        validate(apply_overrides(base, [override]))
+    except ConfigError as e:
+      raise app.UsageError(f"--group_compare: {e}") from None
+    _time_groups(
+      report, base, ds, repeats, runs, rounds, GROUP_COMPARE.value, GROUP_BASELINES.value
+    )
     if not preset["strategies"]:
       return _write(report)
     base = variant_configs(base)[0]  # strategies and scaling: the first group
@@ -438,23 +457,47 @@ def main(argv):
   _write(report)
 
 
-def _time_groups(report, base, ds, repeats, runs: int, rounds: int):
+def _time_group(base, group: str, runs: int, ds, repeats, devices, overrides=()) -> float:
+  """A group's median s/round as the runner runs it (equal chunks on the single `devices` of a
+  split CPU, else one call), with config `overrides`."""
+  cfg = apply_overrides(base, [f"groups={group}", *overrides])
+  if devices:
+    return _time_chunks(cfg, runs, ds, repeats, devices)["round_s_median"]
+  cfg = population(variant_configs(cfg)[0], runs)
+  return _time_rounds(cfg, f"{cfg.conv_impl}/{cfg.driver}", ds, repeats)["round_s_median"]
+
+
+def _time_groups(
+  report, base, ds, repeats, runs: int, rounds: int, compare=(), baselines: bool = True
+):
   """Each group (variant) of the experiment as its own program at `runs` seeds; the whole
   study's steady time at the experiment's `rounds`. With the CPU split into several devices
   (`cpu_devices`), each group is timed both ways side by side: as the runner runs it (equal
-  chunks on the single devices at once) and as one call on one device."""
+  chunks on the single devices at once) and as one call on one device (`baselines`). Each
+  override KEY=VALUE of `compare` times the group again with it, right after."""
   report["groups"] = []
   devices = meshlib.split_devices(base)
   for variant in variant_configs(base):
     cfg = population(variant, runs)
-    row = _time_rounds(cfg, f"{cfg.conv_impl}/{cfg.driver}", ds, repeats)  # the study's own
-    if devices:
+    if devices and not baselines:
+      row = _time_chunks(
+        apply_overrides(base, [f"groups={variant.variant}"]), runs, ds, repeats, devices
+      )
+      row.update(runs=runs, models=runs * cfg.members)
+      _summarise(row, cfg, ds, row["times"])
+    else:
+      row = _time_rounds(cfg, f"{cfg.conv_impl}/{cfg.driver}", ds, repeats)  # the study's own
+    if devices and baselines:
       one = row["one_device_round_s_median"] = row["round_s_median"]
       group = apply_overrides(base, [f"groups={variant.variant}"])
       row.update(_time_chunks(group, runs, ds, repeats, devices))
       for key in ("images_per_s", "model_steps_per_s", "flops_per_s", "fraction_of_peak"):
         row[key] = row[key] * one / row["round_s_median"] if row.get(key) else row.get(key)
-    if study.rnn_impl(cfg) == "native":  # the lax.scan beside the C++ time loop
+    row["compare"] = {
+      override: _time_group(base, variant.variant, runs, ds, repeats, devices, [override])
+      for override in compare
+    }
+    if baselines and study.rnn_impl(cfg) == "native":  # the lax.scan beside the C++ time loop
       scan = apply_overrides(base, [f"groups={variant.variant}", "rnn_impl=scan"])
       if devices:
         row["scan_round_s_median"] = _time_chunks(scan, runs, ds, repeats, devices)[
@@ -475,10 +518,13 @@ def _time_groups(report, base, ds, repeats, runs: int, rounds: int):
     "compile_s": sum(r.get("compile_s", 0.0) for r in report["groups"]),
     "cpu_devices": len(devices) if devices else 1,
   }
-  if devices:
+  if devices and baselines:
     report["groups_study"]["one_device_steady_s"] = rounds * sum(
       r["one_device_round_s_median"] for r in report["groups"]
     )
+  report["groups_study"]["compare_steady_s"] = {
+    override: rounds * sum(r["compare"][override] for r in report["groups"]) for override in compare
+  }
   if all("scan_round_s_median" in r for r in report["groups"]):
     report["groups_study"]["scan_steady_s"] = rounds * sum(
       r["scan_round_s_median"] for r in report["groups"]
@@ -541,20 +587,24 @@ def _write(report):
 def _render_groups(report) -> list[str]:
   split = any("one_device_round_s_median" in r for r in report["groups"])
   scan = any("scan_round_s_median" in r for r in report["groups"])
+  compare = list(report["groups"][0].get("compare", {})) if report["groups"] else []
   lines = [
     "| group | runs | batch | compile s | s/epoch | "
     + ("s/epoch on one device | " if split else "")
     + ("s/epoch with rnn_impl=scan | " if scan else "")
+    + "".join(f"s/epoch with {override} | " for override in compare)
     + "train samples/epoch | samples/s | GFLOP/s | XLA memory per call | RSS so far |",
     "| --- | ---: | ---: | ---: | ---: | "
     + ("---: | " if split else "")
     + ("---: | " if scan else "")
+    + "---: | " * len(compare)
     + "---: | ---: | ---: | ---: | ---: |",
   ]
   for r in report["groups"]:
     xla = f"{r['xla_peak_bytes'] / 2**30:.2f} GiB" if r.get("xla_peak_bytes") else "-"
     one = f"{r['one_device_round_s_median']:.2f} | " if split else ""
     one += f"{r['scan_round_s_median']:.2f} | " if "scan_round_s_median" in r else ""
+    one += "".join(f"{r['compare'][override]:.2f} | " for override in compare)
     lines.append(
       f"| {r['group']} | {r['runs']} | {r['batch_size']} | {r['compile_s']:.1f} | "
       f"{r['round_s_median']:.2f} | {one}"
@@ -596,13 +646,17 @@ def render(report) -> str:
         + (
           f" (runs in equal chunks on {g['cpu_devices']} CPU devices; all on one device: "
           f"{g['one_device_steady_s']:.0f} s)."
-          if g.get("cpu_devices", 1) > 1
+          if "one_device_steady_s" in g
           else "."
         )
         + (
           f" With the recurrences as a lax.scan (`rnn_impl=scan`): {g['scan_steady_s']:.0f} s."
           if "scan_steady_s" in g
           else ""
+        )
+        + "".join(
+          f" With `{override}`: {steady:.0f} s."
+          for override, steady in g.get("compare_steady_s", {}).items()
         ),
       ]
     lines = lines[:4] + _render_groups(report) + study_line + ["", *lines[4:]]

@@ -160,6 +160,10 @@ class Config:
   eval_batch_size: int = 0  # 0: 500 on CPU, 1000 on accelerators
   eval_conv_impl: str = "lax"  # forward-only: plain convolutions, one model at a time
   eval_population: str = "map"  # "map": lax.map over models; "vmap": one batched program
+  # A causal sequence network (recurrent layers, then per-step layers) evaluates each distinct
+  # input prefix of an evaluation set once (swapjax/prefixes.py) when that is at most half the
+  # per-sample work; false: every sample, every step.
+  eval_shared_prefixes: bool = True
   checkpoint_keep: int = 3
   tensorboard: bool = True  # event files in WORKDIR/tensorboard/ (one series per run and metric)
   on_nan: str = "stop"

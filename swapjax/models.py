@@ -222,11 +222,14 @@ class SimpleRNN(nn.Module):
   impl: str = "scan"
 
   @nn.compact
-  def __call__(self, x_BxTxF, train: bool = False):
-    b, t, f = x_BxTxF.shape
+  def __call__(self, x_BxTxF, train: bool = False, forest=None):
+    f = x_BxTxF.shape[-1]
     kernel = self.param("kernel", KERAS_KERNEL_INIT, (f, self.units))
     recurrent = self.param("recurrent_kernel", nn.initializers.orthogonal(), (self.units,) * 2)
     bias = self.param("bias", nn.initializers.zeros, (self.units,))
+    if forest is not None:
+      return self.on_forest(x_BxTxF, kernel, recurrent, bias, forest, train)
+    b = x_BxTxF.shape[0]
     input_mask = sequence_dropout_mask(self, self.dropout, (b, 1, f), train)
     state_mask = sequence_dropout_mask(self, self.recurrent_dropout, (b, self.units), train)
     if input_mask is not None:
@@ -237,6 +240,19 @@ class SimpleRNN(nn.Module):
     else:
       h_TxBxU = recurrence(self.activation, self.unroll, xw_TxBxU, recurrent, state_mask)
     return jnp.moveaxis(h_TxBxU, 0, 1)
+
+  def on_forest(self, x_SxF, kernel, recurrent, bias, forest, train: bool):
+    """The layer on the rows of a `prefixes.Forest` (evaluation only): x (S, F) holds each
+    row's last input; a row's state follows from its parent row's, step by step."""
+    if train:
+      raise ValueError("prefix forests are for evaluation; training runs per sample")
+    act = ACTIVATIONS[self.activation]
+    xw_SxU = x_SxF @ kernel + bias
+    states = []
+    for t in range(len(forest.offsets) - 1):
+      xw = xw_SxU[forest.offsets[t] : forest.offsets[t + 1]]
+      states.append(act(xw + states[-1][forest.parents(t)] @ recurrent) if t else act(xw))
+    return jnp.concatenate(states)
 
 
 def parse_layer(text: str) -> tuple[str, tuple[str, ...]]:
@@ -306,7 +322,9 @@ class SpecNet(nn.Module):
   rnn_impl: str = "scan"
 
   @nn.compact
-  def __call__(self, x, train: bool = False, dropout_rate=0.0, leaky_slope=0.3):
+  def __call__(self, x, train: bool = False, dropout_rate=0.0, leaky_slope=0.3, forest=None):
+    """`forest`: x holds the rows of a `prefixes.Forest` (S, F) of a causal sequence network's
+    evaluation set; the outputs are per row (S, ...)."""
     for i, text in enumerate(self.layers):
       kind, args = parse_layer(text)
       if kind == "conv":
@@ -328,7 +346,7 @@ class SpecNet(nn.Module):
         activation = args[1] if len(args) > 1 else "tanh"
         rates = [float(a) for a in args[2:4]] + [0.0, 0.0]
         x = SimpleRNN(int(args[0]), activation, rates[0], rates[1], self.rnn_unroll, self.rnn_impl)(
-          x, train
+          x, train, forest
         )
       elif kind == "leaky_relu":
         x = nn.leaky_relu(x, float(args[0]) if args else leaky_slope)

@@ -113,11 +113,14 @@ def make_swap_round(config: Config, train_epoch, evaluate):
     slope_R = runs.numbers["leaky_slope"]
 
     def eval_pool(params, pool):
-      return evaluate(params, pool.images_VxPxHxWxC, pool.variant_R, pool.labels_RxP, slope_R)
+      return evaluate(
+        params, pool.images_VxPxHxWxC, pool.variant_R, pool.labels_RxP, slope_R, part="pool"
+      )
 
     def eval_holdout(params, pool):
       labels = per_run(pool.holdout_labels_T, pool.variant_R.shape[0])
-      return evaluate(params, pool.holdout_images_VxTxHxWxC, pool.variant_R, labels, slope_R)
+      images = pool.holdout_images_VxTxHxWxC
+      return evaluate(params, images, pool.variant_R, labels, slope_R, part="test")
 
     k_train, k_swap = round_keys(run_keys(config.seed, runs.seed_R), state.round)
     idx = state.idx_RxMxN
@@ -215,7 +218,7 @@ def make_memorize_round(config: Config, train_epoch, evaluate):
     seen = state.seen_RxMxP.at[:, 0].set(mark_seen(state.seen_RxMxP[:, 0], idx[:, 0], n_train))
     slope_R = runs.numbers["leaky_slope"]
     loss, correct = evaluate(
-      params, pool.images_VxPxHxWxC, pool.variant_R, pool.labels_RxP, slope_R
+      params, pool.images_VxPxHxWxC, pool.variant_R, pool.labels_RxP, slope_R, part="pool"
     )
     m = half_metrics(loss[:, 0], correct[:, 0], idx[:, 0], None, seen[:, 0], n_train)
     # Training accuracy is measured on the samples trained on (Keras' `acc` is a running mean
@@ -242,7 +245,7 @@ def make_memorize_round(config: Config, train_epoch, evaluate):
       out = {}
       for name, (images, labels_T) in eval_sets.items():
         labels = per_run(labels_T, pool.variant_R.shape[0])
-        t_loss, t_correct = evaluate(params, images, pool.variant_R, labels, slope_R)
+        t_loss, t_correct = evaluate(params, images, pool.variant_R, labels, slope_R, part=name)
         out[f"{name}/loss"] = t_loss[:, 0].mean(1)
         out[f"{name}/acc"] = t_correct[:, 0].mean(1, dtype=jnp.float32)
       return out

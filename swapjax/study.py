@@ -18,7 +18,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from swapjax import data as datalib
-from swapjax import memory, onednn, rnn_kernel, rounds, train
+from swapjax import memory, onednn, prefixes, rnn_kernel, rounds, train
 from swapjax import mesh as meshlib
 from swapjax.config import (
   TRACED_AXES,
@@ -233,8 +233,10 @@ def build_whole(config: Config, ds: datalib.Dataset, mesh=None, chunk: int = 0) 
   optimizer = train.make_optimizer(config)
   train_epoch = train.make_train_epoch(config, model, optimizer, driver, mesh)
   eval_model = config_model(config, config.eval_conv_impl)
-  evaluate = jax.jit(train.make_evaluate(config, eval_model, config.eval_population))
   pool = build_pool(config, ds, table)
+  forests = eval_forests(config, pool)
+  evaluate = train.make_evaluate(config, eval_model, config.eval_population, forests)
+  evaluate = jax.jit(evaluate, static_argnames="part")
   runs = build_runs(config, table)
   members, halves = config.members, config.kind.halves
   n, p = config.half_size, config.train_pool
@@ -300,6 +302,25 @@ def build_whole(config: Config, ds: datalib.Dataset, mesh=None, chunk: int = 0) 
     tuple(range(len(table))),
     tuple(group_names(config, table)),
   )
+
+
+def eval_forests(config: Config, pool: Pool) -> dict:
+  """{part: prefixes.Forest} of the evaluation sets whose distinct prefixes a causal sequence
+  network evaluates once each (`eval_shared_prefixes`), where that halves the work or better."""
+  if not (config.eval_shared_prefixes and prefixes.causal(config_layers(config))):
+    return {}
+  forests = {}
+  parts = {
+    "pool": pool.images_VxPxHxWxC,
+    "test": pool.holdout_images_VxTxHxWxC,
+    "holdout": pool.extra_images_VxExHxWxC,
+  }
+  for part, sequences in parts.items():
+    if sequences.ndim == 4 and sequences.shape[1]:  # (V, N, T, F)
+      forest = prefixes.build(np.asarray(sequences))
+      if prefixes.worth_it(forest):
+        forests[part] = forest
+  return forests
 
 
 def _take_runs(pool: Pool, runs: RunArrays, which: slice):

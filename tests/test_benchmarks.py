@@ -81,15 +81,12 @@ def test_presets_time_onednn_strategies_as_patches_without_onednn(monkeypatch, c
   assert "onednn/scan timed as patches/scan: no oneDNN here" in capsys.readouterr().out
 
 
-def test_rnn_groups_are_timed_with_the_scan_beside_the_kernel():
-  """binary_addition's groups: the study's own formulation (the C++ time loop) and the lax.scan,
-  each group both ways in one process, and the whole study's steady time both ways."""
+def _two_rnn_groups():
+  """binary_addition's `base` and `tanh` groups on 40 pairs, as the preset builds them."""
   import dataclasses
 
-  from swapjax import rnn_kernel, study
+  from swapjax import study
 
-  if rnn_kernel.unavailable_reason():
-    pytest.skip(rnn_kernel.unavailable_reason())
   base = dataclasses.replace(
     bench.registry.get_config("binary_addition"),
     source="synthetic",
@@ -99,7 +96,18 @@ def test_rnn_groups_are_timed_with_the_scan_beside_the_kernel():
     cpu_devices=1,
     groups=("base", "tanh"),
   )
-  ds = study.load_data(base, None, None)
+  return base, study.load_data(base, None, None)
+
+
+def test_rnn_groups_are_timed_with_the_scan_beside_the_kernel():
+  """binary_addition's groups: the study's own formulation (the C++ time loop) and the lax.scan,
+  each group both ways in one process, and the whole study's steady time both ways."""
+
+  from swapjax import rnn_kernel
+
+  if rnn_kernel.unavailable_reason():
+    pytest.skip(rnn_kernel.unavailable_reason())
+  base, ds = _two_rnn_groups()
   report = {}
   bench._time_groups(report, base, ds, repeats=1, runs=2, rounds=5)
   assert [r["group"] for r in report["groups"]] == ["base", "tanh"]
@@ -109,6 +117,34 @@ def test_rnn_groups_are_timed_with_the_scan_beside_the_kernel():
   assert report["groups_study"]["scan_steady_s"] == pytest.approx(scan_s)
   table = "\n".join(bench._render_groups(report))
   assert "s/epoch with rnn_impl=scan" in table and "| base | 2 |" in table
+
+
+def test_groups_compare_an_override_side_by_side(monkeypatch):
+  """--group_compare times each group again with a config override, right after its own
+  timing; --group_baselines=false leaves out the one-device and scan timings."""
+
+  base, ds = _two_rnn_groups()
+  seen = []
+  real = bench._time_rounds
+
+  def spy(cfg, strategy, ds, repeats):
+    seen.append((cfg.variant, cfg.learning_rate, cfg.rnn_impl))
+    return real(cfg, strategy, ds, repeats)
+
+  monkeypatch.setattr(bench, "_time_rounds", spy)
+  report = {}
+  override = "learning_rate=0.5"
+  bench._time_groups(report, base, ds, 1, 2, 5, [override], baselines=False)
+  assert seen == [("base", (0.1,), "auto"), ("base", (0.5,), "auto")] + [
+    ("tanh", (0.1,), "auto"),
+    ("tanh", (0.5,), "auto"),
+  ]
+  for row in report["groups"]:
+    assert row["compare"][override] > 0 and "scan_round_s_median" not in row
+  steady = 5 * sum(r["compare"][override] for r in report["groups"])
+  assert report["groups_study"]["compare_steady_s"][override] == pytest.approx(steady)
+  table = "\n".join(bench._render_groups(report))
+  assert f"s/epoch with {override}" in table and "rnn_impl=scan" not in table
 
 
 def test_xla_flags_compares_variants_in_alternating_processes(tmp_path, monkeypatch):
