@@ -81,8 +81,7 @@ def _backward(activation, residuals, g_TxBxU):
     jax.ShapeDtypeStruct(recurrent_UxU.shape, jnp.float32),
   )
   call = jax.ffi.ffi_call("swapjax_recurrence_backward", out, vmap_method="broadcast_all")
-  recurrent_t = jnp.swapaxes(recurrent_UxU, -1, -2)  # dh = dz @ recurrent^T
-  dz_TxBxU, d_recurrent = call(g_TxBxU, h_TxBxU, recurrent_t, mask, **attrs)
+  dz_TxBxU, d_recurrent = call(g_TxBxU, h_TxBxU, recurrent_UxU, mask, **attrs)
   d_mask = None if mask_BxU is None else jnp.zeros_like(mask_BxU)  # masks are not trained
   return dz_TxBxU, d_recurrent, d_mask
 
