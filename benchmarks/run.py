@@ -24,7 +24,7 @@ from pathlib import Path
 import jax
 from absl import app, flags
 
-from benchmarks.timing import timed
+from benchmarks.timing import tests_every_round, timed
 from swapjax import data, onednn, registry, study, train
 from swapjax import mesh as meshlib
 from swapjax.config import ConfigError, apply_overrides, run_table, validate, variant_configs
@@ -232,7 +232,8 @@ def _time_rounds(base, strategy: str, ds, repeats):
     "runs": len(built.runs_table),
     "models": len(built.runs_table) * cfg.members,
   }
-  args = lambda s: (s, built.pool, built.runs, jax.numpy.asarray(False))
+  test_due = jax.numpy.asarray(tests_every_round(cfg))
+  args = lambda s: (s, built.pool, built.runs, test_due)
   fn = built.round_fn
   if built.driver == "scan":
     t0 = time.perf_counter()
@@ -256,7 +257,7 @@ def _summarise(result, cfg, ds, times):
   # images a round processes (training = 3 forward passes: forward, input and weight gradients).
   batch = min(cfg.batch_size, cfg.num_train)
   steps = -(-cfg.num_train // batch)
-  holdout = cfg.holdout_size if cfg.kind.tests_every_round else 0  # else every few rounds
+  holdout = cfg.holdout_size if tests_every_round(cfg) else 0  # else every few rounds
   images_fwd = cfg.train_pool + holdout + 3 * steps * batch
   layers = config_layers(dataclasses.replace(cfg, dropout=False))
   result["flops_per_round"] = (
@@ -314,7 +315,7 @@ def _time_sequential(cfg, ds, repeats):
       slope = runs.numbers["leaky_slope"]
       images, labels = pool.images_VxPxHxWxC, pool.labels_RxP
       out = [loss, evaluate(params[i], images, pool.variant_R, labels, slope)]
-      if cfg.kind.tests_every_round:
+      if tests_every_round(cfg):
         holdout = pool.holdout_images_VxTxHxWxC, pool.holdout_labels_T[None]
         out.append(evaluate(params[i], holdout[0], pool.variant_R, holdout[1], slope))
       jax.block_until_ready(out)
@@ -540,8 +541,10 @@ def _time_chunks(config, runs: int, ds, repeats, devices) -> dict:
   states = study.init_states(programs)
   programs, compile_s, _ = _compile(programs, states)
 
+  test_due = tests_every_round(config)
+
   def one_round():
-    out = [study.step_round(p, s) for p, s in zip(programs, states, strict=True)]
+    out = [study.step_round(p, s, test_due) for p, s in zip(programs, states, strict=True)]
     jax.block_until_ready(out)
     states[:] = [state for state, _ in out]
 

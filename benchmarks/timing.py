@@ -1,4 +1,5 @@
-"""The benchmarks' clock (no flags, no JAX: the PyTorch reference uses it too)."""
+"""The benchmarks' clock and what a timed round holds (no flags, no JAX: the PyTorch reference
+uses it too)."""
 
 from __future__ import annotations
 
@@ -18,3 +19,10 @@ def timed(call: Callable[[], object], repeats: int) -> tuple[float, list[float]]
     call()
     times.append(time.perf_counter() - t0)
   return first, times
+
+
+def tests_every_round(cfg) -> bool:
+  """Whether every round of the study evaluates its test set: the swap study's rounds do, and a
+  memorization study's with `test_every=1`; other rounds are timed without the test pass, which
+  runs every few rounds."""
+  return cfg.kind.tests_every_round or cfg.test_every == 1

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.timing import timed
+from benchmarks.timing import tests_every_round, timed
 from swapjax import study, train
 from swapjax.config import run_table
 from swapjax.models import config_layers, parse_layer
@@ -292,7 +292,7 @@ def build_protocol(cfg, ds, device: str = "cpu") -> Protocol:
   pool = study.build_pool(one, ds, [run])
   label_dtype = torch.long if cfg.task == "softmax" else torch.float32
   holdout = None
-  if cfg.kind.tests_every_round:
+  if tests_every_round(cfg):
     holdout = (
       _tensor(pool.holdout_images_VxTxHxWxC[0], device=device),
       _tensor(pool.holdout_labels_T, label_dtype, device),

@@ -17,6 +17,7 @@ torch = pytest.importorskip("torch")
 
 from benchmarks import run as bench  # noqa: E402
 from benchmarks import torch_reference as tr  # noqa: E402
+from benchmarks.timing import tests_every_round as with_test_pass  # noqa: E402
 from swapjax import data, generated, models, registry, study, train  # noqa: E402
 from swapjax.config import run_table, variant_configs  # noqa: E402
 
@@ -185,7 +186,7 @@ def assert_same_work(row, baseline, cfg):
   assert (row["runs"], row["models"]) == (baseline["runs"], baseline["models"])
   assert row["models"] == len(run_table(cfg)) * cfg.members
   assert row["train_steps_per_model"] == -(-cfg.num_train // min(cfg.batch_size, cfg.num_train))
-  holdout = cfg.holdout_size if cfg.kind.tests_every_round else 0
+  holdout = cfg.holdout_size if with_test_pass(cfg) else 0
   assert row["eval_images_per_model"] == cfg.train_pool + holdout
   assert row["flops_per_round"] == baseline["flops_per_round"]  # the same work counted
   assert 0 < row["round_s_min"] <= row["round_s_median"] <= row["round_s_max"]
@@ -208,7 +209,8 @@ def test_time_torch_rnn_round_does_the_sequential_baselines_work():
   cfg = bench.population(variant_configs(base)[-1], 2)  # recurrent dropout, batch 2
   ds = study.load_data(cfg, None, None)
   row = tr.time_torch(cfg, ds, 1)
-  assert row["train_steps_per_model"] == 32 and row["eval_images_per_model"] == 64
+  # binary_addition tests every epoch (test_every=1): the pool and the 16 test pairs
+  assert row["train_steps_per_model"] == 32 and row["eval_images_per_model"] == 64 + 16
   assert_same_work(row, bench._time_sequential(cfg, ds, 1), cfg)
 
 
