@@ -7,6 +7,7 @@ same command in the same workdir resumes from the newest checkpoint that restore
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import os
@@ -257,32 +258,59 @@ def _unpack(programs, tree, like):
 
 
 def _compile(programs, states):
-  """AOT-compiles each program's round once (its chunks share it); returns the programs with
-  compiled rounds and the compile seconds per program."""
-  compiled, seconds, done, peak = [], {}, {}, {}
+  """AOT-compiles each program's round once per device (its chunks there share it); returns
+  the programs with compiled rounds and the compile seconds per program.
+
+  Tracing and lowering hold the GIL and run one after another; XLA's compilations of the
+  lowered programs run side by side, one thread per CPU core (a split CPU compiles the same
+  program once per device)."""
+  lowered, seconds, peak = {}, {}, {}
+  start = time.perf_counter()
   for built, state in zip(programs, states, strict=True):
     key = (built.program, getattr(built.device, "id", None))
-    if built.driver == "scan" and key not in done:
+    if built.driver == "scan" and key not in lowered:
       t0 = time.perf_counter()
-      args = (state, built.pool, built.runs, np.asarray(False))
-      done[key] = built.round_fn.lower(*args).compile()
-      seconds[built.program] = seconds.get(built.program, 0.0) + time.perf_counter() - t0
-      peak[built.program] = _xla_peak_bytes(done[key])
-      groups = sorted({g for p in programs if p.program == built.program for g in p.groups})
-      per_run, _ = built.memory_estimate
-      print(
-        f"swapjax: compiled the round of {len(built.runs_table)} runs x "
-        f"{built.config.members} members ({', '.join(groups)}) in "
-        f"{time.perf_counter() - t0:.1f} s"
-        + (f" for {built.device}" if built.device else "")
-        + f"; memory: ~{report.format_bytes(per_run)} per run (estimate), XLA's figure per "
-        + f"call {report.format_bytes(peak[built.program])}",
-        flush=True,
-      )
-    if key in done:
-      built = dataclasses.replace(built, round_fn=done[key])
+      lowered[key] = (built, built.round_fn.lower(state, built.pool, built.runs, np.asarray(False)))
+      seconds[key] = time.perf_counter() - t0
+
+  def compile_one(key):
+    t0 = time.perf_counter()
+    done = lowered[key][1].compile()
+    return done, seconds[key] + time.perf_counter() - t0
+
+  workers = min(len(lowered), os.cpu_count() or 1)
+  if workers > 1:
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+      results = dict(zip(lowered, pool.map(compile_one, lowered), strict=True))
+  else:
+    results = {key: compile_one(key) for key in lowered}
+  per_program = {}
+  for key, (built, _) in lowered.items():
+    done, took = results[key]
+    per_program[built.program] = per_program.get(built.program, 0.0) + took
+    peak[built.program] = _xla_peak_bytes(done)
+    groups = sorted({g for p in programs if p.program == built.program for g in p.groups})
+    per_run, _ = built.memory_estimate
+    print(
+      f"swapjax: compiled the round of {len(built.runs_table)} runs x "
+      f"{built.config.members} members ({', '.join(groups)}) in {took:.1f} s"
+      + (f" for {built.device}" if built.device else "")
+      + f"; memory: ~{report.format_bytes(per_run)} per run (estimate), XLA's figure per "
+      + f"call {report.format_bytes(peak[built.program])}",
+      flush=True,
+    )
+  if workers > 1:
+    wall = time.perf_counter() - start
+    print(
+      f"swapjax: {len(lowered)} compilations took {wall:.1f} s, {workers} at a time", flush=True
+    )
+  compiled = []
+  for built in programs:
+    key = (built.program, getattr(built.device, "id", None))
+    if key in results:
+      built = dataclasses.replace(built, round_fn=results[key][0])
     compiled.append(built)
-  return compiled, seconds, peak
+  return compiled, per_program, peak
 
 
 def _xla_peak_bytes(compiled) -> int | None:

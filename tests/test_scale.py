@@ -240,6 +240,8 @@ def test_cpu_devices_split_gives_the_single_device_metrics(tmp_path):
   # No convolutions: the command line leaves XLA's flags as they were (none here).
   assert json.loads((tmp_path / "1" / "config.json").read_text())["xla_flags"] == ""
   assert "for cpu:1" in out[2] and "CPU devices" not in out[1]
+  if (os.cpu_count() or 1) > 1:  # the (program, device) compilations run side by side
+    assert "swapjax: 4 compilations took" in out[2] and "swapjax: 2 compilations took" in out[1]
   timing = json.loads((tmp_path / "2" / "timing.json").read_text())
   assert [p["runs_per_call"] for p in timing["programs"]] == [2, 2]
   one, two = _rows(tmp_path / "1"), _rows(tmp_path / "2")
