@@ -70,9 +70,8 @@ def run(
 
   from swapjax import mesh, runner  # heavy imports after validation
 
-  mesh.set_xla_flags(
-    mesh.study_xla_flags(config)
-  )  # both only take effect where JAX has not started yet
+  # Both take effect only where JAX has not started yet.
+  mesh.set_xla_flags(mesh.study_xla_flags(config))
   mesh.split_cpu(config.cpu_devices)
 
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO

@@ -29,16 +29,19 @@ class Forest(NamedTuple):
   Step t's rows are `offsets[t]:offsets[t + 1]` of the flat (S,) arrays."""
 
   offsets: tuple[int, ...]  # static, T + 1 numbers
-  parent_S: (
-    np.ndarray
-  )  # int32: the row of the prefix one step shorter, relative to its step (0 at t = 0)
+  # int32: the row of the prefix one step shorter, relative to its step (0 at t = 0)
+  parent_S: np.ndarray
   source_S: np.ndarray  # int32: a flat sample v * N + n whose prefix the row is
-  step_S: np.ndarray  # int32: the row's step t (its last input is the sample's step t)
   row_VxNxT: np.ndarray  # int32: the row of each sample's prefix ending at each step
 
   @property
   def rows(self) -> int:
     return self.offsets[-1]
+
+  @property
+  def step_S(self) -> np.ndarray:
+    """int32: each row's step t (its last input is its source sample's step t)."""
+    return np.repeat(np.arange(len(self.offsets) - 1, dtype=np.int32), np.diff(self.offsets))
 
   def parents(self, t: int) -> np.ndarray:
     """Step t's parents as indices into step t - 1's rows."""
@@ -58,7 +61,7 @@ def build(sequences_VxNxTxF: np.ndarray) -> Forest:
   v, n, t = sequences_VxNxTxF.shape[:3]
   flat = np.ascontiguousarray(sequences_VxNxTxF.reshape(v * n, t, -1))
   row_NxT = np.empty((v * n, t), np.int32)
-  offsets, parents, sources, steps = [0], [], [], []
+  offsets, parents, sources = [0], [], []
   prefix = np.zeros(v * n, np.int64)  # each sample's prefix id at the previous step
   for s in range(t):
     step = np.ascontiguousarray(flat[:, s])
@@ -69,10 +72,9 @@ def build(sequences_VxNxTxF: np.ndarray) -> Forest:
     row_NxT[:, s] = offsets[-1] + prefix
     parents.append(row_NxT[first, s - 1] - offsets[-2] if s else np.zeros(len(first), np.int64))
     sources.append(first)
-    steps.append(np.full(len(first), s))
     offsets.append(offsets[-1] + len(first))
   cat = lambda parts: np.concatenate(parts).astype(np.int32)
-  return Forest(tuple(offsets), cat(parents), cat(sources), cat(steps), row_NxT.reshape(v, n, t))
+  return Forest(tuple(offsets), cat(parents), cat(sources), row_NxT.reshape(v, n, t))
 
 
 def worth_it(forest: Forest, max_fraction: float = 0.5) -> bool:

@@ -270,22 +270,26 @@ def make_evaluate(config: Config, model: SpecNet, population: str = "map", fores
   chunk = config.eval_batch_size or (500 if jax.default_backend() == "cpu" else 1000)
   task, loss_kind = config.task, task_loss(config)
 
-  def member_logits(params, x_BxHxWxC, slope):
-    return model.apply({"params": params}, x_BxHxWxC, train=False, leaky_slope=slope)
+  def member_logits(params, x_BxHxWxC, slope, forest=None):
+    return model.apply({"params": params}, x_BxHxWxC, train=False, leaky_slope=slope, forest=forest)
 
   def logits_vmap(params, x_RxBxHxWxC, slope_R):
     return jax.vmap(jax.vmap(member_logits, in_axes=(0, None, None)))(params, x_RxBxHxWxC, slope_R)
 
-  def logits_map(params, x_RxBxHxWxC, slope_R):
+  def map_members(params, slope_R, logits_of, batch_size=None):
+    """`logits_of(member_params, run, slope)` for each of the R x M models in turn (`lax.map`,
+    `batch_size` models at a time), stacked (R, M, ...)."""
     r, m = jax.tree.leaves(params)[0].shape[:2]
     flat = jax.tree.map(lambda a: a.reshape(r * m, *a.shape[2:]), params)
     logits = jax.lax.map(
-      lambda i: member_logits(
-        jax.tree.map(lambda a: a[i], flat), x_RxBxHxWxC[i // m], slope_R[i // m]
-      ),
+      lambda i: logits_of(jax.tree.map(lambda a: a[i], flat), i // m, slope_R[i // m]),
       jnp.arange(r * m),
+      batch_size=batch_size,
     )
     return logits.reshape(r, m, *logits.shape[1:])
+
+  def logits_map(params, x_RxBxHxWxC, slope_R):
+    return map_members(params, slope_R, lambda p, run, s: member_logits(p, x_RxBxHxWxC[run], s))
 
   logits_RxM = logits_map if population == "map" else logits_vmap
 
@@ -293,20 +297,12 @@ def make_evaluate(config: Config, model: SpecNet, population: str = "map", fores
     v, n, t = forest.row_VxNxT.shape
     flat = sequences_VxNxTxF.reshape(v * n, t, -1)
     x_SxF = normalize(flat[forest.source_S, forest.step_S], config.normalize)
-    r, m = jax.tree.leaves(params)[0].shape[:2]
-    members = jax.tree.map(lambda a: a.reshape(r * m, *a.shape[2:]), params)
-    out = jax.lax.map(
-      lambda i: model.apply(
-        {"params": jax.tree.map(lambda a: a[i], members)},
-        x_SxF,
-        train=False,
-        leaky_slope=slope_R[i // m],
-        forest=forest,
-      ),
-      jnp.arange(r * m),
+    out_RxMxS = map_members(
+      params,
+      slope_R,
+      lambda p, _, s: member_logits(p, x_SxF, s, forest),
       batch_size=2,  # pairs of models: 0.39-0.40 s vs 0.49-0.56 one at a time (units128, 50)
     )
-    out_RxMxS = out.reshape(r, m, *out.shape[1:])
     rows_RxNxT = jnp.asarray(forest.row_VxNxT)[variant_R]
     logits = jax.vmap(lambda o, rows: o[:, rows])(out_RxMxS, rows_RxNxT)  # (R, M, N, T, ...)
     return per_sample(task, loss_kind, logits, labels_RxN[:, None], labels_RxN.ndim - 2)
