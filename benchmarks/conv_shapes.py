@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import statistics
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 from absl import app, flags
 
-from benchmarks.timing import timed
+from benchmarks.timing import timed, write_report
 from swapjax import config as C
 from swapjax import memory, onednn, registry
 from swapjax.models import CONV_FUNCTIONS, available_conv_impls, parse_layer
@@ -97,12 +96,8 @@ def main(argv):
     "impls": impls,
     "rows": rows,
   }
-  out = Path(OUT.value)
-  out.mkdir(parents=True, exist_ok=True)
-  (out / f"conv_shapes_{EXPERIMENT.value}.json").write_text(json.dumps(report, indent=2) + "\n")
-  text = render(report)
-  (out / f"conv_shapes_{EXPERIMENT.value}.md").write_text(text)
-  print(text)
+  name = f"conv_shapes_{EXPERIMENT.value}"
+  write_report(OUT.value, name, name, report, render)
 
 
 def render(report) -> str:

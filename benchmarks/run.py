@@ -19,12 +19,11 @@ import json
 import resource
 import statistics
 import time
-from pathlib import Path
 
 import jax
 from absl import app, flags
 
-from benchmarks.timing import tests_every_round, timed
+from benchmarks.timing import tests_every_round, timed, write_report
 from swapjax import data, onednn, registry, study, train
 from swapjax import mesh as meshlib
 from swapjax.config import ConfigError, apply_overrides, run_table, validate, variant_configs
@@ -480,17 +479,15 @@ def _time_groups(
   devices = meshlib.split_devices(base)
   for variant in variant_configs(base):
     cfg = population(variant, runs)
+    group = apply_overrides(base, [f"groups={variant.variant}"])
     if devices and not baselines:
-      row = _time_chunks(
-        apply_overrides(base, [f"groups={variant.variant}"]), runs, ds, repeats, devices
-      )
+      row = _time_chunks(group, runs, ds, repeats, devices)
       row.update(runs=runs, models=runs * cfg.members)
       _summarise(row, cfg, ds, row["times"])
     else:
       row = _time_rounds(cfg, f"{cfg.conv_impl}/{cfg.driver}", ds, repeats)  # the study's own
     if devices and baselines:
       one = row["one_device_round_s_median"] = row["round_s_median"]
-      group = apply_overrides(base, [f"groups={variant.variant}"])
       row.update(_time_chunks(group, runs, ds, repeats, devices))
       for key in ("images_per_s", "model_steps_per_s", "flops_per_s", "fraction_of_peak"):
         row[key] = row[key] * one / row["round_s_median"] if row.get(key) else row.get(key)
@@ -499,15 +496,9 @@ def _time_groups(
       for override in compare
     }
     if baselines and study.rnn_impl(cfg) == "native":  # the lax.scan beside the C++ time loop
-      scan = apply_overrides(base, [f"groups={variant.variant}", "rnn_impl=scan"])
-      if devices:
-        row["scan_round_s_median"] = _time_chunks(scan, runs, ds, repeats, devices)[
-          "round_s_median"
-        ]
-      else:
-        scan_cfg = population(variant_configs(scan)[0], runs)
-        strategy = f"{scan_cfg.conv_impl}/{scan_cfg.driver}"
-        row["scan_round_s_median"] = _time_rounds(scan_cfg, strategy, ds, repeats)["round_s_median"]
+      row["scan_round_s_median"] = _time_group(
+        base, variant.variant, runs, ds, repeats, devices, ["rnn_impl=scan"]
+      )
     row["group"] = variant.variant
     row["batch_size"] = variant.batch_size
     row["images_per_epoch"] = variant.num_train
@@ -579,12 +570,7 @@ def _time_split(first, strategy: str, ds, repeats, devices):
 
 
 def _write(report):
-  out = Path(OUT.value)
-  out.mkdir(parents=True, exist_ok=True)
-  (out / f"timing_{PRESET.value}.json").write_text(json.dumps(report, indent=2) + "\n")
-  text = render(report)
-  (out / f"benchmark_{PRESET.value}.md").write_text(text)
-  print(text)
+  write_report(OUT.value, f"timing_{PRESET.value}", f"benchmark_{PRESET.value}", report, render)
 
 
 def _render_groups(report) -> list[str]:

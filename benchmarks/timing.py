@@ -3,8 +3,10 @@ uses it too)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def timed(call: Callable[[], object], repeats: int) -> tuple[float, list[float]]:
@@ -26,3 +28,14 @@ def tests_every_round(cfg) -> bool:
   memorization study's with `test_every=1`; other rounds are timed without the test pass, which
   runs every few rounds."""
   return cfg.kind.tests_every_round or cfg.test_every == 1
+
+
+def write_report(folder: str, json_name: str, md_name: str, report: dict, render) -> None:
+  """Writes `report` as FOLDER/JSON_NAME.json and its markdown `render(report)` as
+  FOLDER/MD_NAME.md, and prints the markdown."""
+  out = Path(folder)
+  out.mkdir(parents=True, exist_ok=True)
+  (out / f"{json_name}.json").write_text(json.dumps(report, indent=2) + "\n")
+  text = render(report)
+  (out / f"{md_name}.md").write_text(text)
+  print(text)

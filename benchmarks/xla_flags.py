@@ -23,6 +23,7 @@ from pathlib import Path
 from absl import app, flags
 
 from benchmarks.run import OUT, PRESET, REPEATS, SCALING, STRATEGIES
+from benchmarks.timing import write_report
 from swapjax.mesh import CPU_XLA_FLAGS
 
 # --preset, --strategies, --scaling, --repeats and --out are benchmarks.run's own, passed on.
@@ -92,12 +93,8 @@ def main(argv):
           cases.setdefault(case, {u: [] for u in variants})[v].append(seconds)
         print(f"trial {trial + 1}, XLA_FLAGS={v!r}: done", flush=True)
   result = {"preset": PRESET.value, "trials": TRIALS.value, "variants": variants, "cases": cases}
-  out = Path(OUT.value)
-  out.mkdir(parents=True, exist_ok=True)
-  (out / f"xla_flags_{PRESET.value}.json").write_text(json.dumps(result, indent=2) + "\n")
-  text = render(result)
-  (out / f"xla_flags_{PRESET.value}.md").write_text(text)
-  print(text)
+  name = f"xla_flags_{PRESET.value}"
+  write_report(OUT.value, name, name, result, render)
 
 
 if __name__ == "__main__":
