@@ -7,7 +7,6 @@ same command in the same workdir resumes from the newest checkpoint that restore
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import json
 import os
@@ -24,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import swapjax
-from swapjax import checkpoint, report, study
+from swapjax import checkpoint, executables, report, study
 from swapjax import mesh as meshlib
 from swapjax.config import Config, program_configs, run_table, validate
 from swapjax.state import StudyState
@@ -257,52 +256,75 @@ def _unpack(programs, tree, like):
   return out
 
 
-def _compile(programs, states):
-  """AOT-compiles each program's round once per device (its chunks there share it); returns
-  the programs with compiled rounds and the compile seconds per program.
+def _signature(*args):
+  """The tree, shapes and dtypes a compiled program takes."""
+  leaves, tree = jax.tree.flatten(args)
+  return tree, tuple((np.shape(a), np.result_type(a)) for a in leaves)
 
-  Tracing and lowering hold the GIL and run one after another; XLA's compilations of the
-  lowered programs run side by side, one thread per CPU core (a split CPU compiles the same
-  program once per device)."""
-  lowered, seconds, peak = {}, {}, {}
+
+def _compile(programs, states):
+  """AOT-compiles each program's round once (its chunks share it); returns the programs with
+  compiled rounds and the compile seconds per program.
+
+  One program at a time: XLA:CPU compiles one program on several cores already (on 2 cores the
+  binary-addition study's 7 programs took 22.1 / 23.5 s one at a time, 27.6 / 26.1 s two at a
+  time in threads). Chunks of a program on other single devices (a split CPU,
+  `runs_per_device`) load its freshly compiled code for their device (`executables.on_device`)
+  instead of compiling it again, where JAX allows."""
+  results, peak = {}, {}
+  first, copies = {}, {}  # program -> (key, signature, device) of its first lowering; key -> chunk
   start = time.perf_counter()
+
+  def compile_one(built, args):
+    t0 = time.perf_counter()
+    done, fresh = executables.compile(built.round_fn.lower(*args))
+    return done, time.perf_counter() - t0, fresh
+
   for built, state in zip(programs, states, strict=True):
     key = (built.program, getattr(built.device, "id", None))
-    if built.driver == "scan" and key not in lowered:
-      t0 = time.perf_counter()
-      lowered[key] = (built, built.round_fn.lower(state, built.pool, built.runs, np.asarray(False)))
-      seconds[key] = time.perf_counter() - t0
-
-  def compile_one(key):
+    if built.driver != "scan" or key in results or key in copies:
+      continue
+    args = (state, built.pool, built.runs, np.asarray(False))
+    source = first.get(built.program)
+    if built.device is not None and source and source[1] == _signature(*args):
+      copies[key] = (source, built, args)
+      continue
+    results[key] = compile_one(built, args)
+    if built.device is not None:
+      first.setdefault(built.program, (key, _signature(*args), built.device))
+  loaded_from = {}
+  for key, ((source, _, device), built, args) in copies.items():
+    compiled, _, fresh = results[source]
     t0 = time.perf_counter()
-    done = lowered[key][1].compile()
-    return done, seconds[key] + time.perf_counter() - t0
-
-  workers = min(len(lowered), os.cpu_count() or 1)
-  if workers > 1:
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-      results = dict(zip(lowered, pool.map(compile_one, lowered), strict=True))
-  else:
-    results = {key: compile_one(key) for key in lowered}
+    done = executables.on_device(compiled, built.device) if fresh else None
+    if done is None:  # cached or not movable: compile it for its device
+      results[key] = compile_one(built, args)
+    else:
+      results[key] = (done, time.perf_counter() - t0, False)
+      loaded_from[key] = device
+  built_of = {(p.program, getattr(p.device, "id", None)): p for p in programs}
+  compilations = len(results) - len(loaded_from)
+  if compilations > 1 or loaded_from:
+    print(
+      f"swapjax: {compilations} compilations took {time.perf_counter() - start:.1f} s"
+      + (f"; {len(loaded_from)} loaded for another device" if loaded_from else ""),
+      flush=True,
+    )
   per_program = {}
-  for key, (built, _) in lowered.items():
-    done, took = results[key]
+  for key, (done, took, _) in results.items():
+    built = built_of[key]
     per_program[built.program] = per_program.get(built.program, 0.0) + took
     peak[built.program] = _xla_peak_bytes(done)
     groups = sorted({g for p in programs if p.program == built.program for g in p.groups})
     per_run, _ = built.memory_estimate
+    verb = f"loaded {loaded_from[key]}'s round" if key in loaded_from else "compiled the round"
     print(
-      f"swapjax: compiled the round of {len(built.runs_table)} runs x "
+      f"swapjax: {verb} of {len(built.runs_table)} runs x "
       f"{built.config.members} members ({', '.join(groups)}) in {took:.1f} s"
       + (f" for {built.device}" if built.device else "")
       + f"; memory: ~{report.format_bytes(per_run)} per run (estimate), XLA's figure per "
       + f"call {report.format_bytes(peak[built.program])}",
       flush=True,
-    )
-  if workers > 1:
-    wall = time.perf_counter() - start
-    print(
-      f"swapjax: {len(lowered)} compilations took {wall:.1f} s, {workers} at a time", flush=True
     )
   compiled = []
   for built in programs:

@@ -45,10 +45,10 @@ def _rows(workdir: Path):
   return rows
 
 
-def _run(workdir, devices, *extra, study=STUDY):
+def _run(workdir, devices, *extra, study=STUDY, env=None):
   result = subprocess.run(
     [sys.executable, "-m", "swapjax.main", *study, f"--workdir={workdir}", *extra],
-    env=_env(devices),
+    env={**_env(devices), **(env or {})},
     cwd=REPO,
     capture_output=True,
     text=True,
@@ -230,18 +230,22 @@ def test_cpu_devices_split_gives_the_single_device_metrics(tmp_path):
     *("--set", "groups=base,recurrent_dropout", "--set", "num_seeds=4", "--set", "rounds=2"),
     *("--set", "pool_size=200", "--set", "holdout_size=100"),
   ]
+  cache = {"SWAPJAX_COMPILATION_CACHE": str(tmp_path / "cache")}  # fresh: compiled here
   out = {
     devices: _run(
-      tmp_path / str(devices), None, "--set", f"cpu_devices={devices}", study=study
+      tmp_path / str(devices), None, "--set", f"cpu_devices={devices}", study=study, env=cache
     ).stdout
     for devices in (1, 2)
   }
   assert "equal chunks on 2 CPU devices (cpu_devices)" in out[2]
   # No convolutions: the command line leaves XLA's flags as they were (none here).
   assert json.loads((tmp_path / "1" / "config.json").read_text())["xla_flags"] == ""
-  assert "for cpu:1" in out[2] and "CPU devices" not in out[1]
-  if (os.cpu_count() or 1) > 1:  # the (program, device) compilations run side by side
-    assert "swapjax: 4 compilations took" in out[2] and "swapjax: 2 compilations took" in out[1]
+  assert "CPU devices" not in out[1]
+  # Each program is compiled for cpu:0 and its code loaded for cpu:1 (a fresh cache).
+  for group in ("base", "recurrent_dropout"):
+    assert f"compiled the round of 2 runs x 1 members ({group}) in" in out[2]
+    assert f"loaded cpu:0's round of 2 runs x 1 members ({group})" in out[2]
+  assert "swapjax: 2 compilations took" in out[2] and "2 loaded for another device" in out[2]
   timing = json.loads((tmp_path / "2" / "timing.json").read_text())
   assert [p["runs_per_call"] for p in timing["programs"]] == [2, 2]
   one, two = _rows(tmp_path / "1"), _rows(tmp_path / "2")
