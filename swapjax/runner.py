@@ -306,7 +306,8 @@ def _compile(programs, states):
   compilations = len(results) - len(loaded_from)
   if compilations > 1 or loaded_from:
     print(
-      f"swapjax: {compilations} compilations took {time.perf_counter() - start:.1f} s"
+      f"swapjax: {compilations} compilation{'s' * (compilations != 1)} took "
+      f"{time.perf_counter() - start:.1f} s"
       + (f"; {len(loaded_from)} loaded for another device" if loaded_from else ""),
       flush=True,
     )
