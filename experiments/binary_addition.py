@@ -29,7 +29,9 @@ Measured (2 CPU cores, jax 0.10.2, the default 7 groups x 100 seeds; session 8):
   group, compile 21 s. Session 10 (evaluation once per distinct input prefix, the kernel's own
   transpose, and the benchmark now timing each epoch's test pass): 2 min 11 s for the command,
   epochs 13.4-14.7 s, compiling 42 s; the preset 66-75 s of steady state (78 s evaluating
-  every sample), 165x the PyTorch loop per model.
+  every sample), 165x the PyTorch loop per model. Session 11 (each program compiled once and
+  loaded for the second device): 2 min 8 s for the command, compiling 25.7 s (7 compilations),
+  epochs 14.4-18.7 s on a slower, noisier day.
   Epoch-5 Keras training accuracy / test accuracy, mean +- std over seeds, and seeds with test
   accuracy 1.0 (session 8, native): base 0.987 +- 0.029 / 0.987 +- 0.029, 83 of 100; units128
   1.000 / 1.000, 100; sigmoid 0.809 +- 0.098 / 0.886 +- 0.098, 12; tanh 1.000 / 1.000, 100; adam
