@@ -202,7 +202,8 @@ def init_states(programs) -> list:
   they could deadlock: the orthogonal initialiser's QR (jaxlib's LAPACK kernel) waits for its
   batch's tasks on the intra-op thread pool, and with two chunks each holding one of its two
   threads the tasks never run (seen: binary_addition hung at start, both pool threads parked
-  in ParallelBatchMap)."""
+  in ParallelBatchMap). A mesh over a split CPU's devices initialises on one device for the
+  same reason (its partitions would run at once: `--set mesh_runs=2` hung the same way)."""
   return [jax.block_until_ready(p.init_state(p.runs)) for p in programs]
 
 
@@ -281,6 +282,8 @@ def build_whole(config: Config, ds: datalib.Dataset, mesh=None, chunk: int = 0) 
       out_shardings=state_sh,
       compiler_options=init_options,
     )
+    if _split_host(mesh):  # the partitions' QRs at once could deadlock (init_states)
+      init_fn = _init_then_place(jax.jit(init_state, compiler_options=init_options), state_sh)
     if driver == "scan":
       round_fn = jax.jit(
         round_fn,
@@ -302,6 +305,22 @@ def build_whole(config: Config, ds: datalib.Dataset, mesh=None, chunk: int = 0) 
     tuple(range(len(table))),
     tuple(group_names(config, table)),
   )
+
+
+def _split_host(mesh) -> bool:
+  """Whether `mesh` spans several CPU devices of this one process (a split host)."""
+  devices = list(mesh.devices.flat)
+  return len(devices) > 1 and jax.process_count() == 1 and devices[0].platform == "cpu"
+
+
+def _init_then_place(init_fn, shardings):
+  """`init_fn` on the first device of the host, its state then placed on the mesh."""
+
+  def init(runs):
+    first = jax.local_devices()[0]
+    return jax.device_put(init_fn(jax.device_put(runs, first)), shardings)
+
+  return init
 
 
 def eval_forests(config: Config, pool: Pool) -> dict:

@@ -45,14 +45,14 @@ def _rows(workdir: Path):
   return rows
 
 
-def _run(workdir, devices, *extra, study=STUDY, env=None):
+def _run(workdir, devices, *extra, study=STUDY, env=None, timeout=600):
   result = subprocess.run(
     [sys.executable, "-m", "swapjax.main", *study, f"--workdir={workdir}", *extra],
     env={**_env(devices), **(env or {})},
     cwd=REPO,
     capture_output=True,
     text=True,
-    timeout=600,
+    timeout=timeout,
   )
   assert result.returncode == 0, result.stderr[-2000:]
   return result
@@ -251,3 +251,18 @@ def test_cpu_devices_split_gives_the_single_device_metrics(tmp_path):
   one, two = _rows(tmp_path / "1"), _rows(tmp_path / "2")
   assert len(one) == 2 * 8
   _close(two, one)
+
+
+def test_a_mesh_over_the_split_host_starts(tmp_path):
+  """The host split into 2 devices with the runs on a mesh (`mesh_runs=2`: one partitioned
+  program instead of chunks) hung at start: both partitions' orthogonal initialisers ran their
+  QR at once (study.init_states). Now it starts, and computes what one device computes."""
+  study = [
+    "--experiment=binary_addition",
+    *("--set", "groups=units128", "--set", "num_seeds=4", "--set", "rounds=1"),
+    *("--set", "pool_size=200", "--set", "holdout_size=100"),
+  ]
+  one = _run(tmp_path / "one", None, "--set", "cpu_devices=1", study=study)
+  mesh = _run(tmp_path / "mesh", None, "--set", "mesh_runs=2", study=study, timeout=120)
+  assert "mesh: 2 device(s) on 'runs'" in mesh.stdout and "device(s) on 'runs'" not in one.stdout
+  _close(_rows(tmp_path / "mesh"), _rows(tmp_path / "one"))
