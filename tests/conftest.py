@@ -1,6 +1,7 @@
 """Test set-up: CPU, a persistent compilation cache, absl flags parsed, shared tiny configs."""
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -24,6 +25,14 @@ def tiny_swap_config(**changes):
 
   base = dataclasses.replace(registry.get_config("tiny"), rounds=2, num_seeds=2)
   return dataclasses.replace(base, **changes)
+
+
+def run_rows(config, experiment: str, workdir) -> list[dict]:
+  """Runs the study `config` in-process in `workdir` (no progress lines); its metric rows."""
+  from swapjax import runner
+
+  runner.run(config, experiment, runner.RunOptions(workdir=str(workdir), progress=False))
+  return [json.loads(x) for x in (Path(workdir) / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture

@@ -2,13 +2,13 @@
 (swapjax/prefixes.py) gives every sample the outputs of the per-sample evaluation."""
 
 import dataclasses
-import json
 
 import jax
 import numpy as np
 import pytest
+from conftest import run_rows
 
-from swapjax import generated, prefixes, registry, runner, study, train
+from swapjax import generated, prefixes, registry, study, train
 from swapjax.config import apply_overrides, variant_configs
 from swapjax.models import config_model
 
@@ -125,9 +125,7 @@ def test_study_rows_equal_either_way(tmp_path):
       groups=("base", "tanh", "recurrent_dropout"),
       eval_shared_prefixes=shared,
     )
-    wd = tmp_path / name
-    runner.run(cfg, "binary_addition", runner.RunOptions(workdir=str(wd), progress=False))
-    return [json.loads(x) for x in (wd / "metrics.jsonl").read_text().splitlines()]
+    return run_rows(cfg, "binary_addition", tmp_path / name)
 
   per_sample, shared = rows("per_sample", False), rows("shared", True)
   assert len(shared) == len(per_sample) == 12

@@ -7,17 +7,17 @@ without a compiler skips them, as auto then runs the scan).
 """
 
 import dataclasses
-import json
 import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import run_rows
 from test_tasks import NUMPY_ACTS, _autodiff_recurrence, _numpy_rnn
 
 from swapjax import config as configlib
-from swapjax import models, registry, rnn_kernel, runner, study
+from swapjax import models, registry, rnn_kernel, study
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +85,7 @@ def _study_rows(tmp_path, rnn_impl: str, name: str):
     cpu_devices=1,
     rnn_impl=rnn_impl,
   )
-  wd = tmp_path / name
-  runner.run(cfg, "binary_addition", runner.RunOptions(workdir=str(wd), progress=False))
-  return [json.loads(x) for x in (wd / "metrics.jsonl").read_text().splitlines()]
+  return run_rows(cfg, "binary_addition", tmp_path / name)
 
 
 def test_study_with_the_kernel_is_the_study_with_the_scan(tmp_path, needs_kernel):

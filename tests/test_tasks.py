@@ -2,15 +2,15 @@
 against numpy references; binary addition's generated data; an RNN study that learns."""
 
 import dataclasses
-import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import run_rows
 
 from swapjax import config as C
-from swapjax import generated, models, registry, runner, train
+from swapjax import generated, models, registry, train
 from swapjax.models import SimpleRNN
 
 
@@ -176,8 +176,7 @@ def test_binary_addition_rnn_learns_and_logs_both_accuracies(tmp_path):
     holdout_size=1000,
     variants="",
   )
-  runner.run(cfg, "binary_addition", runner.RunOptions(workdir=str(tmp_path), progress=False))
-  rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  rows = run_rows(cfg, "binary_addition", tmp_path)
   last = [r for r in rows if r["epoch"] == 3]
   assert len(last) == 2
   for r in last:
@@ -204,9 +203,7 @@ def test_batch_larger_than_the_training_set_is_one_partial_batch(tmp_path, capsy
   for batch in (36, 1000):  # 36 = 40 x 0.9 training samples
     cfg = dataclasses.replace(base, batch_size=batch)
     C.validate(cfg)
-    wd = tmp_path / str(batch)
-    runner.run(cfg, "binary_addition", runner.RunOptions(workdir=str(wd), progress=False))
-    rows[batch] = [json.loads(x) for x in (wd / "metrics.jsonl").read_text().splitlines()]
+    rows[batch] = run_rows(cfg, "binary_addition", tmp_path / str(batch))
   out = capsys.readouterr().out
   assert "batch_size=1000 > 36 training samples: one partial batch of 36" in out
   assert "batch_size=36 >" not in out
@@ -287,8 +284,7 @@ def test_variant_datasets_row_fields_and_parameters_in_rows(tmp_path):
     test_every=1,
     log_params=True,
   )
-  runner.run(cfg, "logic_gates", runner.RunOptions(workdir=str(tmp_path), progress=False))
-  rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  rows = run_rows(cfg, "logic_gates", tmp_path)
   by_group = {r["group"]: r for r in rows if r["epoch"] == 2}
   assert by_group["or_perceptron"]["gate"] == "or" and by_group["xor_hidden"]["network"] == "hidden"
   assert sorted(k for k in by_group["or_perceptron"] if k.startswith("param/")) == [
