@@ -64,6 +64,44 @@ def _hybrid_bwd(padding, residuals, dy_BxHxWxO):
 
 
 conv3x3_hybrid.defvjp(_hybrid_fwd, _hybrid_bwd)
+
+
+@jax.custom_vjp
+def dense_matmul(x_BxI, kernel_IxO):
+  """x @ kernel over x's last axis (Dense's product), whose kernel gradient comes out in the
+  kernel's own (I, O) layout.
+
+  JAX's transpose of a vmapped `dot_general` computes the kernel gradient as (O, I) and
+  transposes it; XLA:CPU then fuses that transpose into each of the optimiser's updates, which
+  read it with a stride (memorize_mnist's 1600 x 512 kernel: 0.37 s of a 1.8 s epoch). Same
+  products, same sums.
+  """
+  return lax.dot_general(x_BxI, kernel_IxO, (((x_BxI.ndim - 1,), (0,)), ((), ())))
+
+
+def _dense_fwd(x, kernel):
+  return dense_matmul(x, kernel), (x, kernel)
+
+
+def _dense_bwd(residuals, dy_BxO):
+  x, kernel = residuals
+  leading = tuple(range(x.ndim - 1))
+  dx = lax.dot_general(dy_BxO, kernel, (((dy_BxO.ndim - 1,), (1,)), ((), ())))
+  d_kernel = lax.dot_general(x, dy_BxO, ((leading, leading), ((), ())))
+  return dx, d_kernel
+
+
+dense_matmul.defvjp(_dense_fwd, _dense_bwd)
+
+
+def _dense_dot_general(x, kernel, dimension_numbers, precision=None):
+  """`nn.Dense`'s `dot_general`: `dense_matmul` for Dense's contraction (x's last axis with the
+  kernel's first)."""
+  if precision is None and dimension_numbers == (((x.ndim - 1,), (0,)), ((), ())):
+    return dense_matmul(x, kernel)
+  return lax.dot_general(x, kernel, dimension_numbers, precision=precision)
+
+
 CONV_FUNCTIONS = {
   "patches": conv3x3_patches,
   "lax": conv3x3_lax,
@@ -341,7 +379,12 @@ class SpecNet(nn.Module):
       elif kind == "gap":
         x = x.mean(axis=(1, 2))
       elif kind == "dense":
-        x = nn.Dense(int(args[0]), dtype=self.dtype, kernel_init=KERAS_KERNEL_INIT)(x)
+        x = nn.Dense(
+          int(args[0]),
+          dtype=self.dtype,
+          kernel_init=KERAS_KERNEL_INIT,
+          dot_general=_dense_dot_general,
+        )(x)
       elif kind == "rnn":
         activation = args[1] if len(args) > 1 else "tanh"
         rates = [float(a) for a in args[2:4]] + [0.0, 0.0]

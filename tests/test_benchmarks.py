@@ -171,3 +171,21 @@ def test_xla_flags_compares_variants_in_alternating_processes(tmp_path, monkeypa
   }
   text = (tmp_path / "xla_flags_memorize_mnist.md").read_text()
   assert "| onednn/scan | 3.200 | 2.300 | 1.39x |" in text
+
+
+def test_dense_layout_times_the_three_forms_and_restores_the_models(capsys):
+  from benchmarks import dense_layout
+
+  with flagsaver.flagsaver(experiment="iris", repeats=1, set=["num_seeds=1"]):
+    dense_layout.main([])
+  report = json.loads(capsys.readouterr().out)
+  assert report["runs"] >= 1 and report["overrides"] == ["num_seeds=1"]
+  assert set(report["epoch_s"]) == {"kernel_layout", "jax_transpose", "transpose_once"}
+  for times in report["epoch_s"].values():
+    assert 0 < times["min"] <= times["median"] <= times["max"]
+  # The barrier form computes JAX's own gradient and transposes it once: bitwise the same.
+  assert report["bitwise_equal_to_jax_transpose"]["transpose_once"] is True
+  assert (
+    bench.SpecNet is not None
+    and dense_layout.models._dense_dot_general is (dense_layout.FORMS["kernel_layout"])
+  )
