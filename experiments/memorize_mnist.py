@@ -20,8 +20,10 @@ Expected: training accuracy >= 0.99, test accuracy near chance (0.10), validatio
   6 min 41 s for the whole command (session 2); on the general engine (session 4) fit at epoch
   52, train 0.991, test 0.102, 4 min 25 s; with oneDNN's convolutions (session 7, the
   `[onednn]` extra) fit at epoch 50, train 0.990, test 0.103, 2 min 26 s; with XLA:CPU's
-  concurrency-optimised scheduler off (session 9) the same rows in 2 min 14 s. On one H200 GPU
-  (session 9, jax 0.11.2): fit at epoch 48, train 0.991, test 0.105, 32 s.
+  concurrency-optimised scheduler off (session 9) the same rows in 2 min 14 s; with the Dense
+  kernel gradients in the kernel's layout (session 12, another float order) fit at epoch 52,
+  train 0.994, test 0.102, 2 min 20 s (2 min 24 s before the change, the same day). On one H200
+  GPU (session 9, jax 0.11.2): fit at epoch 48, train 0.991, test 0.105, 32 s.
 """
 
 from swapjax.config import Config
