@@ -382,7 +382,8 @@ def _eta(config: Config, round_times, rnd: int, acc_history) -> str:
   need = np.where(active, (config.fit_target - acc[-1]) / np.where(slope > 0, slope, np.nan), 0)
   if not active.any() or not np.isfinite(need).all():
     return text
-  rounds = min(left, int(np.ceil(need.max())))
+  # A run at the target this round is still marked active (the round's input): 0 rounds left.
+  rounds = min(left, max(0, int(np.ceil(need.max()))))
   return f"{text} (fit in ~{per_round * rounds:.0f} s at the current pace)"
 
 

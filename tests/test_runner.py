@@ -404,6 +404,12 @@ def test_eta_is_a_budget_bound_with_an_estimate_when_runs_are_fitting():
   assert runner._eta(cfg, times, 3, flat) == "ETA <= 1992 s"  # no progress: no estimate
   no_stop = dataclasses.replace(cfg, early_stop=False)
   assert runner._eta(no_stop, times, 3, history) == "ETA 1992 s"
+  # The round a run reaches the target it is still marked active (its metrics' `active` is the
+  # round's input): no negative estimate (the main job printed "fit in ~-5 s").
+  reached = [
+    (np.array([0.989 + 0.002 * i, 0.992 + 0.002 * i]), np.array([True, True])) for i in range(4)
+  ]
+  assert runner._eta(cfg, times, 3, reached) == "ETA <= 1992 s (fit in ~0 s at the current pace)"
 
 
 def test_program_chunks_are_initialised_one_after_another():
