@@ -39,22 +39,20 @@ EXPERIMENT, SET, REPEATS = swapjax_flags.EXPERIMENT, swapjax_flags.SET, bench.RE
 
 @jax.custom_vjp
 def _transpose_once(x, kernel):
-  return lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())))
-
-
-def _transpose_once_fwd(x, kernel):
-  return _transpose_once(x, kernel), (x, kernel)
+  return models.dense_matmul(x, kernel)
 
 
 def _transpose_once_bwd(residuals, dy):
-  x, kernel = residuals
+  """`models.dense_matmul`'s input gradient; the kernel gradient as JAX computes it (dy^T x),
+  transposed once."""
+  x, _ = residuals
+  dx, _ = models._dense_bwd(residuals, dy)
   leading = tuple(range(x.ndim - 1))
-  dx = lax.dot_general(dy, kernel, (((dy.ndim - 1,), (1,)), ((), ())))
   d_kernel_t = lax.dot_general(dy, x, ((leading, leading), ((), ())))
   return dx, lax.optimization_barrier(jnp.swapaxes(d_kernel_t, -1, -2))
 
 
-_transpose_once.defvjp(_transpose_once_fwd, _transpose_once_bwd)
+_transpose_once.defvjp(models._dense_fwd, _transpose_once_bwd)
 
 FORMS = {
   "kernel_layout": models._dense_dot_general,
@@ -84,8 +82,15 @@ def main(argv):
   built = study.build_programs(cfg, ds)[0]
   state = built.init_state(built.runs)
   keys = rounds.member_keys(jax.random.split(jax.random.key(0), len(built.runs_table)), cfg.members)
-  args = (state.params, state.opt_state, built.pool, state.idx_RxMxN, keys, built.runs)
-  args = (*args, state.active_R)
+  args = (
+    state.params,
+    state.opt_state,
+    built.pool,
+    state.idx_RxMxN,
+    keys,
+    built.runs,
+    state.active_R,
+  )
   compiled = {}
   for name, dot_general in FORMS.items():
     models._dense_dot_general = dot_general  # read when the network is traced
