@@ -63,7 +63,7 @@ SOURCES = ("auto", "files", "tfds", "bundled", "synthetic")
 MODELS = ("cifar_cnn", "cnn_004", "cnn_004_dropout")  # swapjax.models.MODEL_SPECS
 INPUT_CORRUPTIONS = ("none", "shuffled_pixels", "random_pixels", "gaussian")
 CONV_IMPLS = ("auto", "patches", "lax", "hybrid", "onednn")
-RNN_IMPLS = ("auto", "scan", "native")
+RNN_IMPLS = ("auto", "scan", "native", "fused")
 DRIVERS = ("auto", "scan", "host")
 DTYPES = ("float32", "bfloat16")
 ON_NAN = ("stop", "freeze")
@@ -96,7 +96,9 @@ class Config:
   loss: str = "auto"  # cross-entropy of the task, or mean squared error of its outputs
   rnn_unroll: bool = False  # unroll the recurrent layers' time loop (same mathematics)
   # The recurrent layers' time loop: "scan" (lax.scan), "native" (one C++ call per pass, CPU,
-  # float32: swapjax/rnn_kernel.py), "auto" (native on a CPU where it builds, else scan).
+  # float32: swapjax/rnn_kernel.py), "fused" (native, and the whole SGD training epoch of an
+  # rnn-then-dense network as one C++ call: rnn_kernel.sgd_epoch), "auto" (fused where the
+  # network allows it, else native, on a CPU where the C++ builds; else scan).
   rnn_impl: str = "auto"
   batch_size: int = 32
   learning_rate: tuple[float, ...] = (0.001,)
@@ -362,16 +364,21 @@ def validate(config: Config) -> None:
 
     reason = onednn.unavailable_reason()
     _check(not reason, f"{key}=onednn: {reason}")
-  if config.rnn_impl == "native":
+  if config.rnn_impl in ("native", "fused"):
+    impl = config.rnn_impl
     _check(
       config.compute_dtype == "float32",
-      f"rnn_impl=native computes in float32, not compute_dtype={config.compute_dtype}",
+      f"rnn_impl={impl} computes in float32, not compute_dtype={config.compute_dtype}",
     )
     _check(not config.rnn_unroll, "rnn_unroll unrolls the lax.scan: use it with rnn_impl=scan")
-    from swapjax import rnn_kernel  # imports JAX: only for this value
+    from swapjax import rnn_kernel  # imports JAX: only for these values
 
     reason = rnn_kernel.unavailable_reason()
-    _check(not reason, f"rnn_impl=native: {reason}")
+    _check(not reason, f"rnn_impl={impl}: {reason}")
+    if impl == "fused":
+      reason = rnn_kernel.fused_epoch_reason(config)
+      where = f" (group {config.variant})" if config.variant else ""
+      _check(not reason, f"rnn_impl=fused{where}: {reason}")
   _check(config.rounds >= 1, f"rounds={config.rounds}: must be >= 1")
   _check(1 <= config.num_seeds <= 100_000, f"num_seeds={config.num_seeds}: must be >= 1")
   _check(config.batch_size >= 1, f"batch_size={config.batch_size}: must be >= 1")

@@ -24,6 +24,7 @@ from swapjax import native
 HANDLERS = {
   "swapjax_recurrence_forward": "SwapjaxRecurrenceForward",
   "swapjax_recurrence_backward": "SwapjaxRecurrenceBackward",
+  "swapjax_rnn_sgd_epoch": "SwapjaxRnnSgdEpoch",
 }
 ACTIVATION_CODES = {"relu": 0, "tanh": 1, "sigmoid": 2}  # csrc/recurrence.cc's Activation
 
@@ -87,3 +88,89 @@ def _backward(activation, residuals, g_TxBxU):
 
 
 recurrence.defvjp(_forward, _backward)
+
+
+# --------------------------------------------------------------- the fused SGD epoch
+def fused_epoch_reason(config) -> str:
+  """'' when `rnn_impl=fused` can train this config's network, else why not (one line): an
+  `rnn` layer without dropout then a `dense` layer (per time step), sigmoid outputs with mean
+  squared error, plain SGD, float32, no augmentation or gradient accumulation."""
+  from swapjax import models, train  # models imports this module
+
+  layers = [models.parse_layer(text) for text in models.config_layers(config)]
+  if len(layers) != 2 or layers[0][0] != "rnn" or layers[1][0] != "dense":
+    return "it trains an rnn layer then a dense layer only"
+  rnn_args = layers[0][1]
+  if rnn_args[1:2] and rnn_args[1] not in ACTIVATION_CODES or any(float(a) for a in rnn_args[2:]):
+    return "it trains a relu, tanh or sigmoid rnn layer without dropout only"
+  if config.task != "sigmoid" or train.task_loss(config) != "mean_squared_error":
+    return "it trains sigmoid outputs with mean squared error only"
+  if config.optimizer != "sgd" or config.momentum:
+    return "it trains with plain SGD (no momentum) only"
+  if config.compute_dtype != "float32" or config.rnn_unroll:
+    return "it computes in float32, without rnn_unroll"
+  if train.augments(config) or config.micro_batches > 1:
+    return "it trains without augmentation or micro_batches"
+  return ""
+
+
+def fused_activation(config) -> str:
+  from swapjax import models
+
+  args = models.parse_layer(models.config_layers(config)[0])[1]
+  return args[1] if len(args) > 1 else "tanh"
+
+
+def sgd_epoch(
+  activation: str,
+  params,
+  images_VxPxTxF,
+  labels_RxPxTxK,
+  variant_R,
+  ids_SxRxMxB,
+  mask_SxB,
+  lr_R,
+  active_R,
+):
+  """One epoch of plain SGD for every model (R, M) of an rnn-then-dense network: the steps of
+  `train.make_train_epoch` (per-step batch `ids`, masked mean squared error of the sigmoid
+  outputs, `w -= lr * grad`; a run not `active` keeps its weights) as one C++ call that trains
+  one model after another. Returns the new params and the loss and correct bits per step
+  (S, R, M), as the step's `loss` and `hits`."""
+  load()
+  rnn, dense = params["SimpleRNN_0"], params["Dense_0"]
+  r, m = rnn["kernel"].shape[:2]
+  s, b = mask_SxB.shape
+  flat = lambda a: a.reshape(r * m, *a.shape[2:]).astype(jnp.float32)
+  per_model = lambda a_R: jnp.repeat(a_R, m)
+  weights = (
+    flat(rnn["kernel"]),
+    flat(rnn["bias"]),
+    flat(rnn["recurrent_kernel"]),
+    flat(dense["kernel"]),
+    flat(dense["bias"]),
+  )
+  ids = jnp.moveaxis(ids_SxRxMxB, 0, 2).reshape(r * m, s, b).astype(jnp.int32)
+  out = tuple(jax.ShapeDtypeStruct(w.shape, jnp.float32) for w in weights)
+  out += (jax.ShapeDtypeStruct((r * m, s), jnp.float32),) * 2
+  call = jax.ffi.ffi_call("swapjax_rnn_sgd_epoch", out)
+  *new, loss, hits = call(
+    images_VxPxTxF.astype(jnp.float32),
+    labels_RxPxTxK.astype(jnp.float32),
+    per_model(variant_R).astype(jnp.int32),
+    (jnp.arange(r * m, dtype=jnp.int32) // m),
+    ids,
+    mask_SxB.astype(jnp.float32),
+    per_model(lr_R).astype(jnp.float32),
+    per_model(active_R).astype(jnp.float32),
+    *weights,
+    activation=np.int64(ACTIVATION_CODES[activation]),
+  )
+  shaped = [w.reshape(r, m, *w.shape[1:]) for w in new]
+  new_params = {
+    **params,
+    "SimpleRNN_0": dict(zip(("kernel", "bias", "recurrent_kernel"), shaped[:3], strict=True)),
+    "Dense_0": dict(zip(("kernel", "bias"), shaped[3:], strict=True)),
+  }
+  unflat = lambda a: jnp.moveaxis(a.reshape(r, m, s), 2, 0)
+  return new_params, unflat(loss), unflat(hits)

@@ -28,7 +28,13 @@ from swapjax.config import (
   program_configs,
   run_table,
 )
-from swapjax.models import config_layers, config_model, resolve_conv_impl, resolve_rnn_impl
+from swapjax.models import (
+  config_layers,
+  config_model,
+  fused_epoch,
+  resolve_conv_impl,
+  resolve_rnn_impl,
+)
 from swapjax.state import Pool, RunArrays, StudyState
 
 
@@ -213,13 +219,13 @@ def rnn_impl(config: Config) -> str | None:
   if not any(layer.startswith("rnn:") for layer in config_layers(config)):
     return None
   backend = jax.default_backend()
-  if config.rnn_impl == "native" and backend != "cpu":
-    raise ConfigError(f"rnn_impl=native runs on the CPU only, not on {backend}")
+  if config.rnn_impl in ("native", "fused") and backend != "cpu":
+    raise ConfigError(f"rnn_impl={config.rnn_impl} runs on the CPU only, not on {backend}")
   impl = resolve_rnn_impl(config.rnn_impl, config.compute_dtype, config.rnn_unroll)
   if config.rnn_impl == "auto" and backend == "cpu" and impl != "native" and not config.rnn_unroll:
     reason = rnn_kernel.unavailable_reason() or f"compute_dtype={config.compute_dtype}"
     _say_once(f"swapjax: recurrences by lax.scan, not the C++ time loop: {reason}")
-  return impl
+  return "fused" if fused_epoch(config) else impl
 
 
 def build_whole(config: Config, ds: datalib.Dataset, mesh=None, chunk: int = 0) -> Study:

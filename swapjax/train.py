@@ -13,9 +13,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from swapjax import rnn_kernel
 from swapjax.augment import augment as augment_batch
 from swapjax.config import Config
-from swapjax.models import SpecNet
+from swapjax.models import SpecNet, fused_epoch
 from swapjax.state import Pool
 
 
@@ -216,6 +217,27 @@ def make_train_epoch(config: Config, model: SpecNet, optimizer, driver: str, mes
       loss,
       hits,
     )
+
+  if driver == "scan" and fused_epoch(config) and (mesh is None or mesh.size == 1):
+    activation = rnn_kernel.fused_activation(config)
+
+    def train_epoch_fused(params, opt_state, pool, idx_RxMxN, key_RxM, runs, active_R):
+      """The same steps as one C++ call (no dropout: the keys go unused)."""
+      ids, _ = plan(idx_RxMxN, key_RxM)
+      params, loss_SxRxM, hits_SxRxM = rnn_kernel.sgd_epoch(
+        activation,
+        params,
+        normalize(pool.images_VxPxHxWxC, config.normalize),
+        pool.labels_RxP,
+        pool.variant_R,
+        ids,
+        mask_SxB,
+        runs.numbers["learning_rate"],
+        active_R,
+      )
+      return params, opt_state, loss_SxRxM.mean(0), hits_SxRxM.sum(0) / n_train
+
+    return train_epoch_fused
 
   if driver == "scan":
 

@@ -17,7 +17,8 @@ from conftest import run_rows
 from test_tasks import NUMPY_ACTS, _autodiff_recurrence, _numpy_rnn
 
 from swapjax import config as configlib
-from swapjax import models, registry, rnn_kernel, study
+from swapjax import models, registry, rnn_kernel, study, train
+from swapjax.state import Pool, RunArrays
 
 
 @pytest.fixture(scope="module")
@@ -90,17 +91,23 @@ def _study_rows(tmp_path, rnn_impl: str, name: str):
 
 def test_study_with_the_kernel_is_the_study_with_the_scan(tmp_path, needs_kernel):
   """Every group (relu, tanh, sigmoid, 128 units, Adam, both dropouts) trains to the same
-  numbers as with the scan, to float rounding; the kernel repeats itself bitwise."""
+  numbers as with the scan, to float rounding, with the layers' C++ time loop (`native`) and
+  with the C++ epoch where `auto` picks it (units128); the kernels repeat themselves
+  bitwise."""
   scan = _study_rows(tmp_path, "scan", "scan")
   native = _study_rows(tmp_path, "native", "native")
   again = _study_rows(tmp_path, "native", "again")
-  assert len(native) == len(scan) == 28 and len({r["group"] for r in native}) == 7
+  fused = _study_rows(tmp_path, "auto", "auto")
+  fused_again = _study_rows(tmp_path, "auto", "auto_again")
+  assert len(native) == len(scan) == len(fused) == 28 and len({r["group"] for r in native}) == 7
   keys = ("train/loss", "train/epoch_loss", "train/acc", "test/loss", "test/acc")
-  for s, n, a in zip(scan, native, again, strict=True):
+  for s, n, a, f, fa in zip(scan, native, again, fused, fused_again, strict=True):
     assert (s["group"], s["epoch"], s["seed"]) == (n["group"], n["epoch"], n["seed"])
+    assert (s["group"], s["epoch"], s["seed"]) == (f["group"], f["epoch"], f["seed"])
     for key in keys:
       assert abs(s[key] - n[key]) <= 1e-5, (s["group"], s["epoch"], key, s[key], n[key])
-      assert n[key] == a[key]
+      assert abs(s[key] - f[key]) <= 1e-5, (s["group"], s["epoch"], key, s[key], f[key])
+      assert n[key] == a[key] and f[key] == fa[key]
   assert scan[-1]["train/loss"] != scan[0]["train/loss"]  # it trained
 
 
@@ -152,3 +159,74 @@ def test_networks_without_recurrent_layers_never_build_the_kernel(monkeypatch):
   monkeypatch.setattr(rnn_kernel, "unavailable_reason", build)
   model = models.config_model(registry.get_config("memorize_mnist"), "patches")
   assert model.rnn_impl == "scan" and study.rnn_impl(registry.get_config("memorize_mnist")) is None
+
+
+@pytest.mark.parametrize(
+  "units,activation,outputs",
+  [(16, "relu", 1), (20, "tanh", 2), (64, "sigmoid", 1), (128, "relu", 1)],
+)
+def test_fused_epoch_is_the_step_by_step_epoch(units, activation, outputs, needs_kernel):
+  """`rnn_kernel.sgd_epoch` (the C++ epoch) trains as the step-by-step epoch with the layers'
+  kernel: the same new weights, loss and running accuracy to float rounding, with a partial last
+  batch (25 samples in batches of 3), widths off the vector width, two outputs per step; a run
+  that is not active keeps its weights exactly."""
+  base = dataclasses.replace(
+    registry.get_config("binary_addition"),
+    layers=(f"rnn:{units}:{activation}", f"dense:{outputs}"),
+    pool_size=25,
+    holdout_size=4,
+    batch_size=3,
+    variants="",
+  )
+  r, p = 2, base.num_train
+  rng = np.random.default_rng(units)
+  pool = Pool(
+    jnp.asarray(rng.integers(0, 2, (1, p, 8, 2)), jnp.float32),
+    jnp.asarray(rng.integers(0, 2, (r, p, 8, outputs)), jnp.float32),
+    jnp.zeros(r, jnp.int32),
+    *(jnp.zeros(0),) * 4,
+  )
+  numbers = {axis: jnp.full(r, 0.0) for axis in configlib.TRACED_AXES}
+  numbers["learning_rate"] = jnp.asarray([0.5, 0.3])
+  runs = RunArrays(jnp.arange(r), jnp.zeros(r, jnp.int32), numbers, jnp.zeros(0), jnp.zeros(0))
+  active = jnp.asarray([True, False])
+  idx = jnp.broadcast_to(jnp.arange(p, dtype=jnp.int32), (r, 1, p))
+  keys = jax.random.split(jax.random.key(3), r).reshape(r, 1)
+
+  def epoch(rnn_impl):
+    cfg = dataclasses.replace(base, rnn_impl=rnn_impl)
+    model, optimizer = models.config_model(cfg, "lax"), train.make_optimizer(cfg)
+    params, opt_state = jax.vmap(lambda k: train.init_members(model, optimizer, k, 1, (8, 2)))(
+      jax.random.split(jax.random.key(0), r)
+    )
+    fn = jax.jit(train.make_train_epoch(cfg, model, optimizer, "scan"))
+    return params, fn(params, opt_state, pool, idx, keys, runs, active)
+
+  assert models.fused_epoch(dataclasses.replace(base, rnn_impl="fused"))
+  start, (want, _, want_loss, want_acc) = epoch("native")
+  _, (got, _, got_loss, got_acc) = epoch("fused")
+  leaves = (jax.tree.leaves(want), jax.tree.leaves(got), jax.tree.leaves(start))
+  for w, g, s in zip(*leaves, strict=True):
+    np.testing.assert_allclose(np.asarray(g[0]), np.asarray(w[0]), rtol=2e-5, atol=2e-6)
+    assert np.abs(np.asarray(w[0] - s[0])).max() > 1e-3  # the active run trained
+    np.testing.assert_array_equal(np.asarray(g[1]), np.asarray(s[1]))  # the other did not
+  np.testing.assert_allclose(np.asarray(got_loss[0]), np.asarray(want_loss[0]), rtol=1e-5)
+  np.testing.assert_allclose(np.asarray(got_acc[0]), np.asarray(want_acc[0]), rtol=1e-6)
+
+
+def test_fused_config_checks(needs_kernel):
+  base = registry.get_config("binary_addition")
+  for overrides, needle in [
+    (["rnn_impl=fused"], "group adam.*plain SGD"),
+    (["rnn_impl=fused", "groups=input_dropout"], "without dropout"),
+  ]:
+    with pytest.raises(configlib.ConfigError, match=needle):
+      configlib.validate(configlib.apply_overrides(base, overrides))
+  fused = configlib.apply_overrides(base, ["rnn_impl=fused", "groups=base,units128"])
+  configlib.validate(fused)
+  programs = configlib.program_configs(base)
+  # auto: the C++ epoch for units128 only (16 units measured no faster), the layers' kernel
+  # for the others; fused where asked for a group it can train.
+  assert [models.fused_epoch(c) for c in programs] == [False, True] + [False] * 5
+  assert [study.rnn_impl(c) for c in programs[:2]] == ["native", "fused"]
+  assert models.fused_epoch(dataclasses.replace(programs[0], rnn_impl="fused"))
