@@ -495,7 +495,7 @@ def _time_groups(
       override: _time_group(base, variant.variant, runs, ds, repeats, devices, [override])
       for override in compare
     }
-    if baselines and study.rnn_impl(cfg) == "native":  # the lax.scan beside the C++ time loop
+    if baselines and study.rnn_impl(cfg) in ("native", "fused"):  # the lax.scan beside the C++
       row["scan_round_s_median"] = _time_group(
         base, variant.variant, runs, ds, repeats, devices, ["rnn_impl=scan"]
       )
@@ -592,7 +592,8 @@ def _render_groups(report) -> list[str]:
   for r in report["groups"]:
     xla = f"{r['xla_peak_bytes'] / 2**30:.2f} GiB" if r.get("xla_peak_bytes") else "-"
     one = f"{r['one_device_round_s_median']:.2f} | " if split else ""
-    one += f"{r['scan_round_s_median']:.2f} | " if "scan_round_s_median" in r else ""
+    if scan:  # a group without a recurrent layer has no scan of its own
+      one += f"{r['scan_round_s_median']:.2f} | " if "scan_round_s_median" in r else "- | "
     one += "".join(f"{r['compare'][override]:.2f} | " for override in compare)
     lines.append(
       f"| {r['group']} | {r['runs']} | {r['batch_size']} | {r['compile_s']:.1f} | "

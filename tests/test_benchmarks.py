@@ -117,6 +117,12 @@ def test_rnn_groups_are_timed_with_the_scan_beside_the_kernel():
   assert report["groups_study"]["scan_steady_s"] == pytest.approx(scan_s)
   table = "\n".join(bench._render_groups(report))
   assert "s/epoch with rnn_impl=scan" in table and "| base | 2 |" in table
+  # A group without a scan of its own (no recurrent layer) keeps the table's columns.
+  plain = {k: v for k, v in report["groups"][0].items() if k != "scan_round_s_median"}
+  report["groups"].append({**plain, "group": "no_rnn"})
+  lines = bench._render_groups(report)
+  assert len({line.count("|") for line in lines}) == 1
+  assert lines[-1].startswith("| no_rnn |") and "| - |" in lines[-1]
 
 
 def test_groups_compare_an_override_side_by_side(monkeypatch):
