@@ -35,12 +35,15 @@ inline Vec Load(const float* p) {
 
 inline void Store(float* p, Vec v) { __builtin_memcpy(p, &v, sizeof v); }
 
+inline Vec Splat(float s) { return Vec{} + s; }
+
 // c (rows x n) = a (rows x k) @ b (k x n, row stride n) for the columns [n0, n0 + 16 * kVecs),
 // rows <= 4; a's element (r, k) is a[r * a_row + k * a_k]. Accumulators stay in registers.
 // kReverse: the reduction in descending k (the same products, summed in the other order).
-template <int kRows, int kVecs, bool kReverse = false>
+// kUpdate: c += alpha * (a @ b) instead of c = a @ b.
+template <int kRows, int kVecs, bool kReverse = false, bool kUpdate = false>
 inline void Tile(const float* a, int64_t a_row, int64_t a_k, const float* b, int64_t k_dim,
-                 int64_t n, float* c, int64_t n0) {
+                 int64_t n, float* c, int64_t n0, float alpha = 0.0f) {
   Vec acc[kRows][kVecs] = {};
   for (int64_t i = 0; i < k_dim; ++i) {
     const int64_t k = kReverse ? k_dim - 1 - i : i;
@@ -52,7 +55,10 @@ inline void Tile(const float* a, int64_t a_row, int64_t a_k, const float* b, int
     }
   }
   for (int r = 0; r < kRows; ++r)
-    for (int v = 0; v < kVecs; ++v) Store(c + r * n + n0 + v * kLanes, acc[r][v]);
+    for (int v = 0; v < kVecs; ++v) {
+      float* out = c + r * n + n0 + v * kLanes;
+      Store(out, kUpdate ? Load(out) + Splat(alpha) * acc[r][v] : acc[r][v]);
+    }
 }
 
 template <int kRows>
@@ -99,6 +105,25 @@ void MatmulReverse(const float* a, int64_t a_row, int64_t a_k, const float* b, f
   if (n % (4 * kLanes) != 0 || m % 2 != 0) return Matmul(a, a_row, a_k, b, c, m, k_dim, n);
   for (int64_t r = 0; r < m; r += 2)
     RowBlockReverse<2>(a + r * a_row, a_row, a_k, b, k_dim, n, c + r * n);
+}
+
+// c += alpha * (a @ b) (an SGD step with the product as the gradient, -lr as alpha), in 4 x 64
+// and 4 x 16 tiles; through `scratch` (m x n) where the shapes are not multiples of those.
+void MatmulUpdate(const float* a, int64_t a_row, int64_t a_k, const float* b, float* c,
+                  int64_t m, int64_t k_dim, int64_t n, float alpha, float* scratch) {
+  if (n % kLanes != 0 || m % 4 != 0) {
+    Matmul(a, a_row, a_k, b, scratch, m, k_dim, n);
+    for (int64_t i = 0; i < m * n; ++i) c[i] += alpha * scratch[i];
+    return;
+  }
+  for (int64_t r = 0; r < m; r += 4) {
+    const float* ar = a + r * a_row;
+    int64_t n0 = 0;
+    for (; n0 + 4 * kLanes <= n; n0 += 4 * kLanes)
+      Tile<4, 4, false, true>(ar, a_row, a_k, b, k_dim, n, c + r * n, n0, alpha);
+    for (; n0 < n; n0 += kLanes)
+      Tile<4, 1, false, true>(ar, a_row, a_k, b, k_dim, n, c + r * n, n0, alpha);
+  }
 }
 
 #if defined(__AVX512F__)
@@ -173,8 +198,6 @@ inline float TanhApprox(float x) {
   const float t = p / q;
   return (x < 0.0004f && x > -0.0004f) ? x : t;
 }
-
-inline Vec Splat(float s) { return Vec{} + s; }
 
 // TanhApprox on 16 lanes, branch-free (the scalar loops above with these ternaries do not
 // vectorize: 2.8 against 1.1 us per model-step of a 16-unit sigmoid network).
@@ -460,7 +483,6 @@ void SgdEpoch(const EpochDims& d, const float* images, const float* labels, cons
         SlopeRow<A>(gt, dh.data(), ht, dzt, step);
         if (t > 0) (t % 2 ? Matmul : MatmulReverse)(dzt, U, 1, w_t.data(), dh.data(), B, U, U);
       }
-      if (rows > 0) Matmul(h.data(), 1, U, dz.data() + step, dw.data(), U, rows, U);
       std::fill(dwx.begin(), dwx.end(), 0.0f);
       std::fill(db.begin(), db.end(), 0.0f);
       for (int64_t t = 0; t < T; ++t)
@@ -473,8 +495,8 @@ void SgdEpoch(const EpochDims& d, const float* images, const float* labels, cons
       if (rate != 0.0f) {
         Axpy(-rate, dwx.data(), wx_m, F * U);
         Axpy(-rate, db.data(), b_m, U);
-        if (rows > 0) {
-          Axpy(-rate, dw.data(), w_m, U * U);
+        if (rows > 0) {  // U -= lr * sum_t h_{t-1}^T dz_t, as the product is computed
+          MatmulUpdate(h.data(), 1, U, dz.data() + step, w_m, U, rows, U, -rate, dw.data());
           Transpose(w_m, U, w_t.data());
         }
         Axpy(-rate, dv.data(), v_m, U * K);
