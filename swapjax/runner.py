@@ -484,6 +484,7 @@ def _timing(meta, programs, compile_s, peak_bytes, times, finished_early) -> dic
         "runs": sum(len(p.runs_table) for p in of(i)),
         "runs_per_call": len(of(i)[0].runs_table),
         "calls_per_round": len(of(i)),
+        "rnn_impl": study.rnn_impl(of(i)[0].config),
         "compile_s": compile_s.get(i, 0.0),
         "memory_estimate_bytes_per_run": of(i)[0].memory_estimate[0],
         "memory_estimate_bytes_per_program": of(i)[0].memory_estimate[1],
@@ -497,13 +498,28 @@ def _timing(meta, programs, compile_s, peak_bytes, times, finished_early) -> dic
     "rounds_timed": len(round_times),
     "round_s": round_times,
     "conv_impl": programs[0].conv_impl,
-    "rnn_impl": study.rnn_impl(programs[0].config),
+    "rnn_impl": _rnn_impls(programs),
     "driver": programs[0].driver,
     "round_s_median": statistics.median(steady) if steady else float("nan"),
     "round_s_min": min(steady) if steady else float("nan"),
     "round_s_max": max(steady) if steady else float("nan"),
     "finished_early": finished_early,
   }
+
+
+def _rnn_impls(programs) -> str | None:
+  """The recurrences' formulation: one name, or the most common one and the groups of the
+  others (`native; fused for units128`); None without recurrent layers."""
+  by_impl = {}
+  for p in programs:
+    impl = study.rnn_impl(p.config)
+    if impl:
+      by_impl.setdefault(impl, set()).update(p.groups)
+  if not by_impl:
+    return None
+  common = max(by_impl, key=lambda impl: len(by_impl[impl]))
+  others = [f"{impl} for {', '.join(sorted(g))}" for impl, g in by_impl.items() if impl != common]
+  return "; ".join([common, *others])
 
 
 def _restore(config, wd, programs, states, resuming, notes):

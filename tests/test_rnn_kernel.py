@@ -7,6 +7,7 @@ without a compiler skips them, as auto then runs the scan).
 """
 
 import dataclasses
+import json
 import os
 
 import jax
@@ -108,6 +109,9 @@ def test_study_with_the_kernel_is_the_study_with_the_scan(tmp_path, needs_kernel
       assert abs(s[key] - f[key]) <= 1e-5, (s["group"], s["epoch"], key, s[key], f[key])
       assert n[key] == a[key]
   assert scan[-1]["train/loss"] != scan[0]["train/loss"]  # it trained
+  timing = json.loads((tmp_path / "auto" / "timing.json").read_text())
+  assert timing["rnn_impl"] == "native; fused for units128"  # what each group trained with
+  assert {p["variant"]: p["rnn_impl"] for p in timing["programs"]}["units128"] == "fused"
 
 
 def test_config_checks(needs_kernel):
