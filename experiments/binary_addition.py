@@ -34,10 +34,10 @@ Measured (2 CPU cores, jax 0.10.2, the default 7 groups x 100 seeds; session 8):
   epochs 14.4-18.7 s on a slower, noisier day. Session 13, another 2-core machine (an Intel
   Xeon, matmul 360-369 GFLOP/s against 184-216): units128 trains each epoch as one C++ call
   (`rnn_impl=fused`, the CPU default for SGD-trained rnn-then-dense networks of 64 units or
-  more): 5.43-5.76 s per epoch against 8.07-8.20 s with the layer kernel; the preset 47-49 s of
-  steady state against 60-61 s (170 s with the scan), compile 14.1-14.3 s; the command 1 min
-  18.6 s (compiling 15.3 s, epochs 9.8-10.4 s), with the table below at its digits but adam 97
-  seeds at 1.0 (98) and input_dropout 0.6273 +- 0.0038 / 0.728 +- 0.106.
+  more): 4.95-5.76 s per epoch against 8.07-8.20 s with the layer kernel; the preset 46-49 s of
+  steady state against 60-61 s (170-173 s with the scan), compile 14.1-15.0 s; the command
+  1 min 18.6-19.7 s (compiling 15.3-16.1 s, epochs 9.8-10.4 s), with the table below at its
+  digits but adam 97 seeds at 1.0 (98) and input_dropout 0.6273 +- 0.0038 / 0.728 +- 0.106.
   Epoch-5 Keras training accuracy / test accuracy, mean +- std over seeds, and seeds with test
   accuracy 1.0 (session 8, native): base 0.987 +- 0.029 / 0.987 +- 0.029, 83 of 100; units128
   1.000 / 1.000, 100; sigmoid 0.809 +- 0.098 / 0.886 +- 0.098, 12; tanh 1.000 / 1.000, 100; adam

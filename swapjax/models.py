@@ -492,7 +492,7 @@ def resolve_rnn_impl(rnn_impl: str, compute_dtype: str = "float32", unroll: bool
 
 
 # `auto` trains fused from this width up: per epoch of binary_addition's 100 seeds on the split
-# CPU, 128 units 5.43 s fused against 8.07 s step by step; 16 units no faster (0.64-0.69 s
+# CPU, 128 units 4.95-5.76 s fused against 8.07-8.20 s step by step; 16 units no faster (0.64-0.69 s
 # against 0.62-0.65 s, the study's evaluations and starts dominate); the training epoch alone at
 # 64 units 1.19 s against 2.01 s (benchmarks/README.md).
 FUSED_AUTO_MIN_UNITS = 64
