@@ -20,7 +20,8 @@ from absl import app, flags
 
 from benchmarks.timing import timed, write_report
 from swapjax import config as C
-from swapjax import memory, onednn, registry
+from swapjax import memory, registry
+from swapjax.cpu import onednn
 from swapjax.models import CONV_FUNCTIONS, available_conv_impls, parse_layer
 
 EXPERIMENT = flags.DEFINE_string("experiment", "cifar10_arch", "Whose networks.")

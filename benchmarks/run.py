@@ -24,9 +24,10 @@ import jax
 from absl import app, flags
 
 from benchmarks.timing import tests_every_round, timed, write_report
-from swapjax import data, onednn, registry, study, train
+from swapjax import data, registry, study, train
 from swapjax import mesh as meshlib
 from swapjax.config import ConfigError, apply_overrides, run_table, validate, variant_configs
+from swapjax.cpu import onednn
 from swapjax.models import SpecNet, config_layers, config_model
 from swapjax.runner import _compile, _xla_peak_bytes
 

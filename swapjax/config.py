@@ -96,7 +96,7 @@ class Config:
   loss: str = "auto"  # cross-entropy of the task, or mean squared error of its outputs
   rnn_unroll: bool = False  # unroll the recurrent layers' time loop (same mathematics)
   # The recurrent layers' time loop: "scan" (lax.scan), "native" (one C++ call per pass, CPU,
-  # float32: swapjax/rnn_kernel.py), "fused" (native, and the whole SGD training epoch of an
+  # float32: swapjax/cpu/rnn_kernel.py), "fused" (native, and the whole SGD training epoch of an
   # rnn-then-dense network as one C++ call: rnn_kernel.sgd_epoch), "auto" (fused where the
   # network allows it, else native, on a CPU where the C++ builds; else scan).
   rnn_impl: str = "auto"
@@ -360,7 +360,7 @@ def validate(config: Config) -> None:
       config.compute_dtype == "float32",
       f"{key}=onednn computes in float32, not compute_dtype={config.compute_dtype}",
     )
-    from swapjax import onednn  # imports JAX: only for this value
+    from swapjax.cpu import onednn  # imports JAX: only for this value
 
     reason = onednn.unavailable_reason()
     _check(not reason, f"{key}=onednn: {reason}")
@@ -371,7 +371,7 @@ def validate(config: Config) -> None:
       f"rnn_impl={impl} computes in float32, not compute_dtype={config.compute_dtype}",
     )
     _check(not config.rnn_unroll, "rnn_unroll unrolls the lax.scan: use it with rnn_impl=scan")
-    from swapjax import rnn_kernel  # imports JAX: only for these values
+    from swapjax.cpu import rnn_kernel  # imports JAX: only for these values
 
     reason = rnn_kernel.unavailable_reason()
     _check(not reason, f"rnn_impl={impl}: {reason}")

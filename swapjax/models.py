@@ -5,7 +5,7 @@ formulation.
 convolution, whose gradient XLA:CPU runs slowly inside loops and cuDNN runs slowly in general
 (jax-ml/jax#12868, #13800). `conv_impl="patches"` computes the same 3x3 convolution as nine
 shifted slices and one matmul, so a population of models becomes batched matmuls.
-`conv_impl="onednn"` calls oneDNN's CPU convolutions through jax.ffi (swapjax/onednn.py; an
+`conv_impl="onednn"` calls oneDNN's CPU convolutions through jax.ffi (swapjax/cpu/onednn.py; an
 optional extra), one model after another. All use the same parameters; tests check they agree.
 """
 
@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from swapjax import onednn, rnn_kernel
+from swapjax.cpu import onednn, rnn_kernel
 
 KERAS_KERNEL_INIT = nn.initializers.glorot_uniform()
 
@@ -106,7 +106,7 @@ CONV_FUNCTIONS = {
   "patches": conv3x3_patches,
   "lax": conv3x3_lax,
   "hybrid": conv3x3_hybrid,
-  "onednn": onednn.conv3x3,  # optional: swapjax/onednn.py
+  "onednn": onednn.conv3x3,  # optional: swapjax/cpu/onednn.py
 }
 
 
@@ -250,7 +250,7 @@ class SimpleRNN(nn.Module):
   glorot-uniform `kernel`, orthogonal `recurrent_kernel`, zero `bias` (Keras' initialisers).
   The time loop is a `lax.scan` with a hand-written gradient (`recurrence`; `unroll`: all steps
   unrolled, the same arithmetic); `impl="native"`: the same loop as one C++ call per pass
-  (swapjax/rnn_kernel.py; float32, CPU)."""
+  (swapjax/cpu/rnn_kernel.py; float32, CPU)."""
 
   units: int
   activation: str = "tanh"

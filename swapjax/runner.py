@@ -23,9 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import swapjax
-from swapjax import checkpoint, executables, report, study
+from swapjax import checkpoint, report, study
 from swapjax import mesh as meshlib
 from swapjax.config import Config, program_configs, run_table, validate
+from swapjax.cpu import executables
 from swapjax.state import StudyState
 from swapjax.tensorboard import EventWriter, require_writer
 from swapjax.workdir import Workdir, atomic_write_bytes, atomic_write_text

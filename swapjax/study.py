@@ -18,7 +18,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from swapjax import data as datalib
-from swapjax import memory, onednn, prefixes, rnn_kernel, rounds, train
+from swapjax import memory, prefixes, rounds, train
 from swapjax import mesh as meshlib
 from swapjax.config import (
   TRACED_AXES,
@@ -28,6 +28,7 @@ from swapjax.config import (
   program_configs,
   run_table,
 )
+from swapjax.cpu import onednn, rnn_kernel
 from swapjax.models import (
   config_layers,
   config_model,

@@ -13,9 +13,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from swapjax import rnn_kernel
 from swapjax.augment import augment as augment_batch
 from swapjax.config import Config
+from swapjax.cpu import rnn_kernel
 from swapjax.models import SpecNet, fused_epoch
 from swapjax.state import Pool
 

@@ -103,7 +103,7 @@ def test_rnn_groups_are_timed_with_the_scan_beside_the_kernel():
   """binary_addition's groups: the study's own formulation (the C++ time loop) and the lax.scan,
   each group both ways in one process, and the whole study's steady time both ways."""
 
-  from swapjax import rnn_kernel
+  from swapjax.cpu import rnn_kernel
 
   if rnn_kernel.unavailable_reason():
     pytest.skip(rnn_kernel.unavailable_reason())

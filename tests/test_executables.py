@@ -1,5 +1,5 @@
 """A round compiled for one CPU device and loaded for another computes bitwise what the round
-compiled for that device computes, on that device (swapjax/executables.py)."""
+compiled for that device computes, on that device (swapjax/cpu/executables.py)."""
 
 import os
 import subprocess
@@ -15,7 +15,8 @@ import numpy as np
 jax.config.update("jax_num_cpu_devices", 2)
 jax.config.update("jax_compilation_cache_dir", CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-from swapjax import executables, registry, study
+from swapjax import registry, study
+from swapjax.cpu import executables
 from swapjax.config import apply_overrides
 
 overrides = ["groups=recurrent_dropout", "num_seeds=4", "pool_size=60", "holdout_size=20"]

@@ -16,7 +16,8 @@ import pytest
 from conftest import tiny_swap_config
 
 from swapjax import config as configlib
-from swapjax import models, onednn
+from swapjax import models
+from swapjax.cpu import onednn
 
 
 @pytest.fixture(scope="module")

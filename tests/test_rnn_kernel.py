@@ -1,4 +1,4 @@
-"""rnn_impl="native": the C++ time loop (swapjax/rnn_kernel.py) computes the lax.scan's
+"""rnn_impl="native": the C++ time loop (swapjax/cpu/rnn_kernel.py) computes the lax.scan's
 recurrence and its gradient, for each model under vmap, inside a whole study; and where it
 cannot build, the product says so in one line.
 
@@ -18,7 +18,8 @@ from conftest import run_rows
 from test_tasks import NUMPY_ACTS, _autodiff_recurrence, _numpy_rnn
 
 from swapjax import config as configlib
-from swapjax import models, registry, rnn_kernel, study, train
+from swapjax import models, registry, study, train
+from swapjax.cpu import rnn_kernel
 from swapjax.state import Pool, RunArrays
 
 

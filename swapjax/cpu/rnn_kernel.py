@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from swapjax import native
+from swapjax.cpu import native
 
 HANDLERS = {
   "swapjax_recurrence_forward": "SwapjaxRecurrenceForward",

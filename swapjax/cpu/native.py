@@ -1,7 +1,7 @@
 """Builds swapjax's C++ kernels (`csrc/`) into a per-user cache and registers them with XLA.
 
 The kernels are XLA FFI handlers (`jax.ffi`): `csrc/onednn_conv.cc` (oneDNN's convolutions,
-swapjax/onednn.py) and `csrc/recurrence.cc` (a simple RNN's time loop, swapjax/rnn_kernel.py).
+onednn.py) and `csrc/recurrence.cc` (a simple RNN's time loop, rnn_kernel.py).
 Each is compiled on first use with the system C++ compiler (`$CXX`, else `c++` or `g++`) into
 `~/.cache/swapjax/<folder>` (or the folder an environment variable names), keyed by everything
 the build depends on, so a changed source, compiler, library or jax rebuilds it.

@@ -1,4 +1,4 @@
-// The time loop of a simple RNN layer for XLA:CPU, called through jax.ffi (swapjax/rnn_kernel.py).
+// The time loop of a simple RNN layer for XLA:CPU, called through jax.ffi (swapjax/cpu/rnn_kernel.py).
 //
 // Forward: h_t = act(xw_t + (h_{t-1} * mask) @ U), h_{-1} = 0, for t = 0..T-1.
 // Backward (from the stored h): dz_t = (g_t + dh_t) * act'(h_t), dh_{t-1} = (dz_t @ U^T) * mask,

@@ -1,4 +1,4 @@
-// oneDNN 3x3 stride-1 convolutions for XLA:CPU, called through jax.ffi (swapjax/onednn.py).
+// oneDNN 3x3 stride-1 convolutions for XLA:CPU, called through jax.ffi (swapjax/cpu/onednn.py).
 //
 // Three handlers: forward, gradient with respect to the input, gradient with respect to the
 // kernel. Layouts are JAX's: input and output NHWC, kernel HWIO. Leading dimensions beyond the
