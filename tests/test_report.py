@@ -1,12 +1,14 @@
 """report.md and plots from metrics rows alone (no training)."""
 
+import sys
+
 import matplotlib.axes
 import matplotlib.image
 import numpy as np
 import pytest
 import report_tables as rt
 
-from swapjax import report
+from swapjax.report import memorization, plotting, stats, swap
 
 CONFIG = {"pool_size": 300, "validation_split": 0.1, "batch_size": 32, "fit_target": 0.99}
 
@@ -31,7 +33,7 @@ def plot_calls(monkeypatch):
 
 
 def test_memorize_report_marks_runs_that_did_not_fit(tmp_path, plot_calls):
-  lines = report.memorize_report(CONFIG, _rows(), tmp_path)
+  lines = memorization.memorize_report(CONFIG, _rows(), tmp_path)
   table = "\n".join(lines)
   assert "| label_corruption=0.0 | 1 | 1/1 | 2 ± 0 |" in table
   assert "| label_corruption=1.0 | 1 | 0/1 | n/a |" in table
@@ -40,10 +42,10 @@ def test_memorize_report_marks_runs_that_did_not_fit(tmp_path, plot_calls):
 
 
 def test_without_matplotlib_the_tables_are_still_written(tmp_path, monkeypatch):
-  monkeypatch.setattr(report, "_plt", lambda: None)
-  lines = report.memorize_report(CONFIG, _rows(), tmp_path)
+  monkeypatch.setitem(sys.modules, "matplotlib", None)
+  lines = memorization.memorize_report(CONFIG, _rows(), tmp_path)
   assert "| label_corruption=1.0 | 1 | 0/1 | n/a |" in "\n".join(lines)
-  assert lines[-1] == report.NO_PLOTS and not list(tmp_path.iterdir())
+  assert lines[-1] == plotting.NO_PLOTS and not list(tmp_path.iterdir())
 
 
 def _sweep_rows(fit_epochs, test_epochs=(1, 2, 3)):
@@ -83,7 +85,7 @@ def test_ordering_of_zhang_et_al_is_checked_per_learning_rate(tmp_path, plot_cal
       (1e-3, 1.0): 2,
     }
   )
-  text = "\n".join(report.memorize_report(CONFIG, rows, tmp_path))
+  text = "\n".join(memorization.memorize_report(CONFIG, rows, tmp_path))
   labels = [label for label, _ in plot_calls]
   assert "| 0.0001 | 1.0 | 0/1 | > 3 | 0.1000 |" in text
   assert "| 0.001 | 0.5 | 1/1 | 3.0 | 0.5000 |" in text
@@ -100,9 +102,9 @@ def test_ordering_of_zhang_et_al_is_checked_per_learning_rate(tmp_path, plot_cal
 
 
 def test_ordering_among_unfit_levels_is_not_yet_known(tmp_path, monkeypatch):
-  monkeypatch.setattr(report, "_plt", lambda: None)
+  monkeypatch.setitem(sys.modules, "matplotlib", None)
   rows = _sweep_rows({(1e-4, 0.0): 2, (1e-4, 0.5): None, (1e-4, 1.0): None})
-  text = "\n".join(report.memorize_report(CONFIG, rows, tmp_path))
+  text = "\n".join(memorization.memorize_report(CONFIG, rows, tmp_path))
   assert (
     "time to fit rises with every step of corruption: not yet known "
     "(0.5 -> 1.0: not fit -> not fit)"
@@ -110,8 +112,8 @@ def test_ordering_among_unfit_levels_is_not_yet_known(tmp_path, monkeypatch):
 
 
 def test_one_level_has_no_ordering_section(tmp_path, monkeypatch):
-  monkeypatch.setattr(report, "_plt", lambda: None)
-  text = "\n".join(report.memorize_report(CONFIG, _sweep_rows({(1e-4, 1.0): 2}), tmp_path))
+  monkeypatch.setitem(sys.modules, "matplotlib", None)
+  text = "\n".join(memorization.memorize_report(CONFIG, _sweep_rows({(1e-4, 1.0): 2}), tmp_path))
   assert "ordering" not in text
 
 
@@ -143,14 +145,14 @@ ROUNDS = 4
   ],
 )
 def test_format_stat_rounds_to_what_the_spread_supports(mean, std, integral, shown):
-  assert report.format_stat(mean, std, integral) == shown
+  assert stats.format_stat(mean, std, integral) == shown
 
 
 def test_stat_without_spread_and_for_counts():
-  assert report._stat([0.896, 0.896, 0.896]) == "0.8960 ± 0"  # no float-noise spread
-  assert report._stat([2, 2]) == "2 ± 0"
-  assert report._stat([250, 301]) == "276 ± 26"  # counts with spread: as any number
-  assert report._stat([None, float("nan")]) == "n/a"
+  assert stats.mean_std([0.896, 0.896, 0.896]) == "0.8960 ± 0"  # no float-noise spread
+  assert stats.mean_std([2, 2]) == "2 ± 0"
+  assert stats.mean_std([250, 301]) == "276 ± 26"  # counts with spread: as any number
+  assert stats.mean_std([None, float("nan")]) == "n/a"
 
 
 def _swap_study():
@@ -180,9 +182,9 @@ def _swap_study():
 def test_swap_table_every_cell_is_the_final_round_over_seeds(tmp_path, monkeypatch):
   """Guards: the table showing round 1 (or any round but the last), a spread with another ddof or
   over another group's runs, and `moved in total` summing only some rounds."""
-  monkeypatch.setattr(report, "_plt", lambda: None)
+  monkeypatch.setitem(sys.modules, "matplotlib", None)
   rows, values_GxSxRxK, moved_GxSxR = _swap_study()
-  lines = report.swap_report({}, rows, tmp_path)
+  lines = swap.swap_report({}, rows, tmp_path)
   assert lines[0].startswith(f"## Final accuracies (round {ROUNDS};")
   table = rt.table(lines, "group")
   assert [r["group"] for r in table] == [f"condition={c}, warmup={w}" for c, w in SWAP_GROUPS]
@@ -236,7 +238,7 @@ def _assert_bands(calls, expected):
 def test_swap_plots_draw_the_per_round_mean_and_std_over_seeds(tmp_path, band_calls):
   """Guards: plotted curves that are not the per-round mean ± std (ddof 0) of their own group."""
   rows, values_GxSxRxK, _ = _swap_study()
-  report.swap_report({}, rows, tmp_path)
+  swap.swap_report({}, rows, tmp_path)
   labels = {f"{m}_{s}": (m, s) for s in ("test", "train") for m in ("AtoB", "BtoA")}
   expected = []
   for g in range(len(SWAP_GROUPS)):
@@ -318,10 +320,10 @@ def _memorize_expected(values_GxSxExK):
 def test_memorize_table_every_cell_over_seeds(tmp_path, monkeypatch):
   """Guards: test accuracy/loss from the first test epoch (or the last row, where a stopped run has
   none) instead of each run's last test epoch; wrong epochs to fit, fit counts or spreads."""
-  monkeypatch.setattr(report, "_plt", lambda: None)
+  monkeypatch.setitem(sys.modules, "matplotlib", None)
   rows, values = _memorize_study()
   expected = _memorize_expected(values)
-  lines = report.memorize_report(CONFIG, rows, tmp_path)
+  lines = memorization.memorize_report(CONFIG, rows, tmp_path)
   assert lines[0].startswith(f"## Per run group (after epoch {EPOCHS};")
   table = {row["group"]: row for row in rt.table(lines, "group")}
   names = ("input_corruption", "label_corruption", "learning_rate")
@@ -343,10 +345,10 @@ def test_memorize_table_every_cell_over_seeds(tmp_path, monkeypatch):
 def test_memorize_ordering_table_pools_clean_images_per_level(tmp_path, monkeypatch):
   """Guards: the ordering table's fit counts, mean epochs to fit and mean last test accuracy per
   (learning rate, label corruption), over clean-image runs only."""
-  monkeypatch.setattr(report, "_plt", lambda: None)
+  monkeypatch.setitem(sys.modules, "matplotlib", None)
   rows, values = _memorize_study()
   expected = _memorize_expected(values)
-  lines = report.memorize_report(CONFIG, rows, tmp_path)
+  lines = memorization.memorize_report(CONFIG, rows, tmp_path)
   table = {(r["learning rate"], r["label corruption"]): r for r in rt.table(lines, "learning rate")}
   clean = {key: want for key, want in expected.items() if key[0] == "none"}
   assert set(table) == {(str(lr), str(level)) for _, level, lr in clean}
@@ -370,7 +372,7 @@ def test_memorize_plots_draw_the_per_epoch_mean_over_seeds(tmp_path, plot_calls)
   """Guards: Figure 1a's curves not being each group's per-epoch mean training loss over seeds (a
   stopped run counting with its frozen loss)."""
   rows, values = _memorize_study()
-  report.memorize_report(CONFIG, rows, tmp_path)
+  memorization.memorize_report(CONFIG, rows, tmp_path)
   drawn = dict(plot_calls)
   for g, (key, fits) in enumerate(MEMORIZE_FITS.items()):
     shown = np.minimum(np.arange(1, EPOCHS + 1)[None], [[fit or EPOCHS] for fit in fits]) - 1
@@ -386,7 +388,7 @@ def test_memorize_bands_match_runs_by_epoch(tmp_path, band_calls):
   third: by position, the band of ("none", 0.0, 0.001) would put the other seeds' epoch 6 and 7
   test losses at epochs 4 and 5."""
   rows, values = _memorize_study()
-  report.memorize_report(CONFIG, rows, tmp_path)
+  memorization.memorize_report(CONFIG, rows, tmp_path)
   epochs = np.arange(1, EPOCHS + 1)
   steps_per_epoch = -(-int(300 * 0.9) // 32)
   expected = []
@@ -424,12 +426,12 @@ def test_one_corruption_level_draws_no_time_to_fit_plot(tmp_path):
   groups at one level Figure 1 keeps only (a)."""
   stale = tmp_path / "zhang_figure1.png"
   stale.write_bytes(b"from a study with more levels")
-  lines = report.memorize_report(CONFIG, _sweep_rows({(1e-4, 1.0): 2}), tmp_path)
+  lines = memorization.memorize_report(CONFIG, _sweep_rows({(1e-4, 1.0): 2}), tmp_path)
   assert sorted(p.name for p in tmp_path.iterdir()) == ["loss.png", "train_vs_test.png"]
   assert "![training vs test accuracy](plots/train_vs_test.png)" in lines
   assert not any("zhang_figure1" in line for line in lines)
   rows = _sweep_rows({(1e-4, 1.0): 2, (1e-3, 1.0): 3})
-  lines = report.memorize_report(CONFIG, rows, tmp_path)
+  lines = memorization.memorize_report(CONFIG, rows, tmp_path)
   assert "![Zhang et al. Figure 1](plots/zhang_figure1.png)" in lines
   height, width, _ = matplotlib.image.imread(tmp_path / "zhang_figure1.png").shape
   assert width < 1.5 * height  # panel (a) alone, not three panels

@@ -1,12 +1,15 @@
 """The curves report from hand-made rows: every table cell against numpy, figures written."""
 
+import json
 import math
+import sys
 
 import numpy as np
 import report_tables as rt
 
-from swapjax import report
-from swapjax.report_curves import curves_report
+from swapjax import registry
+from swapjax.report import build, plotting, references, timing
+from swapjax.report.curves import curves_report
 
 SMALL = "train_fraction=0.2,dropout_rate=0.0"
 FULL = "train_fraction=1.0,dropout_rate=0.5"
@@ -112,7 +115,7 @@ def test_timing_lists_each_program_with_its_groups_and_memory():
     {"program": 1, "groups": ["c"], "runs": 1, "runs_per_call": 1, "compile_s": 1.0,
      "memory_estimate_bytes_per_run": 486 * 2**10},
   ]  # fmt: skip
-  lines = report.timing_lines({"programs": programs})
+  lines = timing.timing_lines({"programs": programs})
   table = rt.table(lines, "program")
   assert table[0]["groups"] == "`a`, `b`" and table[0]["runs per call"] == "2"
   assert table[0]["memory per run (estimate)"] == "3 MiB"
@@ -179,8 +182,32 @@ def test_figures_are_written(tmp_path):
 
 
 def test_without_matplotlib_the_tables_are_still_written(tmp_path, monkeypatch):
-  monkeypatch.setattr(report, "_plt", lambda: None)
+  monkeypatch.setitem(sys.modules, "matplotlib", None)
   lines = curves_report({"reference": REFERENCE}, _rows(), tmp_path)
   assert len(rt.table(lines, "group | seeds")) == 2
   assert len(rt.table(lines, "group | report epochs")) == 2
-  assert lines[-1] == report.NO_PLOTS and not list(tmp_path.iterdir())
+  assert lines[-1] == plotting.NO_PLOTS and not list(tmp_path.iterdir())
+
+
+def test_reference_is_read_from_config_json_before_the_experiment_module(tmp_path, monkeypatch):
+  """Guards: a workdir's recorded `reference` ignored for today's experiment module, or the
+  module not consulted for workdirs written without the key."""
+  module = registry.registry()["binary_addition"]
+  from_module = references.experiment_reference({"experiment": "binary_addition"})
+  assert from_module == {"reported": module.REFERENCE, "true_parameters": {}}
+  recorded = {"reported": REFERENCE, "true_parameters": {SMALL: {"w": 1.0}}}
+  meta = {"experiment": "binary_addition", references.META_KEY: recorded}
+  assert references.experiment_reference(meta) == recorded
+  nothing = {"reported": {}, "true_parameters": {}}
+  assert references.experiment_reference({"experiment": "no_such_experiment"}) == nothing
+  config = {"study": "memorize", "report": "curves"}
+  workdir = tmp_path / "w"
+  workdir.mkdir()
+  (workdir / "config.json").write_text(json.dumps({**meta, "config": config}))
+  (workdir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows()))
+  monkeypatch.setitem(sys.modules, "matplotlib", None)
+  text = build.write(workdir).read_text()
+  assert [r["group"] for r in rt.table(text, "group | report epochs")] == [
+    f"`{SMALL}`",
+    f"`{FULL}`",
+  ]

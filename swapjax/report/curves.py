@@ -1,8 +1,9 @@
-"""Loss and accuracy curves of single-model classification studies, runs grouped by name.
+"""The per-epoch report of single-model studies, runs grouped by name: loss and accuracy curves,
+the last epoch's table, a ranking, fitted parameters, the source report's numbers beside ours,
+and collapsed runs.
 
 First used by `fashion_dropout` (report 003): a Fashion-MNIST CNN with and without Dropout(0.5)
 on 20% and 100% of the training data, judged by training and validation curves over epochs.
-A pure function of config.json and metrics.jsonl, like `swapjax.report`.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from swapjax import report
-from swapjax.report import _band, _finish, _grid, _integer_x, _per_round, _stat
+from swapjax.report import plotting, stats
 
 LOSSES = ("train/loss", "train/epoch_loss", "val/loss")
 FINAL_COLUMNS = (
@@ -75,11 +75,11 @@ def _final_table(groups, has_holdout: bool) -> list[str]:
     last = [run_rows[-1] for run_rows in runs.values()]
     tests = [_last_test(run_rows) for run_rows in runs.values()]
     cells = [f"`{group}`", str(len(runs)), _epochs([r["epoch"] for r in last])]
-    cells += [_stat([r.get(metric) for r in last]) for _, metric in FINAL_COLUMNS]
-    cells.append(_stat([_best(run_rows, "val/acc") for run_rows in runs.values()]))
+    cells += [stats.mean_std([r.get(metric) for r in last]) for _, metric in FINAL_COLUMNS]
+    cells.append(stats.mean_std([_best(run_rows, "val/acc") for run_rows in runs.values()]))
     cells.append(_epochs([t["epoch"] for t in tests if t]))
-    cells += [_stat([t.get(metric) for t in tests]) for metric in test_metrics]
-    cells.append(_stat([_best(run_rows, "test/acc") for run_rows in runs.values()]))
+    cells += [stats.mean_std([t.get(metric) for t in tests]) for metric in test_metrics]
+    cells.append(stats.mean_std([_best(run_rows, "test/acc") for run_rows in runs.values()]))
     perfect = [t.get("test/acc") == 1.0 for t in tests if _finite(t.get("test/acc"))]
     cells.append(f"{sum(perfect)}/{len(perfect)}" if perfect else "n/a")
     lines.append("| " + " | ".join(cells) + " |")
@@ -105,7 +105,7 @@ def _parameter_table(groups, truth: dict) -> list[str]:
     true = next((v for prefix, v in truth.items() if group.split(",")[0] == prefix), {})
     cells = []
     for name, label in zip(names, short, strict=True):
-      cell = _stat([rr[-1].get(name) for rr in runs.values()])
+      cell = stats.mean_std([rr[-1].get(name) for rr in runs.values()])
       cells.append(cell + (f" [{true[label]:g}]" if label in true else ""))
     lines.append(f"| `{group}` | " + " | ".join(cells) + " |")
   return lines
@@ -188,7 +188,7 @@ def _comparison(groups, reference: dict) -> list[str]:
     cells = [f"`{group}`", str(target if target is not None else "n/a"), measured_at]
     for key, _, metric in columns:
       rows = tested if metric.startswith("test/") else picked
-      cells += [_reference_value(ref, key), _stat([r.get(metric) for r in rows])]
+      cells += [_reference_value(ref, key), stats.mean_std([r.get(metric) for r in rows])]
     lines.append("| " + " | ".join(cells) + " |")
   absent = [group for group in reference if group not in groups]
   if absent:
@@ -250,7 +250,7 @@ def _collapse_lines(groups, num_classes: int) -> list[str]:
 
 def _markers(ax, grows, metric, label, color, marker, **style):
   """Mean ± std over seeds at the epochs where every run has `metric` (the test epochs)."""
-  series = _per_round(grows, "epoch", metric)
+  series = stats.per_round(grows, "epoch", metric)
   if series is None or not series[0].size:
     return
   xs, ys = series
@@ -260,7 +260,7 @@ def _markers(ax, grows, metric, label, color, marker, **style):
 
 
 def _dashed_mean(ax, grows, metric, label, color):
-  series = _per_round(grows, "epoch", metric)
+  series = stats.per_round(grows, "epoch", metric)
   if series is not None:
     xs, ys = series
     ax.plot(xs, ys.mean(0), "--", color=color, lw=1, label=label)
@@ -269,27 +269,25 @@ def _dashed_mean(ax, grows, metric, label, color):
 def _curves_figure(plt, groups, kind: str, path: Path):
   what = "accuracy" if kind == "acc" else "loss"
   # One y scale, so groups compare at a glance (report 003: mind the y axis).
-  fig, axes = _grid(plt, groups, f"{what} per epoch (mean ± std over seeds)")
+  fig, axes = plotting.grid(plt, groups, f"{what} per epoch (mean ± std over seeds)")
   for ax, (group, runs) in zip(axes, groups.items(), strict=False):
     grows = [r for run_rows in runs.values() for r in run_rows]
-    _band(ax, grows, "epoch", f"train/epoch_{kind}", "train (Keras: epoch mean, dropout on)", "C0")
+    plotting.band(
+      ax, grows, "epoch", f"train/epoch_{kind}", "train (Keras: epoch mean, dropout on)", "C0"
+    )
     _dashed_mean(ax, grows, f"train/{kind}", "train (after epoch, dropout off)", "C0")
-    _band(ax, grows, "epoch", f"val/{kind}", "validation", "C1")
+    plotting.band(ax, grows, "epoch", f"val/{kind}", "validation", "C1")
     _markers(ax, grows, f"test/{kind}", "test", "C3", "o", ms=5)
     _markers(
       ax, grows, f"holdout/{kind}", "holdout", "C4", "s", mfc="none", ms=9
     )  # hollow: test shows through
-    ax.set_title(group.replace(",", ", "), fontsize=9)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(what)
-    _integer_x(ax)
-    ax.grid(True)
-  _finish(plt, fig, axes, len(groups), path)
+    plotting.style_panel(ax, group.replace(",", ", "), "epoch", what)
+  plotting.finish(plt, fig, axes, len(groups), path)
 
 
 def curves_report(config: dict, rows: list[dict], plots: Path) -> list[str]:
   """Markdown lines (final table, comparison with the report, collapses) and curve figures."""
-  plt = report._plt()  # looked up on the module so tests can take matplotlib away
+  plt = plotting.pyplot()
   groups = _runs_by_group(rows)
   has_holdout = any(r.get("holdout/acc") is not None for r in rows)
   num_classes = config.get("num_classes", 10)
@@ -311,7 +309,7 @@ def curves_report(config: dict, rows: list[dict], plots: Path) -> list[str]:
     lines += _comparison(groups, reference)
   lines += _collapse_lines(groups, num_classes)
   if plt is None:
-    return lines + ["", report.NO_PLOTS]
+    return lines + ["", plotting.NO_PLOTS]
   _curves_figure(plt, groups, "acc", plots / "curves_accuracy.png")
   _curves_figure(plt, groups, "loss", plots / "curves_loss.png")
   return lines + [

@@ -1,21 +1,19 @@
-"""Several studies side by side: `python -m swapjax.report W1 W2 [...] [--out=DIR]` (with one
-workdir it rebuilds that study's report). Per group present in every study, the main metrics'
-final mean ± spread, one column per study; the config keys and the machines that differ."""
+"""Several studies side by side (`python -m swapjax.report W1 W2 [...] [--out=DIR]`): per group
+present in every study, the main metrics' final mean ± spread, one column per study; the config
+keys and the machines that differ."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from swapjax import report
-from swapjax.workdir import Workdir, WorkdirError, atomic_write_text
+from swapjax.report import files, plotting, stats
+from swapjax.report.swap import SWAP_ACCURACIES
+from swapjax.workdir import atomic_write_text
 
 COMPARE_METRICS = (  # the main numbers: the single-model studies', then the swap study's
   "train/epoch_acc",
@@ -23,32 +21,10 @@ COMPARE_METRICS = (  # the main numbers: the single-model studies', then the swa
   "val/acc",
   "val/loss",
   "test/acc",
-  *report.SWAP_ACCURACIES,
+  *SWAP_ACCURACIES,
 )
 RUN_KEYS = ("experiment", "swapjax", "jax", "flax", "device", "backend", "device_count")
 RUN_KEYS += ("data_source",)
-
-
-class StudyError(Exception):
-  """A workdir that cannot be reported on; the message is one line meant for the user."""
-
-
-def load_study(workdir: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-  """(config.json, metrics rows) of a study with metrics; raises StudyError otherwise."""
-  path = Path(workdir).expanduser()
-  if not path.is_dir():
-    raise StudyError(f"{path}: no such study (not a directory)")
-  wd = Workdir(str(path))
-  try:
-    meta = wd.read_config()
-  except WorkdirError as e:
-    raise StudyError(str(e)) from None
-  if meta is None:
-    raise StudyError(f"{path}: not a swapjax study (no config.json)")
-  rows = wd.read_metrics()
-  if not rows:
-    raise StudyError(f"{path}: no metrics yet (metrics.jsonl is missing or empty)")
-  return meta, rows
 
 
 def _round_key(rows) -> str:
@@ -185,20 +161,32 @@ def _compare_figure(plt, names, finals, groups, metrics, path: Path) -> None:
     ax.set_ylim(len(groups) - 0.5, -0.5)  # first group on top, as in the table
     ax.grid(True, axis="x")
   fig.suptitle("final values per group (mean ± std over seeds)")
-  report._finish(plt, fig, axes, len(metrics), path)
+  plotting.finish(plt, fig, axes, len(metrics), path)
 
 
 def compare(workdirs, out: str | Path | None = None) -> str:
   """Markdown comparing studies: per group present in all of them, the main metrics' final
   mean ± std, one column per study, then what differs between them. With `out`, also written
   as out/compare.md with the figure out/compare.png."""
-  loaded = [load_study(w) for w in workdirs]
+  loaded = [files.load_study(w) for w in workdirs]
   names = _unique_names(workdirs)
   metas = [meta for meta, _ in loaded]
   group_of, matched = _group_matcher([rows for _, rows in loaded])
   finals = [final_values(rows, group_of) for _, rows in loaded]
   groups = [g for g in finals[0] if all(g in f for f in finals[1:])]
   metrics = [m for m in COMPARE_METRICS if any(m in f[g] for f in finals for g in groups)]
+  lines = _studies_table(names, workdirs, loaded)
+  lines += _finals_table(names, finals, groups, metrics, matched)
+  timings = [files.read_timing(Path(w).expanduser()) for w in workdirs]
+  lines += _differences(names, metas, timings)
+  text = "\n".join(lines) + "\n"
+  if out is not None:
+    _write_out(Path(out).expanduser(), text, names, finals, groups, metrics)
+  return text
+
+
+def _studies_table(names, workdirs, loaded) -> list[str]:
+  """One row per study: its workdir, experiment, last round (or epoch) and number of runs."""
   lines = [
     f"# Comparison of {len(workdirs)} studies",
     "",
@@ -211,7 +199,13 @@ def compare(workdirs, out: str | Path | None = None) -> str:
     runs = len({r["run"] for r in rows})
     experiment = meta.get("experiment", "")
     lines.append(_row([name, f"`{workdir}`", experiment, f"{key} {last}", str(runs)]))
-  lines += [
+  return lines
+
+
+def _finals_table(names, finals, groups, metrics, matched) -> list[str]:
+  """Per group in every study: its seeds and each metric's final mean ± std, a column a study;
+  then the groups some study lacks."""
+  lines = [
     "",
     "## Final values per group (mean ± std over seeds)",
     "",
@@ -228,9 +222,8 @@ def compare(workdirs, out: str | Path | None = None) -> str:
         _row([f"`{group}`", "seeds", *(str(max(map(len, f[group].values()))) for f in finals)])
       )
       for metric in metrics:
-        lines.append(
-          _row([f"`{group}`", metric, *(report._stat(f[group].get(metric, [])) for f in finals)])
-        )
+        cells = (stats.mean_std(f[group].get(metric, [])) for f in finals)
+        lines.append(_row([f"`{group}`", metric, *cells]))
   else:
     lines.append("No group with these metrics is present in every study.")
   only = [
@@ -238,40 +231,15 @@ def compare(workdirs, out: str | Path | None = None) -> str:
   ]
   if only:
     lines += ["", "Groups not in every study: " + ", ".join(only)]
-  lines += _differences(names, metas, [report.read_timing(Path(w).expanduser()) for w in workdirs])
-  text = "\n".join(lines) + "\n"
-  if out is not None:
-    out = Path(out).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
-    plt = report._plt()
-    figure = ""
-    if plt is not None and groups and metrics:
-      _compare_figure(plt, names, finals, groups, metrics, out / "compare.png")
-      figure = "\n![final values per group](compare.png)\n"
-    atomic_write_text(out / "compare.md", text + figure)
-  return text
+  return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-  """`python -m swapjax.report WORKDIR [WORKDIR ...] [--out=DIR]`; returns the exit status."""
-  parser = argparse.ArgumentParser(
-    prog="python -m swapjax.report",
-    description="Rebuild one study's report.md and plots/, or compare several studies.",
-  )
-  parser.add_argument("workdirs", nargs="+", metavar="WORKDIR", help="a study's workdir")
-  parser.add_argument(
-    "--out", metavar="DIR", help="comparing: also write DIR/compare.md and DIR/compare.png"
-  )
-  args = parser.parse_args(argv)
-  if len(args.workdirs) == 1 and args.out:
-    parser.error("--out is for comparing two or more studies; one study's report is its workdir's")
-  try:
-    if len(args.workdirs) == 1:
-      load_study(args.workdirs[0])
-      print(report.write(args.workdirs[0]))
-    else:
-      print(compare(args.workdirs, args.out), end="")
-  except (StudyError, WorkdirError) as e:
-    print(f"swapjax.report: {e}", file=sys.stderr)
-    return 2
-  return 0
+def _write_out(out: Path, text: str, names, finals, groups, metrics) -> None:
+  """out/compare.md and, with matplotlib and something to draw, out/compare.png."""
+  out.mkdir(parents=True, exist_ok=True)
+  plt = plotting.pyplot()
+  figure = ""
+  if plt is not None and groups and metrics:
+    _compare_figure(plt, names, finals, groups, metrics, out / "compare.png")
+    figure = "\n![final values per group](compare.png)\n"
+  atomic_write_text(out / "compare.md", text + figure)

@@ -1,0 +1,40 @@
+"""The files a report reads from a workdir: config.json, metrics.jsonl and timing.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from swapjax.workdir import Workdir, WorkdirError
+
+
+class StudyError(Exception):
+  """A workdir that cannot be reported on; the message is one line meant for the user."""
+
+
+def load_study(workdir: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+  """(config.json, metrics rows) of a study with metrics; raises StudyError otherwise."""
+  path = Path(workdir).expanduser()
+  if not path.is_dir():
+    raise StudyError(f"{path}: no such study (not a directory)")
+  wd = Workdir(str(path))
+  try:
+    meta = wd.read_config()
+  except WorkdirError as e:
+    raise StudyError(str(e)) from None
+  if meta is None:
+    raise StudyError(f"{path}: not a swapjax study (no config.json)")
+  rows = wd.read_metrics()
+  if not rows:
+    raise StudyError(f"{path}: no metrics yet (metrics.jsonl is missing or empty)")
+  return meta, rows
+
+
+def read_timing(path: Path) -> dict[str, Any] | None:
+  """The workdir's timing.json, or None if it is missing or unreadable."""
+  timing_path = path / "timing.json"
+  try:
+    return json.loads(timing_path.read_text()) if timing_path.exists() else None
+  except (OSError, ValueError):
+    return None

@@ -1,0 +1,32 @@
+"""The published numbers a study is compared with: the source report's results per group and,
+for fitted functions, the true parameters.
+
+A workdir's config.json carries them under `reference` as
+`{"reported": {group: {"epochs": 40, "val_acc": 0.91, ...}}, "true_parameters": {group prefix:
+{parameter: value}}}`. Workdirs without that key take them from the experiment's module in the
+registry (`REFERENCE`, `TRUE_PARAMETERS`), as long as it still registers the experiment.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from swapjax import registry
+
+META_KEY = "reference"  # config.json's key
+MODULE_ATTRIBUTES = {"reported": "REFERENCE", "true_parameters": "TRUE_PARAMETERS"}
+
+
+def module_reference(module: ModuleType | None) -> dict[str, dict]:
+  """An experiment module's reference numbers, as config.json's `reference` holds them."""
+  return {key: getattr(module, attr, None) or {} for key, attr in MODULE_ATTRIBUTES.items()}
+
+
+def experiment_reference(meta: dict[str, Any]) -> dict[str, dict]:
+  """{"reported": ..., "true_parameters": ...} from config.json's `reference`, else from the
+  experiment's registered module; {} for each that neither gives."""
+  recorded = meta.get(META_KEY)
+  if isinstance(recorded, dict):
+    return {key: recorded.get(key) or {} for key in MODULE_ATTRIBUTES}
+  return module_reference(registry.registry().get(meta.get("experiment", "")))
