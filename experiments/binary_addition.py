@@ -18,36 +18,23 @@ Chosen where the report is silent: the 20,000 draws come from the study's `seed`
 The report's numbers (epoch-5 training accuracy, Keras' running mean / test accuracy): base
   1.0000 / 1.0; units128 1.0000 / 1.0; sigmoid 0.7125 / 0.745; tanh 1.0000 / 1.0; adam 1.0000 /
   1.0; input_dropout 0.6350 / 0.862; recurrent_dropout 0.9120 / 0.902 (one run each).
-Measured (2 CPU cores, jax 0.10.2, the default 7 groups x 100 seeds; session 8): 2 min 3 s for
-  the whole command, the five epochs 16.7-18.3 s each, compiling 21 s (14 programs: the host is
-  split into two XLA CPU devices, `cpu_devices=0`, each group's runs in two chunks of 50, one per
-  device; the recurrences run as one C++ call per layer and pass, `rnn_impl=native`, the CPU
-  default where a C++ compiler builds it; `--set rnn_impl=scan` runs the lax.scan). `python -m
-  benchmarks.run --preset=binary_addition`: 73 s of steady state (149 s with the scan in the
-  same run; session 6: 3 min 12 s for the command, 143 s steady), 69% of it units128.
-  On one H200 GPU (session 9, the lax.scan): 44 s of steady state, 1.1-1.5 s per epoch per
-  group, compile 21 s. Session 10 (evaluation once per distinct input prefix, the kernel's own
-  transpose, and the benchmark now timing each epoch's test pass): 2 min 11 s for the command,
-  epochs 13.4-14.7 s, compiling 42 s; the preset 66-75 s of steady state (78 s evaluating
-  every sample), 165x the PyTorch loop per model. Session 11 (each program compiled once and
-  loaded for the second device): 2 min 8 s for the command, compiling 25.7 s (7 compilations),
-  epochs 14.4-18.7 s on a slower, noisier day. Session 13, another 2-core machine (an Intel
-  Xeon, matmul 360-369 GFLOP/s against 184-216): units128 trains each epoch as one C++ call
-  (`rnn_impl=fused`, the CPU default for SGD-trained rnn-then-dense networks of 64 units or
-  more): 4.95-5.76 s per epoch against 8.07-8.20 s with the layer kernel; the preset 46-49 s of
-  steady state against 60-61 s (170-173 s with the scan), compile 14.1-15.0 s; the command
-  1 min 18.6-19.7 s (compiling 15.3-16.1 s, epochs 9.8-10.4 s), with the table below at its
-  digits but adam 97 seeds at 1.0 (98) and input_dropout 0.6273 +- 0.0038 / 0.728 +- 0.106.
-  Epoch-5 Keras training accuracy / test accuracy, mean +- std over seeds, and seeds with test
-  accuracy 1.0 (session 8, native): base 0.987 +- 0.029 / 0.987 +- 0.029, 83 of 100; units128
-  1.000 / 1.000, 100; sigmoid 0.809 +- 0.098 / 0.886 +- 0.098, 12; tanh 1.000 / 1.000, 100; adam
-  0.998 +- 0.011 / 0.998 +- 0.011, 98; input_dropout 0.6274 +- 0.0039 / 0.73 +- 0.11, 0;
-  recurrent_dropout 0.968 +- 0.030 / 0.958 +- 0.032, 0. The scan (session 6) gave the same to
-  these digits but base 0.986 +- 0.030 with 82 seeds at 1.0, adam 97, input_dropout 0.6272,
-  recurrent_dropout 0.969 +- 0.029 / 0.958 +- 0.035: float order only. The report's single runs
-  fall inside these spreads except sigmoid (its 0.745 test is below most of our seeds) and
-  input_dropout (its 0.862 test above most); 17 of 100 seeds of the base network do not reach
-  1.0 in 5 epochs, which one run could not show.
+How it runs: the host is split into two XLA CPU devices (`cpu_devices=0`), each group's runs in
+  two chunks of 50, one per device. Where a C++ compiler builds the kernels, the recurrences run
+  as one C++ call per layer and pass (`rnn_impl=native`), and units128, an SGD-trained
+  rnn-then-dense network of 64 units or more, trains each whole epoch as one C++ call (`fused`);
+  `--set rnn_impl=scan` runs the lax.scan, as an accelerator does. Speed against the PyTorch
+  loop, per group and per machine: benchmarks/README.md.
+Measured 2026-12-01 on a 2-core Intel Xeon (jax 0.10.2), the command above with a fresh
+  compilation cache: 1 min 19.7 s (compiling 16.1 s, epochs 9.8-10.0 s). Epoch-5 Keras training
+  accuracy / test accuracy, mean +- std over the 100 seeds, and seeds with test accuracy 1.0:
+  base 0.987 +- 0.029 / 0.987 +- 0.029, 83 of 100; units128 1.000 / 1.000, 100; sigmoid 0.809 +-
+  0.098 / 0.886 +- 0.098, 12; tanh 1.000 / 1.000, 100; adam 0.998 +- 0.011 / 0.998 +- 0.011, 97;
+  input_dropout 0.6273 +- 0.0038 / 0.728 +- 0.106, 0; recurrent_dropout 0.968 +- 0.030 / 0.958
+  +- 0.033, 0. The other formulations give the same to these digits up to float order (a seed
+  more or less at 1.0; benchmarks/results/history/). The report's single runs fall inside these
+  spreads except sigmoid (its 0.745 test is below most of our seeds) and input_dropout (its 0.862
+  test above most); 17 of 100 seeds of the base network do not reach 1.0 in 5 epochs, which one
+  run could not show.
 """
 
 from swapjax.config import Config
@@ -103,5 +90,5 @@ def get_config() -> Config:
     variants=VARIANTS,
     early_stop=False,
     test_every=1,
-    cpu_devices=0,  # one XLA device per core: tiny models run twice as fast so
+    cpu_devices=0,  # one XLA device per core: these tiny models train about twice as fast
   )

@@ -29,8 +29,9 @@ The report's sequence of validation accuracies: a 0.7 ceiling for its early netw
   0.7 for the VGG-like network, 0.75 with batch 1,000 ("stably"), about 0.77 with Dropout 0.2
   in three places, about 0.8 for `dropout_gap`; with augmentation the training and validation
   curves rose together, and removing rotation raised accuracy further.
-Measured on 2 CPU cores (jax 0.10.2), the 10,000 local images, one seed, 3 epochs (`--set
-  rounds=3 --set num_seeds=1`, 33 min): seconds per epoch baseline 20, vgg_like 57,
+Measured 2026-11-30 on a 2-core AMD EPYC (jax 0.10.2, the pure-JAX convolutions), the 10,000
+  local images, one seed, 3 epochs (the command above with `--set rounds=3 --set num_seeds=1`
+  and no pool_size, 33 min): seconds per epoch baseline 20, vgg_like 57,
   vgg_like_leaky 80, vgg_like_b1024 68, dropout_gap / _aug / _flip 119 each (581 s for all
   seven); validation accuracy at epoch 3 (test accuracy): baseline 0.501 (0.538),
   vgg_like_leaky 0.495 (0.524), vgg_like 0.390 (0.392), dropout_gap 0.320 (0.314),
@@ -38,9 +39,10 @@ Measured on 2 CPU cores (jax 0.10.2), the 10,000 local images, one seed, 3 epoch
   Three epochs rank how fast each network starts, not where it ends (the report's numbers are
   after tens of epochs): the big networks, dropout and augmentation start slower, batch 1,024
   takes 9 steps per epoch.
-Expected runtime of the default study (7 groups x 3 seeds x 60 epochs): on these 2 CPU cores
-  about 29 h on the 10,000 local images (581 s per epoch per seed) and about 6 days on all
-  50,000; its arithmetic is about 5.4e16 FLOP on all 50,000 (forward 27 M / 165 M / 363 M FLOP
+Expected runtime of the default study (7 groups x 3 seeds x 60 epochs): on those 2 CPU cores
+  about 29 h on the 10,000 local images (581 s per epoch per seed; oneDNN's convolutions, the
+  CPU default where they load, train these groups 1.31x faster per epoch) and about 6 days on
+  all 50,000; its arithmetic is about 5.4e16 FLOP on all 50,000 (forward 27 M / 165 M / 363 M FLOP
   per image for baseline / vgg_like* / dropout_gap*, training counted as three passes, the pool
   evaluated every epoch), under an hour on one H100/H200-class GPU at a third of its FP32 peak.
   Memory per run (XLA's figure for the compiled round, batch 32): 0.3 GiB vgg_like, 0.5 GiB

@@ -12,8 +12,8 @@ Chosen where the report is silent: the hidden network is Dense(8, tanh) then the
   (same optimiser); 100 epochs, evaluated every 10 (so epochs 30 and 100 are both in the
   rows); the loss is computed from logits (Keras clips probabilities at 1e-7).
 Groups `<gate>_<network>` (rows carry `gate` and `network`).
-Measured (2 CPU cores, jax 0.10.2, the default 6 groups x 1,000 seeds x 100 epochs, 53 s for
-  the whole command): seeds with all four outputs right at epoch 30 / 100: or_perceptron
+Measured 2026-11-30 on a 2-core AMD EPYC (jax 0.10.2; the command above, 6 groups x 1,000 seeds
+  x 100 epochs, 53 s): seeds with all four outputs right at epoch 30 / 100: or_perceptron
   107 / 1000 of 1000, and_perceptron 196 / 1000, xor_perceptron 0 / 0, or_hidden 1000 / 1000,
   and_hidden 992 / 1000, xor_hidden 208 / 868. At 30 epochs (the report's first setting) most
   single units have not yet separated OR and AND; at 100 all have; none ever fits XOR (test

@@ -7,23 +7,18 @@ Protocol: the first 3,000 MNIST training images, pixels /255 - 0.5; labels = the
   random permutation of all 60,000 training labels; Conv(32 same)-Conv(32 valid)-pool-
   Conv(64 same)-Conv(64 valid)-pool-Dense 512-Dense 10; Adam (Keras defaults), batch 32,
   Keras validation_split=0.1; test on the 10,000 MNIST test images with their true labels.
-Deviation from the report (measured, see README): learning rate 0.0001 instead of Keras' default
-  0.001. At 0.001, 1 of 4 seeds stayed on the ln 10 plateau (always the majority class) for all
-  29 epochs measured while 3 fit by epoch 25; at 0.0001 seed 0 learned from the first epochs
-  and fit at epoch 53. Counting the sweep's runs (memorize_sweep), 6 of 7 random-label runs
-  measured to the end at 0.001 fit (epochs 20-26). The report's setting is
-  `--set learning_rate=0.001`.
+Deviation from the report (measured 2026-11-23 on a 2-core AMD EPYC; docs/results.md): learning
+  rate 0.0001 instead of Keras' default 0.001. At 0.001, 1 of 4 seeds stayed on the ln 10 plateau
+  (always the majority class) for all 29 epochs measured while 3 fit by epoch 25; at 0.0001 seed
+  0 learned from the first epochs and fit at epoch 53. Counting the sweep's runs
+  (memorize_sweep), 6 of 7 random-label runs measured to the end at 0.001 fit (epochs 20-26).
+  The report's setting is `--set learning_rate=0.001`.
   Training stops once the run has fit (training accuracy >= 0.99, `early_stop`), within a
   budget of 1,000 epochs as in the report.
 Expected: training accuracy >= 0.99, test accuracy near chance (0.10), validation loss rising
-  while training loss falls. Measured on 2 CPU cores: fit at epoch 53, train 0.993, test 0.103,
-  6 min 41 s for the whole command (session 2); on the general engine (session 4) fit at epoch
-  52, train 0.991, test 0.102, 4 min 25 s; with oneDNN's convolutions (session 7, the
-  `[onednn]` extra) fit at epoch 50, train 0.990, test 0.103, 2 min 26 s; with XLA:CPU's
-  concurrency-optimised scheduler off (session 9) the same rows in 2 min 14 s; with the Dense
-  kernel gradients in the kernel's layout (session 12, another float order) fit at epoch 52,
-  train 0.994, test 0.102, 2 min 20 s (2 min 24 s before the change, the same day). On one H200
-  GPU (session 9, jax 0.11.2): fit at epoch 48, train 0.991, test 0.105, 32 s.
+  while training loss falls. Measured 2026-12-01 on a 2-core Intel Xeon (jax 0.10.2, the command
+  above, a fresh compilation cache): fit at epoch 52, train 0.994, test 0.102, 1 min 39 s for the
+  whole command. Other machines and seeds: docs/results.md.
 """
 
 from swapjax.config import Config

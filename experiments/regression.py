@@ -13,13 +13,13 @@ Chosen: x uniform in [-1, 1], 100 training and 100 test points; the model is Den
   targets, drawn per seed; mean squared error; SGD learning rate 0.1, batch 10, 300 epochs; the
   test targets are noise-free, so `test/loss` is the fitted function's error. 10 seeds.
 Groups: `line_a`, `line_b`, `cubic_a`, `cubic_b`, each x `target_noise`.
-Measured (2 CPU cores, jax 0.10.2, 160 runs, 71 s for the whole command, mostly per-round
-  bookkeeping of 300 epochs): without noise every coefficient within 0.002 of the truth; the
-  spread over seeds grows with the noise (cubic_a's x^3 coefficient -0.40085 +- 0.00043 at 0,
-  -0.37 +- 0.08 at 0.1, -0.31 +- 0.25 at 0.3, -0.09 +- 0.82 at 1.0; line_a's slope 3.010 +-
-  0.014 at 0.1, 3.10 +- 0.14 at 1.0), and so does the test error, the mean squared error
-  against the noise-free function (line_a 0.00032 / 0.0029 / 0.032, cubic_a 0.00069 / 0.0062
-  / 0.069 at noise 0.1 / 0.3 / 1.0; the report: more noise, more error).
+Measured 2026-11-30 on a 2-core AMD EPYC (jax 0.10.2; the command above, 160 runs, 71 s, mostly
+  per-round bookkeeping of 300 epochs): without noise every coefficient within 0.002 of the truth;
+  the spread over seeds grows with the noise (cubic_a's x^3 coefficient -0.40085 +- 0.00043 at 0,
+  -0.37 +- 0.08 at 0.1, -0.31 +- 0.25 at 0.3, -0.09 +- 0.82 at 1.0; line_a's slope 3.010 +- 0.014 at
+  0.1, 3.10 +- 0.14 at 1.0), and so does the test error, the mean squared error against the
+  noise-free function (line_a 0.00032 / 0.0029 / 0.032, cubic_a 0.00069 / 0.0062 / 0.069 at noise
+  0.1 / 0.3 / 1.0; the report: more noise, more error).
 """
 
 from swapjax.config import Config

@@ -9,10 +9,12 @@ Protocol (faithful): the first 10,000 CIFAR-10 training images (data_batch_1), r
   validation_split=0.1; conditions {none, one, schedule} x warm-up {0, 10} x 10 seeds =
   60 runs, 120 models, independent models (shared_model=true reproduces the report's aliasing).
   Beyond the report: test_unseen (never-trained-on samples) and holdout (CIFAR-10 test images).
-Runtime: a GPU job (60 runs x 50 rounds). On one H200 (session 9, synthetic data of the study's
-  shapes, benchmarks/README.md) a round of all 120 models took 2.28 s, about 2 min of steady
-  time for the 50 rounds plus compile; on 2 CPU cores one round of 12 runs on the full pool
-  takes minutes.
+Runtime: a GPU job (60 runs x 50 rounds). Measured 2026-12-01 on one H200 (`python3 -m
+  benchmarks.run --preset=swap_study`, synthetic data of the study's shapes; benchmarks/README.md):
+  a round of all 120 models takes 2.28 s, about 2 min of steady time for the 50 rounds plus
+  compile. On 2 CPU cores one round of 12 runs on the full pool takes minutes; what the shrunk
+  study shows there (the leak of "test on the other half", holdout accuracy with and without
+  swaps): docs/results.md.
 """
 
 from swapjax.config import Config
