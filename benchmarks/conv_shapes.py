@@ -19,10 +19,13 @@ import jax.numpy as jnp
 from absl import app, flags
 
 from benchmarks.timing import timed, write_report
+from swapjax import backend, memory, registry
 from swapjax import config as C
-from swapjax import memory, registry
 from swapjax.cpu import onednn
-from swapjax.models import CONV_FUNCTIONS, available_conv_impls, parse_layer
+from swapjax.layers import parse_layer
+from swapjax.models import CONV_FUNCTIONS
+
+KNOWN = (*CONV_FUNCTIONS, "onednn")
 
 EXPERIMENT = flags.DEFINE_string("experiment", "cifar10_arch", "Whose networks.")
 BATCH = flags.DEFINE_integer("batch", 32, "Images per step.")
@@ -52,7 +55,7 @@ def conv_shapes(experiment: str, input_shape=(32, 32, 3)):
 
 def time_case(shape, impl: str, batch: int, steps: int, repeats: int):
   h, w, c_in, c_out, padding = shape
-  conv = CONV_FUNCTIONS[impl]
+  conv = backend.conv_function(impl)
   x = jax.random.normal(jax.random.key(0), (steps, batch, h, w, c_in))
   kernel = jax.random.normal(jax.random.key(1), (3, 3, c_in, c_out)) * 0.05
 
@@ -71,12 +74,10 @@ def time_case(shape, impl: str, batch: int, steps: int, repeats: int):
 
 def main(argv):
   del argv
-  impls = IMPLS.value or available_conv_impls()
-  unknown = sorted(set(impls) - set(CONV_FUNCTIONS))
+  impls = IMPLS.value or backend.conv_impls()
+  unknown = sorted(set(impls) - set(KNOWN))
   if unknown:
-    raise app.UsageError(
-      f"--impls: unknown {', '.join(unknown)}; known: {', '.join(CONV_FUNCTIONS)}"
-    )
+    raise app.UsageError(f"--impls: unknown {', '.join(unknown)}; known: {', '.join(KNOWN)}")
   if "onednn" in impls and not onednn.available():
     raise app.UsageError(f"--impls=onednn: {onednn.unavailable_reason()}")
   shapes = conv_shapes(EXPERIMENT.value)

@@ -28,10 +28,10 @@ from absl import app
 from jax import lax
 
 from benchmarks import run as bench
-from swapjax import data, models, registry, rounds, study, train
+from swapjax import backend, data, models, registry, rounds, study, train
 from swapjax import flags as swapjax_flags
-from swapjax import mesh as meshlib
 from swapjax.config import ConfigError, apply_overrides
+from swapjax.cpu import process as cpu_process
 
 # swapjax.main's --experiment and --set, benchmarks.run's --repeats (0: 8 here).
 EXPERIMENT, SET, REPEATS = swapjax_flags.EXPERIMENT, swapjax_flags.SET, bench.REPEATS
@@ -74,7 +74,7 @@ def main(argv):
   except ConfigError as e:
     raise app.UsageError(str(e)) from None
   cfg = dataclasses.replace(cfg, source="synthetic")
-  meshlib.set_xla_flags(meshlib.study_xla_flags(cfg))  # before JAX starts, as the engine
+  cpu_process.set_xla_flags(cpu_process.study_xla_flags(cfg))  # before JAX starts, as the engine
   if cfg.dataset in data.SHAPES:
     ds = data.synthetic(cfg.dataset, max(cfg.pool_size, 3000), cfg.holdout_size)
   else:  # a generated or bundled data set (no download): the study's own
@@ -95,7 +95,7 @@ def main(argv):
   for name, dot_general in FORMS.items():
     models._dense_dot_general = dot_general  # read when the network is traced
     try:
-      model = models.config_model(cfg, built.conv_impl)
+      model = backend.kernels(cfg).model(cfg)
       epoch = train.make_train_epoch(cfg, model, train.make_optimizer(cfg), built.driver)
       compiled[name] = jax.jit(epoch).lower(*args).compile()
     finally:

@@ -22,9 +22,9 @@ from absl import app
 
 from benchmarks import run as bench
 from benchmarks.timing import timed
-from swapjax import data, registry, rounds, study, train
+from swapjax import backend, data, registry, rounds, study, train
 from swapjax.config import run_table
-from swapjax.models import config_layers, config_model
+from swapjax.layers import config_layers
 
 # benchmarks.run's flags: --preset (the population), --repeats (timed calls per part).
 PRESET, REPEATS = bench.PRESET, bench.REPEATS
@@ -38,10 +38,10 @@ def _median_s(fn, repeats: int) -> float:
 def profile_jax(cfg, ds, repeats: int) -> dict[str, float]:
   built = study.build(cfg, ds)
   state = built.init_state(built.runs)
-  model = config_model(cfg, built.conv_impl)
+  model = backend.kernels(cfg).model(cfg)
   train_epoch = jax.jit(train.make_train_epoch(cfg, model, train.make_optimizer(cfg), built.driver))
   evaluate = jax.jit(
-    train.make_evaluate(cfg, config_model(cfg, cfg.eval_conv_impl), cfg.eval_population)
+    train.make_evaluate(cfg, backend.kernels(cfg).eval_model(cfg), cfg.eval_population)
   )
   pool, runs = built.pool, built.runs
   slope = runs.numbers["leaky_slope"]

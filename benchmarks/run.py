@@ -24,11 +24,12 @@ import jax
 from absl import app, flags
 
 from benchmarks.timing import tests_every_round, timed, write_report
-from swapjax import data, registry, study, train
-from swapjax import mesh as meshlib
+from swapjax import backend, data, registry, study, train
 from swapjax.config import ConfigError, apply_overrides, run_table, validate, variant_configs
 from swapjax.cpu import onednn
-from swapjax.models import SpecNet, config_layers, config_model
+from swapjax.cpu import process as cpu_process
+from swapjax.layers import config_layers
+from swapjax.models import SpecNet, config_model, conv3x3_lax
 from swapjax.runner import _compile, _xla_peak_bytes
 
 SEQUENTIAL = "lax/sequential"  # the baseline: one model at a time (see _time_sequential)
@@ -212,7 +213,7 @@ GROUP_BASELINES = flags.DEFINE_bool(
 @functools.cache
 def forward_flops_per_image(layers: tuple[str, ...], image_shape) -> float:
   """XLA's FLOP count of one forward pass, per image."""
-  model = SpecNet(layers, "lax", rnn_unroll=True)  # cost analysis counts a loop body once
+  model = SpecNet(layers, conv3x3_lax, rnn_unroll=True)  # cost analysis counts a loop body once
   x = jax.ShapeDtypeStruct((32, *image_shape), jax.numpy.float32)
   params = jax.eval_shape(lambda x: model.init(jax.random.key(0), x)["params"], x)
   cost = jax.jit(lambda p, x: model.apply({"params": p}, x)).lower(params, x).compile()
@@ -287,7 +288,7 @@ def _time_sequential(cfg, ds, repeats):
   """The honest baseline, a Keras-style loop: one model at a time, a host loop over a jitted
   single-model training step (plain `lax` convolutions, no population axis), then a jitted
   single-model evaluation of the pool and the holdout set. Times a round of every model."""
-  model = config_model(cfg, "lax")
+  model = config_model(cfg, conv3x3_lax)
   optimizer = train.make_optimizer(cfg)
   # A population of one run and one member: vmap over size-1 axes is the plain convolution.
   one = dataclasses.replace(cfg, num_seeds=1, conditions=cfg.conditions[:1], warmup=(0,))
@@ -363,7 +364,7 @@ def main(argv):
     preset["full_study"] = FULL_STUDY.value
   base = registry.get_config(preset["experiment"])
   base = dataclasses.replace(base, source="synthetic", rounds=1_000_000, **preset["overrides"])
-  meshlib.set_xla_flags(meshlib.study_xla_flags(base))  # before JAX starts, as the engine
+  cpu_process.set_xla_flags(cpu_process.study_xla_flags(base))  # before JAX starts, as the engine
   if not STRATEGIES.value and onednn.unavailable_reason():
     preset["strategies"] = _without_onednn(preset["strategies"])
   try:
@@ -384,7 +385,7 @@ def main(argv):
   # strategies without it, the scaling and the baselines run on the first device; groups are
   # timed both ways (see _time_groups).
   splits = [with_strategy(base, x).cpu_devices for x in preset["strategies"] if x not in BASELINES]
-  meshlib.split_cpu(next((n for n in [base.cpu_devices, *splits] if n != 1), 1))
+  cpu_process.split_cpu(next((n for n in [base.cpu_devices, *splits] if n != 1), 1))
   if base.dataset in data.SHAPES:
     ds = data.synthetic(base.dataset, max(base.pool_size, 3000), base.holdout_size)
   else:  # a generated data set (no download): the study's own
@@ -422,7 +423,7 @@ def main(argv):
       from benchmarks import torch_reference  # torch is an optional extra
 
       row = torch_reference.time_torch(first, ds, repeats, _summarise)
-    elif devices := meshlib.split_devices(with_strategy(first, strategy)):
+    elif devices := backend.split_devices(with_strategy(first, strategy)):
       row = _time_split(first, strategy, ds, repeats, devices)
     else:
       row = _time_rounds(first, strategy, ds, repeats)
@@ -477,7 +478,7 @@ def _time_groups(
   chunks on the single devices at once) and as one call on one device (`baselines`). Each
   override KEY=VALUE of `compare` times the group again with it, right after."""
   report["groups"] = []
-  devices = meshlib.split_devices(base)
+  devices = backend.split_devices(base)
   for variant in variant_configs(base):
     cfg = population(variant, runs)
     group = apply_overrides(base, [f"groups={variant.variant}"])

@@ -24,7 +24,7 @@ from absl import app, flags
 
 from benchmarks.run import OUT, PRESET, REPEATS, SCALING, STRATEGIES
 from benchmarks.timing import write_report
-from swapjax.mesh import CPU_XLA_FLAGS
+from swapjax.cpu.process import CPU_XLA_FLAGS
 
 # --preset, --strategies, --scaling, --repeats and --out are benchmarks.run's own, passed on.
 TRIALS = flags.DEFINE_integer("trials", 2, "Processes per variant, alternating.")

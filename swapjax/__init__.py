@@ -1,9 +1,9 @@
 """swapjax: small-data deep-learning studies (model pairs, seeds, conditions) as single compiled
 JAX programs."""
 
-__version__ = "0.1.0"
+import pathlib as _pathlib
 
-import pathlib as _pathlib  # noqa: E402
+from swapjax.version import __version__
 
 # In a clone that was not installed, `swapjax.experiments` is the clone's top-level
 # `experiments/` folder (setup.cfg maps it there when installed): the import system finds it

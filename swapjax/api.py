@@ -17,17 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from swapjax import config as configlib
-from swapjax import registry
-
-
-def enable_compilation_cache() -> None:
-  """As the CLI: reruns skip XLA compilation; off with SWAPJAX_COMPILATION_CACHE=''. A cache
-  folder the caller already chose (e.g. in a notebook or a test) is kept."""
-  import jax
-
-  folder = os.environ.get("SWAPJAX_COMPILATION_CACHE", "~/.cache/swapjax/xla")
-  if folder and not jax.config.jax_compilation_cache_dir:
-    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(folder))
+from swapjax import registry, startup
 
 
 def _set_text(value: Any) -> str:
@@ -65,18 +55,9 @@ def run(
   or `--set` text such as `conditions="none,one"`); the default workdir is `runs/<experiment>`.
   """
   config = make_config(experiment, **overrides)
-  enable_compilation_cache()
-  from absl import flags, logging
+  startup.start(config)  # takes effect only where JAX has not started yet
+  from swapjax import runner  # heavy imports after validation
 
-  from swapjax import mesh, runner  # heavy imports after validation
-
-  # Both take effect only where JAX has not started yet.
-  mesh.set_xla_flags(mesh.study_xla_flags(config))
-  mesh.split_cpu(config.cpu_devices)
-
-  logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
-  if not flags.FLAGS.is_parsed():
-    flags.FLAGS.mark_as_parsed()  # absl-based libraries read flags; a notebook parses none
   options = runner.RunOptions(
     workdir=str(workdir or f"runs/{experiment}"),
     data_dir=data_dir,

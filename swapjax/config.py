@@ -60,7 +60,7 @@ STUDY_KINDS = {
 STUDIES = tuple(STUDY_KINDS)
 DATASETS = (*IMAGE_DATASETS, *GENERATED_DATASETS)
 SOURCES = ("auto", "files", "tfds", "bundled", "synthetic")
-MODELS = ("cifar_cnn", "cnn_004", "cnn_004_dropout")  # swapjax.models.MODEL_SPECS
+MODELS = ("cifar_cnn", "cnn_004", "cnn_004_dropout")  # swapjax.layers.MODEL_SPECS
 INPUT_CORRUPTIONS = ("none", "shuffled_pixels", "random_pixels", "gaussian")
 CONV_IMPLS = ("auto", "patches", "lax", "hybrid", "onednn")
 RNN_IMPLS = ("auto", "scan", "native", "fused")
@@ -360,10 +360,6 @@ def validate(config: Config) -> None:
       config.compute_dtype == "float32",
       f"{key}=onednn computes in float32, not compute_dtype={config.compute_dtype}",
     )
-    from swapjax.cpu import onednn  # imports JAX: only for this value
-
-    reason = onednn.unavailable_reason()
-    _check(not reason, f"{key}=onednn: {reason}")
   if config.rnn_impl in ("native", "fused"):
     impl = config.rnn_impl
     _check(
@@ -371,14 +367,6 @@ def validate(config: Config) -> None:
       f"rnn_impl={impl} computes in float32, not compute_dtype={config.compute_dtype}",
     )
     _check(not config.rnn_unroll, "rnn_unroll unrolls the lax.scan: use it with rnn_impl=scan")
-    from swapjax.cpu import rnn_kernel  # imports JAX: only for these values
-
-    reason = rnn_kernel.unavailable_reason()
-    _check(not reason, f"rnn_impl={impl}: {reason}")
-    if impl == "fused":
-      reason = rnn_kernel.fused_epoch_reason(config)
-      where = f" (group {config.variant})" if config.variant else ""
-      _check(not reason, f"rnn_impl=fused{where}: {reason}")
   _check(config.rounds >= 1, f"rounds={config.rounds}: must be >= 1")
   _check(1 <= config.num_seeds <= 100_000, f"num_seeds={config.num_seeds}: must be >= 1")
   _check(config.batch_size >= 1, f"batch_size={config.batch_size}: must be >= 1")
@@ -403,7 +391,7 @@ def validate(config: Config) -> None:
     _check(0.0 < fraction <= 1.0, f"train_fraction={fraction}: must be in (0, 1]")
   _choice(config, "task", TASKS)
   _choice(config, "loss", LOSSES)
-  from swapjax.models import config_layers, parse_layer
+  from swapjax.layers import config_layers, parse_layer
 
   try:
     layers = config_layers(config)

@@ -21,31 +21,7 @@ from pathlib import Path
 import numpy as np
 from absl import logging
 
-
-class DataError(RuntimeError):
-  """Data that cannot be loaded; the message names the file and what to do."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Dataset:
-  """Training and test arrays of one dataset: images uint8 (N, H, W, C), labels int32 (N,);
-  a generated set has float inputs (N, ...) and float targets (N, ...)."""
-
-  name: str
-  train_images: np.ndarray
-  train_labels: np.ndarray
-  test_images: np.ndarray
-  test_labels: np.ndarray
-  source: str
-  # A second evaluation set (the official test images when the test set is split off the
-  # training images, `test_from_train`); None otherwise.
-  holdout_images: np.ndarray | None = None
-  holdout_labels: np.ndarray | None = None
-
-  @property
-  def image_shape(self) -> tuple[int, int, int]:
-    return tuple(self.train_images.shape[1:])
-
+from swapjax.dataset import DataError, Dataset  # noqa: F401 - part of this module's API
 
 SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
 NUM_CLASSES = 10

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from swapjax.data import Dataset
+from swapjax.dataset import DataError, Dataset
 
 BITS = 8
 
@@ -85,8 +85,6 @@ def iris() -> Dataset:
   in scikit-learn 1.9.1 (sklearn/datasets/data/iris.csv, BSD-3-Clause; the data: R.A.
   Fisher 1936, UCI Machine Learning Repository, CC BY 4.0). No test split: the study holds out
   a random 20% per seed (`split_per_seed`, `validation_split`)."""
-  from swapjax.data import DataError
-
   raw = IRIS.read_bytes()
   if hashlib.sha256(raw).hexdigest() != IRIS_SHA256:
     raise DataError(f"{IRIS}: checksum mismatch; reinstall swapjax")

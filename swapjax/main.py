@@ -6,11 +6,11 @@ This file is intentionally kept short: it parses flags and hands a frozen config
 import json
 import sys
 
-from absl import app, logging
+from absl import app
 
 from swapjax import config as configlib
 from swapjax import flags as swapflags
-from swapjax import registry
+from swapjax import registry, startup
 
 
 def _fail(message: str) -> None:
@@ -18,32 +18,7 @@ def _fail(message: str) -> None:
   sys.exit(2)
 
 
-def _enable_compilation_cache() -> None:
-  """Reruns skip XLA compilation (about 1 s to 0.02 s per program on CPU); off with
-  SWAPJAX_COMPILATION_CACHE=''."""
-  import os
-
-  import jax
-
-  folder = os.environ.get("SWAPJAX_COMPILATION_CACHE", "~/.cache/swapjax/xla")
-  if folder:
-    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(folder))
-
-
-def _initialize_distributed() -> None:
-  import jax
-
-  if jax.config.jax_platforms in (None, "", "cpu") or "cpu" in str(jax.config.jax_platforms):
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU cross-process
-  jax.distributed.initialize(
-    coordinator_address=swapflags.COORDINATOR.value,
-    num_processes=swapflags.NUM_PROCESSES.value,
-    process_id=swapflags.PROCESS_ID.value,
-  )
-
-
 def main(argv):
-  logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   if len(argv) > 1:
     _fail(f"unexpected arguments: {' '.join(argv[1:])}")
   if swapflags.LIST.value:
@@ -60,15 +35,15 @@ def main(argv):
   if swapflags.SHOW_CONFIG.value:
     print(json.dumps(config.to_json(), indent=2))
     return
-  _enable_compilation_cache()
-  from swapjax import mesh
-
-  mesh.set_xla_flags(mesh.study_xla_flags(config))
+  distributed = None
   if swapflags.DISTRIBUTED.value:
-    _initialize_distributed()
-  else:
-    mesh.split_cpu(config.cpu_devices)
-  from swapjax import checkpoint, data, runner, workdir  # heavy imports after validation
+    distributed = dict(
+      coordinator_address=swapflags.COORDINATOR.value,
+      num_processes=swapflags.NUM_PROCESSES.value,
+      process_id=swapflags.PROCESS_ID.value,
+    )
+  startup.start(config, distributed)
+  from swapjax import checkpoint, data, mesh, runner, workdir  # heavy imports after validation
 
   options = runner.RunOptions(
     workdir=swapflags.WORKDIR.value or f"runs/{name}",

@@ -18,7 +18,8 @@ import jax
 import jax.numpy as jnp
 
 from swapjax.config import Config
-from swapjax.models import config_model, parse_layer
+from swapjax.layers import parse_layer
+from swapjax.models import config_model, conv3x3_lax
 
 FLOAT_BYTES = 4
 BUDGET_FRACTION = 0.5  # of the device's memory: room for XLA's own temporaries and the host
@@ -26,7 +27,7 @@ BUDGET_FRACTION = 0.5  # of the device's memory: room for XLA's own temporaries 
 
 def _shapes(config: Config, input_shape, batch: int):
   """(parameter count, [(layer text, output shape)] for a batch) of the config's network."""
-  model = config_model(config, "lax")
+  model = config_model(config, conv3x3_lax)
   x = jax.ShapeDtypeStruct((batch, *input_shape), jnp.float32)
 
   def init(x):

@@ -4,22 +4,22 @@ formulation.
 `conv_impl="lax"` is `lax.conv_general_dilated`; under `vmap` over models it becomes a grouped
 convolution, whose gradient XLA:CPU runs slowly inside loops and cuDNN runs slowly in general
 (jax-ml/jax#12868, #13800). `conv_impl="patches"` computes the same 3x3 convolution as nine
-shifted slices and one matmul, so a population of models becomes batched matmuls.
-`conv_impl="onednn"` calls oneDNN's CPU convolutions through jax.ffi (swapjax/cpu/onednn.py; an
-optional extra), one model after another. All use the same parameters; tests check they agree.
+shifted slices and one matmul, so a population of models becomes batched matmuls. A backend
+may hand in its own convolution and recurrence (swapjax.backend: oneDNN's convolutions and a
+C++ time loop on the CPU). All use the same parameters; tests check they agree.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from swapjax.cpu import onednn, rnn_kernel
+from swapjax.layers import config_layers, model_layers, parse_layer
 
 KERAS_KERNEL_INIT = nn.initializers.glorot_uniform()
 
@@ -102,17 +102,8 @@ def _dense_dot_general(x, kernel, dimension_numbers, precision=None):
   return lax.dot_general(x, kernel, dimension_numbers, precision=precision)
 
 
-CONV_FUNCTIONS = {
-  "patches": conv3x3_patches,
-  "lax": conv3x3_lax,
-  "hybrid": conv3x3_hybrid,
-  "onednn": onednn.conv3x3,  # optional: swapjax/cpu/onednn.py
-}
-
-
-def available_conv_impls() -> list[str]:
-  """The conv formulations that run here: all but oneDNN's where it does not load."""
-  return [name for name in CONV_FUNCTIONS if name != "onednn" or onednn.available()]
+# The convolutions in JAX, by `conv_impl` name; a backend may add its own (swapjax.backend).
+CONV_FUNCTIONS = {"patches": conv3x3_patches, "lax": conv3x3_lax, "hybrid": conv3x3_hybrid}
 
 
 class Conv3x3(nn.Module):
@@ -120,15 +111,14 @@ class Conv3x3(nn.Module):
 
   features: int
   padding: str = "SAME"
-  impl: str = "patches"
+  conv: Callable = conv3x3_patches  # (x_BxHxWxC, kernel_3x3xCxO, padding) -> y
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     kernel = self.param("kernel", KERAS_KERNEL_INIT, (3, 3, x.shape[-1], self.features))
     bias = self.param("bias", nn.initializers.zeros, (self.features,))
-    conv = CONV_FUNCTIONS[self.impl]
-    y = conv(x.astype(self.dtype), kernel.astype(self.dtype), self.padding)
+    y = self.conv(x.astype(self.dtype), kernel.astype(self.dtype), self.padding)
     return y + bias.astype(self.dtype)
 
 
@@ -162,17 +152,6 @@ class RateDropout(nn.Module):
 
 
 ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh, "sigmoid": nn.sigmoid}
-LAYER_KINDS = (
-  "conv",
-  "maxpool",
-  "dropout",
-  "flatten",
-  "gap",
-  "dense",
-  "rnn",
-  "leaky_relu",
-  *ACTIVATIONS,
-)
 
 
 def sequence_dropout_mask(module: nn.Module, rate: float, shape, train: bool):
@@ -249,15 +228,15 @@ class SimpleRNN(nn.Module):
   h_t = act((x_t * m_x) W + (h_{t-1} * m_h) U + b), h_0 = 0, over (B, T, F) -> (B, T, units);
   glorot-uniform `kernel`, orthogonal `recurrent_kernel`, zero `bias` (Keras' initialisers).
   The time loop is a `lax.scan` with a hand-written gradient (`recurrence`; `unroll`: all steps
-  unrolled, the same arithmetic); `impl="native"`: the same loop as one C++ call per pass
-  (swapjax/cpu/rnn_kernel.py; float32, CPU)."""
+  unrolled, the same arithmetic); a backend may hand in another implementation of the same
+  loop, `recurrence(activation, xw_TxBxU, recurrent_UxU, mask_BxU) -> h_TxBxU`."""
 
   units: int
   activation: str = "tanh"
   dropout: float = 0.0
   recurrent_dropout: float = 0.0
   unroll: bool = False
-  impl: str = "scan"
+  recurrence: Callable | None = None
 
   @nn.compact
   def __call__(self, x_BxTxF, train: bool = False, forest=None):
@@ -273,8 +252,8 @@ class SimpleRNN(nn.Module):
     if input_mask is not None:
       x_BxTxF = x_BxTxF * input_mask
     xw_TxBxU = jnp.moveaxis(x_BxTxF @ kernel + bias, 1, 0)
-    if self.impl == "native":
-      h_TxBxU = rnn_kernel.recurrence(self.activation, xw_TxBxU, recurrent, state_mask)
+    if self.recurrence is not None:
+      h_TxBxU = self.recurrence(self.activation, xw_TxBxU, recurrent, state_mask)
     else:
       h_TxBxU = recurrence(self.activation, self.unroll, xw_TxBxU, recurrent, state_mask)
     return jnp.moveaxis(h_TxBxU, 0, 1)
@@ -291,50 +270,6 @@ class SimpleRNN(nn.Module):
       xw = xw_SxU[forest.offsets[t] : forest.offsets[t + 1]]
       states.append(act(xw + states[-1][forest.parents(t)] @ recurrent) if t else act(xw))
     return jnp.concatenate(states)
-
-
-def parse_layer(text: str) -> tuple[str, tuple[str, ...]]:
-  """`kind:arg:arg` -> (kind, args); raises ValueError (one line) for an unknown layer."""
-  kind, *args = text.strip().split(":")
-  if kind not in LAYER_KINDS:
-    raise ValueError(f"unknown layer '{text}'; layers are {', '.join(LAYER_KINDS)}")
-  if not _layer_args_ok(kind, args):
-    raise ValueError(f"layer '{text}': expected {LAYER_FORMS[kind]}")
-  return kind, tuple(args)
-
-
-LAYER_FORMS = {
-  "conv": "conv:FILTERS[:same|valid]",
-  "dense": "dense:UNITS",
-  "rnn": "rnn:UNITS[:relu|tanh|sigmoid[:DROPOUT[:RECURRENT_DROPOUT]]] (rates in [0, 1))",
-  "dropout": "dropout or dropout:RATE with a rate in [0, 1)",
-  "leaky_relu": "leaky_relu or leaky_relu:SLOPE",
-}
-
-
-def _layer_args_ok(kind: str, args: list[str]) -> bool:
-  def number(text, kind=float, low=0.0, high=float("inf")):
-    try:
-      return low <= kind(text) < high
-    except ValueError:
-      return False
-
-  if kind == "conv":
-    return 1 <= len(args) <= 2 and number(args[0], int, 1) and args[1:] in ([], ["same"], ["valid"])
-  if kind == "dense":
-    return len(args) == 1 and number(args[0], int, 1)
-  if kind == "rnn":
-    return (
-      1 <= len(args) <= 4
-      and number(args[0], int, 1)
-      and args[1:2] in ([], *([a] for a in ACTIVATIONS))
-      and all(number(a, float, 0.0, 1.0) for a in args[2:])
-    )
-  if kind == "dropout":
-    return len(args) <= 1 and all(number(a, float, 0.0, 1.0) for a in args)
-  if kind == "leaky_relu":
-    return len(args) <= 1 and all(number(a) for a in args)
-  return not args
 
 
 class SpecNet(nn.Module):
@@ -354,10 +289,10 @@ class SpecNet(nn.Module):
   """
 
   layers: Sequence[str]
-  conv_impl: str = "patches"
+  conv: Callable = conv3x3_patches
   dtype: jnp.dtype = jnp.float32
   rnn_unroll: bool = False
-  rnn_impl: str = "scan"
+  recurrence: Callable | None = None  # the recurrent layers' time loop; None: lax.scan
 
   @nn.compact
   def __call__(self, x, train: bool = False, dropout_rate=0.0, leaky_slope=0.3, forest=None):
@@ -367,7 +302,7 @@ class SpecNet(nn.Module):
       kind, args = parse_layer(text)
       if kind == "conv":
         padding = (args[1] if len(args) > 1 else "valid").upper()
-        x = Conv3x3(int(args[0]), padding, self.conv_impl, self.dtype)(x)
+        x = Conv3x3(int(args[0]), padding, self.conv, self.dtype)(x)
       elif kind == "maxpool":
         x = max_pool_2x2(x, train)
       elif kind == "dropout" and args:
@@ -388,9 +323,10 @@ class SpecNet(nn.Module):
       elif kind == "rnn":
         activation = args[1] if len(args) > 1 else "tanh"
         rates = [float(a) for a in args[2:4]] + [0.0, 0.0]
-        x = SimpleRNN(int(args[0]), activation, rates[0], rates[1], self.rnn_unroll, self.rnn_impl)(
-          x, train, forest
+        rnn = SimpleRNN(
+          int(args[0]), activation, rates[0], rates[1], self.rnn_unroll, self.recurrence
         )
+        x = rnn(x, train, forest)
       elif kind == "leaky_relu":
         x = nn.leaky_relu(x, float(args[0]) if args else leaky_slope)
       else:
@@ -399,116 +335,15 @@ class SpecNet(nn.Module):
     return x.astype(jnp.float32)
 
 
-def cnn_layers(blocks, block_dropout=0.0, dense=512, dense_dropout=0.0, classes=10):
-  """The reports' CNN: per block conv(same)-relu-conv(valid)-relu-maxpool[-dropout], then
-  flatten-dense-relu[-dropout]-dense. A dropout given as "run" takes the run's rate."""
-
-  def drop(rate):
-    return ["dropout"] if rate == "run" else [f"dropout:{rate}"] if rate else []
-
-  layers = []
-  for features in blocks:
-    layers += [f"conv:{features}:same", "relu", f"conv:{features}:valid", "relu", "maxpool"]
-    layers += drop(block_dropout)
-  layers += ["flatten", f"dense:{dense}", "relu", *drop(dense_dropout), f"dense:{classes}"]
-  return tuple(layers)
-
-
-MODEL_SPECS = {
-  # seeds/000: blocks (32, 32), dropout 0.25 after each block, Dense 512, dropout 0.5.
-  "cifar_cnn": cnn_layers((32, 32), 0.25, 512, 0.5),
-  # seeds/004: blocks (32, 64), no dropout, Dense 512.
-  "cnn_004": cnn_layers((32, 64)),
-  # seeds/003 (b): report 004's CNN with Dropout after the first Dense + relu at the run's
-  # `dropout_rate` (rate 0 is (a)).
-  "cnn_004_dropout": cnn_layers((32, 64), dense_dropout="run"),
-}
-
-
-def model_layers(name: str, dropout: bool = True) -> tuple[str, ...]:
-  """The layer spec of a named model; `dropout=False` drops its fixed-rate dropout layers."""
-  return without_fixed_dropout(MODEL_SPECS[name], dropout)
-
-
-def without_fixed_dropout(layers, dropout: bool) -> tuple[str, ...]:
-  return tuple(layers) if dropout else tuple(x for x in layers if not x.startswith("dropout:"))
-
-
-def config_layers(config) -> tuple[str, ...]:
-  """A config's network: its `layers`, else its named `model`'s (fixed dropout per `dropout`)."""
-  if config.layers:
-    return without_fixed_dropout(config.layers, config.dropout)
-  return model_layers(config.model, config.dropout)
-
-
 def make_model(
-  name: str, conv_impl: str = "patches", dropout: bool = True, compute_dtype: str = "float32"
+  name: str, conv=conv3x3_patches, dropout: bool = True, compute_dtype: str = "float32"
 ) -> SpecNet:
-  return SpecNet(model_layers(name, dropout), conv_impl, jnp.dtype(compute_dtype))
+  """A named model of the reports (layers.MODEL_SPECS) with the convolution `conv`."""
+  return SpecNet(model_layers(name, dropout), conv, jnp.dtype(compute_dtype))
 
 
-def config_model(config, conv_impl: str) -> SpecNet:
-  """The network a config trains, with the conv formulation `conv_impl` and the recurrences'
-  formulation that `config.rnn_impl` resolves to here (a network without recurrent layers
-  never builds the RNN kernel)."""
-  layers = config_layers(config)
-  rnn_impl = "scan"
-  if any(layer.startswith("rnn:") for layer in layers):
-    rnn_impl = resolve_rnn_impl(config.rnn_impl, config.compute_dtype, config.rnn_unroll)
+def config_model(config, conv=conv3x3_patches, recurrence=None) -> SpecNet:
+  """The network a config trains, with the 3x3 convolution `conv` and the recurrent layers'
+  time loop `recurrence` (None: the `lax.scan`); swapjax.backend chooses both."""
   dtype = jnp.dtype(config.compute_dtype)
-  return SpecNet(layers, conv_impl, dtype, config.rnn_unroll, rnn_impl)
-
-
-def default_conv_impl(backend: str | None = None, compute_dtype: str = "float32") -> str:
-  """Measured default (benchmarks/README.md): on CPU, oneDNN's convolutions where they load
-  (`pip install -e '.[onednn]'`, float32), else patches. On GPU/TPU unmeasured here; the
-  patches form turns the population into batched matmuls, which avoids the grouped conv."""
-  if backend == "cpu" and compute_dtype == "float32" and onednn.available():
-    return "onednn"
-  return "patches"
-
-
-def resolve_conv_impl(conv_impl: str, compute_dtype: str = "float32") -> str:
-  if conv_impl == "auto":
-    return default_conv_impl(jax.default_backend(), compute_dtype)
-  return conv_impl
-
-
-def default_rnn_impl(backend: str | None = None, compute_dtype: str = "float32") -> str:
-  """Measured default (benchmarks/README.md): on CPU the C++ time loop where it builds (a C++
-  compiler, float32), else the `lax.scan` (also on GPU/TPU, where it was not measured)."""
-  if backend == "cpu" and compute_dtype == "float32" and rnn_kernel.available():
-    return "native"
-  return "scan"
-
-
-def resolve_rnn_impl(rnn_impl: str, compute_dtype: str = "float32", unroll: bool = False) -> str:
-  """The recurrent layers' formulation: `auto` -> the default here (`rnn_unroll` asks for the
-  unrolled scan, so auto gives scan); `fused` trains with the C++ epoch and evaluates with
-  the layers' C++ time loop, `native`."""
-  if rnn_impl == "auto":
-    return "scan" if unroll else default_rnn_impl(jax.default_backend(), compute_dtype)
-  return "native" if rnn_impl == "fused" else rnn_impl
-
-
-# `auto` trains fused from this width up: per epoch of binary_addition's 100 seeds on the split
-# CPU, 128 units 4.95-5.76 s fused against 8.07-8.20 s step by step; 16 units no faster (0.64-0.69 s
-# against 0.62-0.65 s, the study's evaluations and starts dominate); the training epoch alone at
-# 64 units 1.19 s against 2.01 s (benchmarks/README.md).
-FUSED_AUTO_MIN_UNITS = 64
-
-
-def fused_epoch(config) -> bool:
-  """Whether a config trains with `rnn_kernel.sgd_epoch` (the whole SGD epoch of an
-  rnn-then-dense network as one C++ call): `rnn_impl=fused`, or `auto` where the C++ time loop
-  is the default here, the network is one it trains and its layer has at least
-  FUSED_AUTO_MIN_UNITS units."""
-  if config.rnn_impl == "fused":
-    return True
-  layers = config_layers(config)
-  if config.rnn_impl != "auto" or not any(t.startswith("rnn:") for t in layers):
-    return False
-  native = resolve_rnn_impl("auto", config.compute_dtype, config.rnn_unroll) == "native"
-  if not native or rnn_kernel.fused_epoch_reason(config):
-    return False
-  return int(parse_layer(layers[0])[1][0]) >= FUSED_AUTO_MIN_UNITS
+  return SpecNet(config_layers(config), conv, dtype, config.rnn_unroll, recurrence)

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from swapjax.models import parse_layer
+from swapjax.layers import parse_layer
 
 # Layers whose output at step t depends only on their input at steps <= t (at evaluation).
 CAUSAL_LAYERS = ("rnn", "dense", "dropout", "relu", "tanh", "sigmoid", "leaky_relu")

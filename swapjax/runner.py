@@ -22,13 +22,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import swapjax
-from swapjax import checkpoint, report, study
+from swapjax import backend, checkpoint, report, study
 from swapjax import mesh as meshlib
 from swapjax.config import Config, program_configs, run_table, validate
-from swapjax.cpu import executables
 from swapjax.state import StudyState
 from swapjax.tensorboard import EventWriter, require_writer
+from swapjax.version import __version__
 from swapjax.workdir import Workdir, atomic_write_bytes, atomic_write_text
 
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped cleanly at a round boundary; rerun to resume
@@ -93,7 +92,7 @@ def _meta(config: Config, experiment: str, data_source: str, num_runs: int) -> d
     "config": config.to_json(),
     "data_source": data_source,
     "num_runs": num_runs,
-    "swapjax": swapjax.__version__,
+    "swapjax": __version__,
     "jax": jax.__version__,
     "flax": flax.__version__,
     "backend": jax.default_backend(),
@@ -171,7 +170,7 @@ def _meshes(config: Config):
   """One mesh per program (its run count decides the `runs` axis), or single devices for
   chunks of `runs_per_device` or for a CPU split into `cpu_devices` (one process, no `data`
   axis); and a line saying which."""
-  split = meshlib.split_devices(config)
+  split = backend.split_devices(config)
   if split:
     count = min(len(split), *(len(run_table(p)) for p in program_configs(config)))
     note = f"each program's runs in equal chunks on {count} CPU devices (cpu_devices)"
@@ -198,6 +197,7 @@ def run(config: Config, experiment: str, options: RunOptions) -> Path:
   """Runs (or resumes) the study in `options.workdir`; returns the report path."""
   wd = Workdir(options.workdir)
   # Everything that can fail on bad input happens before anything is written.
+  backend.check(config)
   if config.tensorboard:
     require_writer()
   datasets = study.load_datasets(config, options.data_dir, options.tfds_data_dir)
@@ -257,71 +257,36 @@ def _unpack(programs, tree, like):
   return out
 
 
-def _signature(*args):
-  """The tree, shapes and dtypes a compiled program takes."""
-  leaves, tree = jax.tree.flatten(args)
-  return tree, tuple((np.shape(a), np.result_type(a)) for a in leaves)
-
-
 def _compile(programs, states):
-  """AOT-compiles each program's round once (its chunks share it); returns the programs with
-  compiled rounds and the compile seconds per program.
+  """AOT-compiles each program's round once per device (its chunks on one device share it);
+  returns the programs with compiled rounds and the compile seconds per program.
 
   One program at a time: XLA:CPU compiles one program on several cores already (on 2 cores the
   binary-addition study's 7 programs took 22.1 / 23.5 s one at a time, 27.6 / 26.1 s two at a
-  time in threads). Chunks of a program on other single devices (a split CPU,
-  `runs_per_device`) load its freshly compiled code for their device (`executables.on_device`)
-  instead of compiling it again, where JAX allows."""
+  time in threads). Chunks on other single devices (a split CPU, `runs_per_device`) compile
+  the program for their device: JAX's public API loads an executable only on the device it was
+  compiled for, and the persistent compilation cache keeps each device's code for later runs."""
   results, peak = {}, {}
-  first, copies = {}, {}  # program -> (key, signature, device) of its first lowering; key -> chunk
   start = time.perf_counter()
-
-  def compile_one(built, args):
-    t0 = time.perf_counter()
-    done, fresh = executables.compile(built.round_fn.lower(*args))
-    return done, time.perf_counter() - t0, fresh
-
   for built, state in zip(programs, states, strict=True):
     key = (built.program, getattr(built.device, "id", None))
-    if built.driver != "scan" or key in results or key in copies:
+    if built.driver != "scan" or key in results:
       continue
-    args = (state, built.pool, built.runs, np.asarray(False))
-    source = first.get(built.program)
-    if built.device is not None and source and source[1] == _signature(*args):
-      copies[key] = (source, built, args)
-      continue
-    results[key] = compile_one(built, args)
-    if built.device is not None:
-      first.setdefault(built.program, (key, _signature(*args), built.device))
-  loaded_from = {}
-  for key, ((source, _, device), built, args) in copies.items():
-    compiled, _, fresh = results[source]
     t0 = time.perf_counter()
-    done = executables.on_device(compiled, built.device) if fresh else None
-    if done is None:  # cached or not movable: compile it for its device
-      results[key] = compile_one(built, args)
-    else:
-      results[key] = (done, time.perf_counter() - t0, False)
-      loaded_from[key] = device
+    done = built.round_fn.lower(state, built.pool, built.runs, np.asarray(False)).compile()
+    results[key] = (done, time.perf_counter() - t0)
+  if len(results) > 1:
+    print(f"swapjax: {len(results)} compilations took {time.perf_counter() - start:.1f} s")
   built_of = {(p.program, getattr(p.device, "id", None)): p for p in programs}
-  compilations = len(results) - len(loaded_from)
-  if compilations > 1 or loaded_from:
-    print(
-      f"swapjax: {compilations} compilation{'s' * (compilations != 1)} took "
-      f"{time.perf_counter() - start:.1f} s"
-      + (f"; {len(loaded_from)} loaded for another device" if loaded_from else ""),
-      flush=True,
-    )
   per_program = {}
-  for key, (done, took, _) in results.items():
+  for key, (done, took) in results.items():
     built = built_of[key]
     per_program[built.program] = per_program.get(built.program, 0.0) + took
     peak[built.program] = _xla_peak_bytes(done)
     groups = sorted({g for p in programs if p.program == built.program for g in p.groups})
     per_run, _ = built.memory_estimate
-    verb = f"loaded {loaded_from[key]}'s round" if key in loaded_from else "compiled the round"
     print(
-      f"swapjax: {verb} of {len(built.runs_table)} runs x "
+      f"swapjax: compiled the round of {len(built.runs_table)} runs x "
       f"{built.config.members} members ({', '.join(groups)}) in {took:.1f} s"
       + (f" for {built.device}" if built.device else "")
       + f"; memory: ~{report.format_bytes(per_run)} per run (estimate), XLA's figure per "
@@ -485,7 +450,7 @@ def _timing(meta, programs, compile_s, peak_bytes, times, finished_early) -> dic
         "runs": sum(len(p.runs_table) for p in of(i)),
         "runs_per_call": len(of(i)[0].runs_table),
         "calls_per_round": len(of(i)),
-        "rnn_impl": study.rnn_impl(of(i)[0].config),
+        "rnn_impl": backend.rnn_impl(of(i)[0].config),
         "compile_s": compile_s.get(i, 0.0),
         "memory_estimate_bytes_per_run": of(i)[0].memory_estimate[0],
         "memory_estimate_bytes_per_program": of(i)[0].memory_estimate[1],
@@ -513,7 +478,7 @@ def _rnn_impls(programs) -> str | None:
   others (`native; fused for units128`); None without recurrent layers."""
   by_impl = {}
   for p in programs:
-    impl = study.rnn_impl(p.config)
+    impl = backend.rnn_impl(p.config)
     if impl:
       by_impl.setdefault(impl, set()).update(p.groups)
   if not by_impl:

@@ -8,7 +8,6 @@ conditions are compared on paired runs.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from typing import Any
 
@@ -17,8 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
+from swapjax import backend, memory, prefixes, rounds, train
 from swapjax import data as datalib
-from swapjax import memory, prefixes, rounds, train
 from swapjax import mesh as meshlib
 from swapjax.config import (
   TRACED_AXES,
@@ -28,14 +27,7 @@ from swapjax.config import (
   program_configs,
   run_table,
 )
-from swapjax.cpu import onednn, rnn_kernel
-from swapjax.models import (
-  config_layers,
-  config_model,
-  fused_epoch,
-  resolve_conv_impl,
-  resolve_rnn_impl,
-)
+from swapjax.layers import config_layers
 from swapjax.state import Pool, RunArrays, StudyState
 
 
@@ -58,19 +50,6 @@ class Study:
   program: int = 0  # which static variant (chunks of one program share its compiled code)
   device: Any = None  # the device this chunk runs on (`runs_per_device`), None: the mesh's
   memory_estimate: tuple[int, int] = (0, 0)  # bytes per run, per program (swapjax.memory)
-
-
-def init_compiler_options(backend: str) -> dict | None:
-  """XLA:CPU spends seconds optimising the initialisers' random-number code (5.1 s for the CIFAR
-  CNN pair, measured), which runs once: compile it without LLVM optimisation (0.9 s). Integer
-  hashing and exact float ops, so the parameters are the same (tests/test_round.py)."""
-  return {"xla_backend_optimization_level": 0} if backend == "cpu" else None
-
-
-def default_driver(backend: str) -> str:
-  """scan everywhere: measured fastest on CPU with the patches conv (benchmarks/README.md)."""
-  del backend
-  return "scan"
 
 
 # ------------------------------------------------------------------ data
@@ -184,26 +163,6 @@ def build(config: Config, ds: datalib.Dataset, mesh=None) -> Study:
   return chunks(whole, len(whole.runs_table), mesh)[0]
 
 
-@functools.cache
-def _say_once(text: str) -> None:
-  print(text, flush=True)
-
-
-def _conv_impl(config: Config) -> str:
-  """The training convolutions' formulation. oneDNN's run on the CPU only; where `auto` cannot
-  use them for a CNN on a CPU, the run says why once (they are 1.3-1.5x faster per round)."""
-  backend = jax.default_backend()
-  for key in ("conv_impl", "eval_conv_impl"):
-    if getattr(config, key) == "onednn" and backend != "cpu":
-      raise ConfigError(f"{key}=onednn runs on the CPU only, not on {backend}")
-  conv_impl = resolve_conv_impl(config.conv_impl, config.compute_dtype)
-  cnn = any(layer.startswith("conv:") for layer in config_layers(config))
-  if config.conv_impl == "auto" and backend == "cpu" and cnn and conv_impl != "onednn":
-    reason = onednn.unavailable_reason() or f"compute_dtype={config.compute_dtype}"
-    _say_once(f"swapjax: convolutions by XLA ({conv_impl}), not oneDNN: {reason}")
-  return conv_impl
-
-
 def init_states(programs) -> list:
   """Each program chunk's initial state, one chunk after another. Concurrently on a split CPU
   they could deadlock: the orthogonal initialiser's QR (jaxlib's LAPACK kernel) waits for its
@@ -214,33 +173,17 @@ def init_states(programs) -> list:
   return [jax.block_until_ready(p.init_state(p.runs)) for p in programs]
 
 
-def rnn_impl(config: Config) -> str | None:
-  """The recurrences' formulation (None for a network without recurrent layers). The C++ time
-  loop runs on the CPU only; where `auto` cannot use it on a CPU, the run says why once."""
-  if not any(layer.startswith("rnn:") for layer in config_layers(config)):
-    return None
-  backend = jax.default_backend()
-  if config.rnn_impl in ("native", "fused") and backend != "cpu":
-    raise ConfigError(f"rnn_impl={config.rnn_impl} runs on the CPU only, not on {backend}")
-  impl = resolve_rnn_impl(config.rnn_impl, config.compute_dtype, config.rnn_unroll)
-  if config.rnn_impl == "auto" and backend == "cpu" and impl != "native" and not config.rnn_unroll:
-    reason = rnn_kernel.unavailable_reason() or f"compute_dtype={config.compute_dtype}"
-    _say_once(f"swapjax: recurrences by lax.scan, not the C++ time loop: {reason}")
-  return "fused" if fused_epoch(config) else impl
-
-
 def build_whole(config: Config, ds: datalib.Dataset, mesh=None, chunk: int = 0) -> Study:
   """The study's functions, compiled for chunks of `chunk` runs (all if 0), with the pool and
   run arrays of every run, not yet placed on the mesh (`chunks` splits and places them)."""
   table = run_table(config)
   size = chunk or len(table)
-  conv_impl = _conv_impl(config)
-  rnn_impl(config)  # its checks and message; config_model resolves it
-  driver = default_driver(jax.default_backend()) if config.driver == "auto" else config.driver
-  model = config_model(config, conv_impl)
+  kernels = backend.kernels(config)
+  driver = backend.default_driver() if config.driver == "auto" else config.driver
+  model = kernels.model(config)
   optimizer = train.make_optimizer(config)
-  train_epoch = train.make_train_epoch(config, model, optimizer, driver, mesh)
-  eval_model = config_model(config, config.eval_conv_impl)
+  train_epoch = train.make_train_epoch(config, model, optimizer, driver, mesh, kernels.train_epoch)
+  eval_model = kernels.eval_model(config)
   pool = build_pool(config, ds, table)
   forests = eval_forests(config, pool)
   evaluate = train.make_evaluate(config, eval_model, config.eval_population, forests)
@@ -272,7 +215,7 @@ def build_whole(config: Config, ds: datalib.Dataset, mesh=None, chunk: int = 0) 
     )
 
   round_fn = rounds.ROUND_MAKERS[config.study](config, train_epoch, evaluate)
-  init_options = init_compiler_options(jax.default_backend())
+  init_options = backend.init_compiler_options()
   if mesh is None:
     init_fn = jax.jit(init_state, compiler_options=init_options)
     if driver == "scan":
@@ -307,7 +250,7 @@ def build_whole(config: Config, ds: datalib.Dataset, mesh=None, chunk: int = 0) 
     init_fn,
     init_state,
     driver,
-    conv_impl,
+    kernels.conv_impl,
     ds.source,
     tuple(range(len(table))),
     tuple(group_names(config, table)),

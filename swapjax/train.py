@@ -9,14 +9,16 @@ batch is kept (masked padding, so its loss is the mean over its real samples).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import optax
 
 from swapjax.augment import augment as augment_batch
 from swapjax.config import Config
-from swapjax.cpu import rnn_kernel
-from swapjax.models import SpecNet, fused_epoch
+from swapjax.models import SpecNet
 from swapjax.state import Pool
 
 
@@ -105,8 +107,21 @@ def masked_mean_loss(per_sample_B, mask_B, count=None):
   return jnp.sum(per_sample_B * mask_B) / count
 
 
-def make_train_epoch(config: Config, model: SpecNet, optimizer, driver: str, mesh=None):
+class EpochParts(NamedTuple):
+  """The pieces of an epoch that a backend's whole-epoch implementation reuses."""
+
+  plan: Callable  # (idx_RxMxN, key_RxM) -> shuffled batch ids (S, R, M, B), dropout keys
+  one_step: Callable  # (params, opt_state, pool, ids_RxMxB, keys_RxM, mask_B, runs, active_R)
+  steps: int
+  mask_SxB: jax.Array  # the real samples of each step's batch
+  n_train: int
+
+
+def make_train_epoch(config: Config, model: SpecNet, optimizer, driver: str, mesh=None, epoch=None):
   """Returns `train_epoch(params, opt_state, pool, idx_RxMxN, key_RxM, runs, active_R)`.
+
+  `epoch`: a backend's whole-epoch implementation, `epoch(EpochParts) -> train_epoch`, used
+  with the scan driver on one device (swapjax.backend.kernels chooses it).
 
   Member m of run r trains one epoch on the first `num_train` positions of `idx[r, m]` with
   its run's numbers (`runs.numbers`: learning rate, dropout rate, leaky slope, augmentation);
@@ -218,26 +233,8 @@ def make_train_epoch(config: Config, model: SpecNet, optimizer, driver: str, mes
       hits,
     )
 
-  if driver == "scan" and fused_epoch(config) and (mesh is None or mesh.size == 1):
-    activation = rnn_kernel.fused_activation(config)
-
-    def train_epoch_fused(params, opt_state, pool, idx_RxMxN, key_RxM, runs, active_R):
-      """The same steps as one C++ call (no dropout: the keys go unused)."""
-      ids, _ = plan(idx_RxMxN, key_RxM)
-      params, loss_SxRxM, hits_SxRxM = rnn_kernel.sgd_epoch(
-        activation,
-        params,
-        normalize(pool.images_VxPxHxWxC, config.normalize),
-        pool.labels_RxP,
-        pool.variant_R,
-        ids,
-        mask_SxB,
-        runs.numbers["learning_rate"],
-        active_R,
-      )
-      return params, opt_state, loss_SxRxM.mean(0), hits_SxRxM.sum(0) / n_train
-
-    return train_epoch_fused
+  if epoch is not None and driver == "scan" and (mesh is None or mesh.size == 1):
+    return epoch(EpochParts(plan, one_step, steps, mask_SxB, n_train))
 
   if driver == "scan":
 

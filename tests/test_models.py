@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from swapjax import models
+from swapjax import backend, models
 
 
 @pytest.mark.parametrize("padding", ["SAME", "VALID"])
@@ -14,7 +14,7 @@ def test_conv_formulations_agree(padding):
   x = jax.random.normal(kx, (2, 9, 9, 3))
   w = jax.random.normal(kw, (3, 3, 3, 4))
   # oneDNN where it loads (tests/test_onednn.py says why not, and fails in CI without it).
-  impls = {n: models.CONV_FUNCTIONS[n] for n in models.available_conv_impls()}
+  impls = {n: backend.conv_function(n) for n in backend.conv_impls()}
   outs = {n: f(x, w, padding) for n, f in impls.items()}
   dy = jax.random.normal(kd, outs["lax"].shape)
   grads = {n: jax.vjp(lambda a, b, f=f: f(a, b, padding), x, w)[1](dy) for n, f in impls.items()}

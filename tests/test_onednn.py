@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from conftest import tiny_swap_config
 
+from swapjax import backend, models
 from swapjax import config as configlib
-from swapjax import models
 from swapjax.cpu import onednn
 
 
@@ -65,7 +65,7 @@ def test_models_under_vmap_are_their_own_convolutions(needs_onednn):
 
 def _train(conv_impl, steps=6):
   """SGD steps of report 004's CNN on one batch, in one `scan`: final parameters, losses."""
-  model = models.make_model("cnn_004", conv_impl, dropout=False)
+  model = models.make_model("cnn_004", backend.conv_function(conv_impl), dropout=False)
   rng = np.random.RandomState(0)
   xs = jnp.asarray(np.tile(rng.randn(1, 8, 28, 28, 1).astype(np.float32), (steps, 1, 1, 1, 1)))
   ys = jnp.asarray(np.tile(rng.randint(0, 10, (1, 8)), (steps, 1)))
@@ -153,14 +153,12 @@ def test_missing_onednn_is_one_line_exit_2(tmp_path):
 
 
 def test_onednn_is_cpu_only_and_auto_says_why_not(monkeypatch, capsys):
-  from swapjax import study
-
   monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
   with pytest.raises(configlib.ConfigError, match="conv_impl=onednn runs on the CPU only"):
-    study._conv_impl(tiny_swap_config(conv_impl="onednn"))
-  assert study._conv_impl(tiny_swap_config()) == "patches"  # auto on an accelerator
+    backend.kernels(tiny_swap_config(conv_impl="onednn"))
+  assert backend.kernels(tiny_swap_config()).conv_impl == "patches"  # auto on an accelerator
   monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
   monkeypatch.setattr(onednn, "unavailable_reason", lambda: "no compiler here")
-  study._say_once.cache_clear()
-  assert study._conv_impl(tiny_swap_config()) == "patches"
+  backend._say_once.cache_clear()
+  assert backend.kernels(tiny_swap_config()).conv_impl == "patches"
   assert "convolutions by XLA (patches), not oneDNN: no compiler here" in capsys.readouterr().out

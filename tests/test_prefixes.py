@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from conftest import run_rows
 
-from swapjax import generated, prefixes, registry, study, train
+from swapjax import backend, generated, prefixes, registry, study, train
 from swapjax.config import apply_overrides, variant_configs
-from swapjax.models import config_model
 
 
 def _distinct(seqs_NxTxF, t):
@@ -81,7 +80,7 @@ def test_forest_evaluation_is_the_per_sample_evaluation(group, layers):
   leaves, tree = jax.tree.flatten(state.params)
   keys = jax.random.split(jax.random.key(3), len(leaves))
   params = jax.tree.unflatten(tree, [noise(k, a) for k, a in zip(keys, leaves, strict=True)])
-  model = config_model(cfg, cfg.eval_conv_impl)
+  model = backend.kernels(cfg).eval_model(cfg)
   plain = jax.jit(train.make_evaluate(cfg, model))
   shared = jax.jit(train.make_evaluate(cfg, model, forests=forests), static_argnames="part")
   slope = built.runs.numbers["leaky_slope"]

@@ -17,8 +17,8 @@ import pytest
 from conftest import run_rows
 from test_tasks import NUMPY_ACTS, _autodiff_recurrence, _numpy_rnn
 
+from swapjax import backend, models, registry, train
 from swapjax import config as configlib
-from swapjax import models, registry, study, train
 from swapjax.cpu import rnn_kernel
 from swapjax.state import Pool, RunArrays
 
@@ -68,7 +68,7 @@ def test_kernel_is_the_scan_and_its_gradient(activation, masked, units, needs_ke
 @pytest.mark.parametrize("activation", sorted(NUMPY_ACTS))
 def test_native_layer_is_keras_recurrence(activation, needs_kernel):
   x = np.random.default_rng(0).normal(size=(3, 8, 2)).astype(np.float32)
-  layer = models.SimpleRNN(20, activation, impl="native")
+  layer = models.SimpleRNN(20, activation, recurrence=rnn_kernel.recurrence)
   params = layer.init(jax.random.key(1), x)["params"]
   params = jax.tree.map(lambda a: a + 0.1, params)  # a non-zero bias
   got = layer.apply({"params": params}, x)
@@ -125,9 +125,9 @@ def test_config_checks(needs_kernel):
     with pytest.raises(configlib.ConfigError, match=needle):
       configlib.validate(configlib.apply_overrides(base, overrides))
   unrolled = configlib.apply_overrides(base, ["rnn_unroll=true"])
-  assert models.resolve_rnn_impl("auto", "float32", unroll=True) == "scan"
-  assert study.rnn_impl(unrolled) == "scan"  # the unrolled scan asked for
-  assert study.rnn_impl(registry.get_config("tiny")) is None  # no recurrent layer
+  assert backend.resolve_rnn_impl("auto", "float32", unroll=True) == "scan"
+  assert backend.rnn_impl(unrolled) == "scan"  # the unrolled scan asked for
+  assert backend.rnn_impl(registry.get_config("tiny")) is None  # no recurrent layer
 
 
 def test_missing_compiler_is_one_line_exit_2(tmp_path):
@@ -145,12 +145,12 @@ def test_native_is_cpu_only_and_auto_says_why_not(monkeypatch, capsys):
   cfg = registry.get_config("binary_addition")
   monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
   with pytest.raises(configlib.ConfigError, match="rnn_impl=native runs on the CPU only"):
-    study.rnn_impl(dataclasses.replace(cfg, rnn_impl="native"))
-  assert study.rnn_impl(cfg) == "scan"  # auto on an accelerator
+    backend.rnn_impl(dataclasses.replace(cfg, rnn_impl="native"))
+  assert backend.rnn_impl(cfg) == "scan"  # auto on an accelerator
   monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
   monkeypatch.setattr(rnn_kernel, "unavailable_reason", lambda: "no compiler here")
-  study._say_once.cache_clear()
-  assert study.rnn_impl(cfg) == "scan"
+  backend._say_once.cache_clear()
+  assert backend.rnn_impl(cfg) == "scan"
   assert (
     "recurrences by lax.scan, not the C++ time loop: no compiler here" in capsys.readouterr().out
   )
@@ -161,8 +161,9 @@ def test_networks_without_recurrent_layers_never_build_the_kernel(monkeypatch):
     raise AssertionError("the RNN kernel was built for a CNN")
 
   monkeypatch.setattr(rnn_kernel, "unavailable_reason", build)
-  model = models.config_model(registry.get_config("memorize_mnist"), "patches")
-  assert model.rnn_impl == "scan" and study.rnn_impl(registry.get_config("memorize_mnist")) is None
+  kernels = backend.kernels(registry.get_config("memorize_mnist"))
+  assert kernels.recurrence is None and kernels.rnn_impl is None
+  assert kernels.model(registry.get_config("memorize_mnist")).recurrence is None
 
 
 @pytest.mark.parametrize(
@@ -199,14 +200,15 @@ def test_fused_epoch_is_the_step_by_step_epoch(units, activation, outputs, needs
 
   def epoch(rnn_impl):
     cfg = dataclasses.replace(base, rnn_impl=rnn_impl)
-    model, optimizer = models.config_model(cfg, "lax"), train.make_optimizer(cfg)
+    kernels = dataclasses.replace(backend.kernels(cfg), conv=models.conv3x3_lax)
+    model, optimizer = kernels.model(cfg), train.make_optimizer(cfg)
     params, opt_state = jax.vmap(lambda k: train.init_members(model, optimizer, k, 1, (8, 2)))(
       jax.random.split(jax.random.key(0), r)
     )
-    fn = jax.jit(train.make_train_epoch(cfg, model, optimizer, "scan"))
+    fn = jax.jit(train.make_train_epoch(cfg, model, optimizer, "scan", None, kernels.train_epoch))
     return params, fn(params, opt_state, pool, idx, keys, runs, active)
 
-  assert models.fused_epoch(dataclasses.replace(base, rnn_impl="fused"))
+  assert backend.kernels(dataclasses.replace(base, rnn_impl="fused")).train_epoch is not None
   start, (want, _, want_loss, want_acc) = epoch("native")
   _, (got, _, got_loss, got_acc) = epoch("fused")
   _, (again, _, again_loss, _) = epoch("fused")
@@ -230,12 +232,13 @@ def test_fused_config_checks(needs_kernel):
     (["rnn_impl=fused", "groups=input_dropout"], "without dropout"),
   ]:
     with pytest.raises(configlib.ConfigError, match=needle):
-      configlib.validate(configlib.apply_overrides(base, overrides))
+      backend.check(configlib.apply_overrides(base, overrides))
   fused = configlib.apply_overrides(base, ["rnn_impl=fused", "groups=base,units128"])
-  configlib.validate(fused)
+  backend.check(fused)
   programs = configlib.program_configs(base)
   # auto: the C++ epoch for units128 only (16 units measured no faster), the layers' kernel
   # for the others; fused where asked for a group it can train.
-  assert [models.fused_epoch(c) for c in programs] == [False, True] + [False] * 5
-  assert [study.rnn_impl(c) for c in programs[:2]] == ["native", "fused"]
-  assert models.fused_epoch(dataclasses.replace(programs[0], rnn_impl="fused"))
+  fused_epochs = [backend.kernels(c).train_epoch is not None for c in programs]
+  assert fused_epochs == [False, True] + [False] * 5
+  assert [backend.rnn_impl(c) for c in programs[:2]] == ["native", "fused"]
+  assert backend.rnn_impl(dataclasses.replace(programs[0], rnn_impl="fused")) == "fused"

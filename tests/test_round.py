@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import tiny_swap_config
 
-from swapjax import data, rounds, study, train
-from swapjax.models import make_model
+from swapjax import backend, data, rounds, study, train
+from swapjax.models import conv3x3_lax, make_model
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_membership_is_a_partition_and_moves_are_counted(tiny):
 def _predictions(cfg, ds, params_M):
   """Class predictions (M, P) of each member on the whole pool, computed here with a plain
   `lax` model, independently of the study's evaluation code."""
-  model = make_model(cfg.model, "lax", cfg.dropout)
+  model = make_model(cfg.model, conv3x3_lax, cfg.dropout)
   x = train.normalize(jnp.asarray(ds.train_images[: cfg.pool_size]), cfg.normalize)
   apply = jax.jit(lambda p: jnp.argmax(model.apply({"params": p}, x, train=False), -1))
   members = jax.tree.leaves(params_M)[0].shape[0]
@@ -116,7 +116,7 @@ def test_shared_mode_judges_b_before_and_a_after_the_b_epoch(tiny):
   before = built.init_state(built.runs)
   after, m = jax.device_get(study.step_round(built, jax.tree.map(jnp.copy, before)))
   idx0 = np.asarray(before.idx_RxMxN)
-  model = make_model(cfg.model, built.conv_impl, cfg.dropout)
+  model = make_model(cfg.model, backend.conv_function(built.conv_impl), cfg.dropout)
   train_epoch = jax.jit(train.make_train_epoch(cfg, model, train.make_optimizer(cfg), built.driver))
   k_train, _ = rounds.round_keys(rounds.run_keys(cfg.seed, built.runs.seed_R), before.round)
   keys = rounds.member_keys(k_train, 2)
@@ -237,7 +237,7 @@ def test_init_without_llvm_optimisation_gives_the_same_state(tiny):
   cfg, ds = tiny
   built = study.build(cfg, ds)
   fast = jax.device_get(built.init_state(built.runs))
-  options = study.init_compiler_options(jax.default_backend())
+  options = backend.init_compiler_options()
   assert options or jax.default_backend() != "cpu"
   plain = jax.device_get(jax.jit(built.init_state_fn)(built.runs))
   for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(plain), strict=True):

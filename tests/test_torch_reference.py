@@ -37,7 +37,9 @@ SPECS = [
 
 def flax_params(layers, shape, seed=0, **kwargs):
   x = jnp.zeros((1, *shape), jnp.float32)
-  return models.SpecNet(layers, "lax", **kwargs).init(jax.random.key(seed), x)["params"]
+  return models.SpecNet(layers, models.conv3x3_lax, **kwargs).init(jax.random.key(seed), x)[
+    "params"
+  ]
 
 
 def copy_flax_params(net, params):
@@ -100,7 +102,7 @@ def test_network_forward_equals_swapjax(layers, shape):
   """Layouts (NHWC in, NCHW convs, NHWC flatten), dense per time step, the run's leaky slope."""
   params = flax_params(layers, shape, seed=3)
   x = jax.random.uniform(jax.random.key(4), (3, *shape))
-  want = models.SpecNet(layers, "lax").apply({"params": params}, x, leaky_slope=0.2)
+  want = models.SpecNet(layers, models.conv3x3_lax).apply({"params": params}, x, leaky_slope=0.2)
   net = tr.torch_model(layers, shape, leaky_slope=0.2).eval()
   copy_flax_params(net, params)
   got = net(torch.from_numpy(np.array(x))).detach().numpy()

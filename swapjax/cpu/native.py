@@ -4,12 +4,15 @@ The kernels are XLA FFI handlers (`jax.ffi`): `csrc/onednn_conv.cc` (oneDNN's co
 onednn.py) and `csrc/recurrence.cc` (a simple RNN's time loop, rnn_kernel.py).
 Each is compiled on first use with the system C++ compiler (`$CXX`, else `c++` or `g++`) into
 `~/.cache/swapjax/<folder>` (or the folder an environment variable names), keyed by everything
-the build depends on, so a changed source, compiler, library or jax rebuilds it.
+the build depends on (`build_key`): the sources, the compiler and its version, the flags, jax's
+and jaxlib's versions and XLA's FFI headers, and what the caller adds (the CPU, oneDNN's
+version), so a changed source, compiler, flag, library or jax rebuilds it.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import platform
@@ -19,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 import jax
+import jaxlib
 
 CSRC = Path(__file__).resolve().parent / "csrc"
 
@@ -48,9 +52,7 @@ def build(
   cxx = compiler(what)
   source = CSRC / f"{name}.cc"
   include = jax.ffi.include_dir()
-  parts = [source.read_bytes(), cxx.encode(), include.encode(), *key_parts]
-  key = hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
-  target = cache_dir(folder, env) / f"{name}-{key}.so"
+  target = cache_dir(folder, env) / f"{name}-{build_key(name, cxx, flags, key_parts)}.so"
   if target.exists():
     return target
   target.parent.mkdir(parents=True, exist_ok=True)
@@ -79,6 +81,36 @@ def build(
     raise KernelUnavailable(f"building {what} failed: {first[:300]}")
   os.replace(tmp, target)  # atomic: processes building at once each write their own file
   return target
+
+
+def build_key(name: str, cxx: str, flags: list[str], key_parts: list[bytes]) -> str:
+  """The cache key of `csrc/<name>.cc` built by `cxx` with `flags`: a hash of the C++ sources
+  (the file and csrc's headers), the compiler's path and version, the flags, jax's and jaxlib's
+  versions, the FFI headers the build includes, and `key_parts`."""
+  sources = [CSRC / f"{name}.cc", *sorted(CSRC.glob("*.h"))]
+  include = Path(jax.ffi.include_dir())
+  headers = sorted((include / "xla" / "ffi" / "api").glob("*.h"))
+  parts = [
+    *(f"{p.name}\0".encode() + p.read_bytes() for p in sources),
+    cxx.encode(),
+    compiler_version(cxx),
+    "\0".join(flags).encode(),
+    f"jax {jax.__version__} jaxlib {jaxlib.__version__}".encode(),
+    str(include).encode(),
+    *(p.read_bytes() for p in headers),
+    *key_parts,
+  ]
+  return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
+
+
+@functools.cache
+def compiler_version(cxx: str) -> bytes:
+  """`cxx --version`'s output (b"" where it does not answer: the build then says why)."""
+  try:
+    done = subprocess.run([cxx, "--version"], capture_output=True, timeout=60)
+  except (OSError, subprocess.TimeoutExpired):
+    return b""
+  return done.stdout
 
 
 def register(path: Path, handlers: dict[str, str]) -> None:

@@ -95,12 +95,12 @@ def fused_epoch_reason(config) -> str:
   """'' when `rnn_impl=fused` can train this config's network, else why not (one line): an
   `rnn` layer without dropout then a `dense` layer (per time step), sigmoid outputs with mean
   squared error, plain SGD, float32, no augmentation or gradient accumulation."""
-  from swapjax import models, train  # models imports this module
+  from swapjax import layers, train
 
-  layers = [models.parse_layer(text) for text in models.config_layers(config)]
-  if len(layers) != 2 or layers[0][0] != "rnn" or layers[1][0] != "dense":
+  specs = [layers.parse_layer(text) for text in layers.config_layers(config)]
+  if len(specs) != 2 or specs[0][0] != "rnn" or specs[1][0] != "dense":
     return "it trains an rnn layer then a dense layer only"
-  rnn_args = layers[0][1]
+  rnn_args = specs[0][1]
   if rnn_args[1:2] and rnn_args[1] not in ACTIVATION_CODES or any(float(a) for a in rnn_args[2:]):
     return "it trains a relu, tanh or sigmoid rnn layer without dropout only"
   if config.task != "sigmoid" or train.task_loss(config) != "mean_squared_error":
@@ -115,9 +115,9 @@ def fused_epoch_reason(config) -> str:
 
 
 def fused_activation(config) -> str:
-  from swapjax import models
+  from swapjax import layers
 
-  args = models.parse_layer(models.config_layers(config)[0])[1]
+  args = layers.parse_layer(layers.config_layers(config)[0])[1]
   return args[1] if len(args) > 1 else "tanh"
 
 
@@ -174,3 +174,31 @@ def sgd_epoch(
   }
   unflat = lambda a: jnp.moveaxis(a.reshape(r, m, s), 2, 0)
   return new_params, unflat(loss), unflat(hits)
+
+
+def make_fused_train_epoch(config):
+  """`epoch(parts) -> train_epoch` for `train.make_train_epoch`: the same SGD steps as one C++
+  call per epoch (no dropout, so the plan's keys go unused)."""
+  from swapjax import train
+
+  activation = fused_activation(config)
+
+  def build(parts):
+    def train_epoch_fused(params, opt_state, pool, idx_RxMxN, key_RxM, runs, active_R):
+      ids, _ = parts.plan(idx_RxMxN, key_RxM)
+      params, loss_SxRxM, hits_SxRxM = sgd_epoch(
+        activation,
+        params,
+        train.normalize(pool.images_VxPxHxWxC, config.normalize),
+        pool.labels_RxP,
+        pool.variant_R,
+        ids,
+        parts.mask_SxB,
+        runs.numbers["learning_rate"],
+        active_R,
+      )
+      return params, opt_state, loss_SxRxM.mean(0), hits_SxRxM.sum(0) / parts.n_train
+
+    return train_epoch_fused
+
+  return build
