@@ -12,6 +12,7 @@ from swapjax.experiments import (
   mnist_mlp,
   regression,
   swap_cifar10,
+  swap_cifar10_as_ran,
   swap_cifar10_shared,
   tiny,
 )
@@ -28,6 +29,7 @@ REGISTRY = {
   "mnist_mlp": mnist_mlp,
   "regression": regression,
   "swap_cifar10": swap_cifar10,
+  "swap_cifar10_as_ran": swap_cifar10_as_ran,
   "swap_cifar10_shared": swap_cifar10_shared,
   "tiny": tiny,
 }

@@ -68,6 +68,7 @@ DRIVERS = ("auto", "scan", "host")
 DTYPES = ("float32", "bfloat16")
 ON_NAN = ("stop", "freeze")
 NORMALIZE = ("unit", "centered")
+EXCHANGES = ("swap", "copy")  # swapjax.swap.EXCHANGES
 
 # The report's swap rules as threshold tables: `name=threshold:k,...`; k is that of the first
 # (largest) threshold a_miss reaches, 0 if none. Users add rules with `--set swap_schedules=...`.
@@ -114,6 +115,9 @@ class Config:
   warmup: tuple[int, ...] = (0, 10)
   swap_schedules: str = DEFAULT_SCHEDULES
   shared_model: bool = False
+  # How a swap pair moves (swapjax/swap.py EXCHANGES): "swap" trades A's and B's pool indices;
+  # "copy" is report 000's NumPy statement as it ran: A's position takes B's index, B unchanged.
+  exchange: str = "swap"
   # Memorization study.
   label_corruption: tuple[float, ...] = (0.0,)
   input_corruption: tuple[str, ...] = ("none",)
@@ -351,6 +355,7 @@ def validate(config: Config) -> None:
     ("compute_dtype", DTYPES),
     ("on_nan", ON_NAN),
     ("normalize", NORMALIZE),
+    ("exchange", EXCHANGES),
   ]:
     _choice(config, key, allowed)
   for key in ("conv_impl", "eval_conv_impl"):

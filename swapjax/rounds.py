@@ -104,9 +104,15 @@ def k_max(config: Config) -> int:
 
 def make_swap_round(config: Config, train_epoch, evaluate):
   """The swap study's round: returns `round_fn(state, pool, runs, test_due) -> (state,
-  metrics)`; every round evaluates both halves and the holdout set (`test_due` unused)."""
+  metrics)`; every round evaluates both halves and the holdout set (`test_due` unused).
+
+  The pairs move by `config.exchange` (swap.EXCHANGES). `swap/duplicates` counts the positions
+  of A that hold a pool index B also holds after this round's swap: 0 under "swap"; under
+  "copy", A's duplicates of B's samples (A still has N positions, so N - duplicates of them
+  hold samples of A's own)."""
   n_train = config.num_train
   most = k_max(config)
+  rule = swaplib.EXCHANGES[config.exchange]
 
   def round_fn(state: StudyState, pool: Pool, runs: RunArrays, test_due):
     del test_due
@@ -175,16 +181,19 @@ def make_swap_round(config: Config, train_epoch, evaluate):
     table = swaplib.ScheduleTable(runs.threshold_RxT, runs.k_RxT)
     k_R = jax.vmap(swaplib.schedule_k)(table, a_miss.sum(1))
     k_R = jnp.where((state.round >= runs.warmup_R) & state.active_R, k_R, 0)
-    new_a, new_b, moved, moved_ids, valid = jax.vmap(lambda *a: swaplib.exchange(*a, k_max=most))(
+    new_a, new_b, moved, moved_ids, valid = jax.vmap(lambda *a: rule(*a, k_max=most))(
       k_swap, idx_a, idx_b, a_miss, b_correct, k_R
     )
     move_count = jax.vmap(swaplib.count_moves)(state.move_count_RxP, moved_ids, valid)
+    pool_size = state.move_count_RxP.shape[1]
+    duplicates = jax.vmap(lambda a, b: swaplib.duplicates(a, b, pool_size))(new_a, new_b)
     metrics.update(
       {
         "swap/a_miss": a_miss.sum(1),
         "swap/b_correct": b_correct.sum(1),
         "swap/k": k_R,
         "swap/moved": moved,
+        "swap/duplicates": duplicates,
       }
     )
     new_state = state._replace(
