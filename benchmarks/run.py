@@ -29,7 +29,7 @@ from swapjax.config import ConfigError, apply_overrides, run_table, validate, va
 from swapjax.cpu import onednn
 from swapjax.cpu import process as cpu_process
 from swapjax.layers import config_layers
-from swapjax.models import SpecNet, config_model, conv3x3_lax
+from swapjax.models import SpecNet, conv3x3_lax
 from swapjax.runner import _compile, _xla_peak_bytes
 
 SEQUENTIAL = "lax/sequential"  # the baseline: one model at a time (see _time_sequential)
@@ -288,7 +288,7 @@ def _time_sequential(cfg, ds, repeats):
   """The honest baseline, a Keras-style loop: one model at a time, a host loop over a jitted
   single-model training step (plain `lax` convolutions, no population axis), then a jitted
   single-model evaluation of the pool and the holdout set. Times a round of every model."""
-  model = config_model(cfg, conv3x3_lax)
+  model = dataclasses.replace(backend.kernels(cfg), conv=conv3x3_lax).model(cfg)
   optimizer = train.make_optimizer(cfg)
   # A population of one run and one member: vmap over size-1 axes is the plain convolution.
   one = dataclasses.replace(cfg, num_seeds=1, conditions=cfg.conditions[:1], warmup=(0,))
@@ -298,7 +298,7 @@ def _time_sequential(cfg, ds, repeats):
   models = len(run_table(cfg)) * cfg.members
   init = jax.jit(
     lambda k: train.init_members(model, optimizer, k, 1, ds.image_shape),
-    compiler_options=study.init_compiler_options(jax.default_backend()),
+    compiler_options=backend.init_compiler_options(),
   )
   keys = jax.random.split(jax.random.key(0), models)
   params, opt_state = zip(*(init(k) for k in keys), strict=True)
@@ -497,7 +497,7 @@ def _time_groups(
       override: _time_group(base, variant.variant, runs, ds, repeats, devices, [override])
       for override in compare
     }
-    if baselines and study.rnn_impl(cfg) in ("native", "fused"):  # the lax.scan beside the C++
+    if baselines and backend.rnn_impl(cfg) in ("native", "fused"):  # the lax.scan beside the C++
       row["scan_round_s_median"] = _time_group(
         base, variant.variant, runs, ds, repeats, devices, ["rnn_impl=scan"]
       )

@@ -69,7 +69,7 @@ VARIANTS = ";".join(
 def get_config() -> Config:
   return Config(
     description=__doc__.splitlines()[0],
-    study="memorize",
+    study="epochs",
     report="curves",
     dataset="binary_addition",
     pool_size=10_000,

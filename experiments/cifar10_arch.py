@@ -101,7 +101,7 @@ REFERENCE = {
 def get_config() -> Config:
   return Config(
     description=__doc__.splitlines()[0],
-    study="memorize",
+    study="epochs",
     report="curves",
     dataset="cifar10",
     pool_size=0,

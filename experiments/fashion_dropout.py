@@ -70,7 +70,7 @@ REFERENCE = {
 def get_config() -> Config:
   return Config(
     description=__doc__.splitlines()[0],
-    study="memorize",
+    study="epochs",
     report="curves",
     dataset="fashion_mnist",
     pool_size=50_000,

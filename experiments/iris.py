@@ -25,7 +25,7 @@ from swapjax.config import Config
 def get_config() -> Config:
   return Config(
     description=__doc__.splitlines()[0],
-    study="memorize",
+    study="epochs",
     report="curves",
     dataset="iris",
     pool_size=150,

@@ -33,7 +33,7 @@ VARIANTS = ";".join(
 def get_config() -> Config:
   return Config(
     description=__doc__.splitlines()[0],
-    study="memorize",
+    study="epochs",
     report="curves",
     dataset="logic_or",
     pool_size=4,

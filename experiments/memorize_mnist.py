@@ -27,7 +27,7 @@ from swapjax.config import Config
 def get_config() -> Config:
   return Config(
     description=__doc__.splitlines()[0],
-    study="memorize",
+    study="epochs",
     dataset="mnist",
     pool_size=3_000,
     holdout_size=10_000,

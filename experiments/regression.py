@@ -41,7 +41,7 @@ TRUE_PARAMETERS = {
 def get_config() -> Config:
   return Config(
     description=__doc__.splitlines()[0],
-    study="memorize",
+    study="epochs",
     report="curves",
     dataset="line_a",
     pool_size=100,

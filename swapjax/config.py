@@ -15,6 +15,8 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from swapjax import sections
+
 # Data sets generated in the package (swapjax.generated.GENERATORS, the same names: tested),
 # no download: float inputs and targets. Listed here so that the config stays pure Python.
 GENERATED_DATASETS = (
@@ -53,11 +55,12 @@ class StudyKind:
 
 STUDY_KINDS = {
   "swap": StudyKind(halves=2, members=2, round_key="round", swaps=True, tests_every_round=True),
-  "memorize": StudyKind(
-    halves=1, members=1, round_key="epoch", swaps=False, tests_every_round=False
-  ),
+  # One network per run trained epoch by epoch (memorization, learning curves, fits).
+  "epochs": StudyKind(halves=1, members=1, round_key="epoch", swaps=False, tests_every_round=False),
 }
 STUDIES = tuple(STUDY_KINDS)
+# Earlier names of study kinds, read from old workdirs and users' `--set study=...`.
+STUDY_ALIASES = {"memorize": "epochs"}
 DATASETS = (*IMAGE_DATASETS, *GENERATED_DATASETS)
 SOURCES = ("auto", "files", "tfds", "bundled", "synthetic")
 MODELS = ("cifar_cnn", "cnn_004", "cnn_004_dropout")  # swapjax.layers.MODEL_SPECS
@@ -260,12 +263,19 @@ def _parse_scalar(kind: type, text: str, key: str):
   return text
 
 
+def field_of(key: str) -> str:
+  """The field a `--set` key names (`section.name` or `name`); ConfigError if none."""
+  try:
+    return sections.field_of(key, field_types())
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+
+
 def parse_value(key: str, text: str):
-  """Parses `text` as the type of field `key`; tuples take comma-separated values."""
-  types = field_types()
-  if key not in types:
-    raise ConfigError(f"--set {key}: unknown config key; valid keys: {', '.join(sorted(types))}")
-  kind = types[key]
+  """Parses `text` as the type of the field `key` names (`section.name` or `name`,
+  swapjax.sections); tuples take comma-separated values."""
+  key = field_of(key)
+  kind = field_types()[key]
   if typing.get_origin(kind) is tuple:
     inner = typing.get_args(kind)[0]
     parts = [p for p in text.split(",") if p.strip()]
@@ -274,7 +284,8 @@ def parse_value(key: str, text: str):
     if not parts:
       raise ConfigError(f"--set {key}={text}: expected a comma-separated list")
     return tuple(_parse_scalar(inner, p, key) for p in parts)
-  return _parse_scalar(kind, text, key)
+  value = _parse_scalar(kind, text, key)
+  return STUDY_ALIASES.get(value, value) if key == "study" else value
 
 
 def apply_overrides(config: Config, overrides: Sequence[str]) -> Config:
@@ -284,7 +295,7 @@ def apply_overrides(config: Config, overrides: Sequence[str]) -> Config:
     if "=" not in item:
       raise ConfigError(f"--set {item}: expected key=value")
     key, text = item.split("=", 1)
-    changes[key.strip()] = parse_value(key.strip(), text)
+    changes[field_of(key.strip())] = parse_value(key.strip(), text)
   config = dataclasses.replace(config, **changes)
   validate(config)
   return config
@@ -296,6 +307,8 @@ def from_json(data: Mapping[str, Any]) -> Config:
   for key, value in data.items():
     if key in types:
       values[key] = tuple(value) if typing.get_origin(types[key]) is tuple else value
+  if "study" in values:
+    values["study"] = STUDY_ALIASES.get(values["study"], values["study"])
   return Config(**values)
 
 
@@ -618,25 +631,37 @@ STUDY_KEYS = (
 
 def parse_variants(text: str) -> list[tuple[str, dict[str, Any]]]:
   """`name:key=value+key=value;name2:...` -> [(name, {key: typed value})]."""
+
+  def bad(why: str) -> ConfigError:
+    return ConfigError(f"variants={text}: each variant is name:key=value+...; {why}")
+
   out = []
   for entry in filter(None, (e.strip() for e in text.split(";"))):
     name, sep, body = entry.partition(":")
     name = name.strip()
-    if not name or any(c in name for c in "=,+"):
-      raise ConfigError(f"variants: '{entry}' is not name:key=value+key=value")
+    if not sep and "=" in entry:
+      raise bad(f"'{entry}' has no name (name:{entry})")
+    if not sep:
+      raise bad(f"'{entry}' has no ':' after its name ('{entry}:' keeps the study's values)")
+    if not name:
+      raise bad(f"'{entry}' has no name before its ':'")
+    if any(c in name for c in "=,+"):
+      raise bad(f"'{name}' is not a name (no '=', ',' or '+')")
     changes = {}
     for item in filter(None, (i.strip() for i in body.split("+"))):
       key, eq, value = item.partition("=")
-      key = key.strip()
       if not eq:
         raise ConfigError(f"variants: '{item}' in '{name}' is not key=value")
+      key = field_of(key.strip())
       if key in STUDY_KEYS:
         raise ConfigError(f"variants: '{name}' sets {key}, which is the whole study's")
       changes[key] = parse_value(key, value)
     out.append((name, changes))
   names = [n for n, _ in out]
   if len(set(names)) != len(names):
-    raise ConfigError(f"variants: names repeat ({', '.join(names)})")
+    raise bad(f"names repeat ({', '.join(sorted({n for n in names if names.count(n) > 1}))})")
+  if not out:
+    raise bad("none given")
   return out
 
 

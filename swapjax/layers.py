@@ -105,3 +105,14 @@ def config_layers(config) -> tuple[str, ...]:
   if config.layers:
     return without_fixed_dropout(config.layers, config.dropout)
   return model_layers(config.model, config.dropout)
+
+
+def chance_accuracy(config) -> float | None:
+  """The accuracy of guessing, from the task: 1 / classes for softmax (the output layer's
+  width), 0.5 per bit for sigmoid outputs, None for regression (no accuracy)."""
+  if config.task == "regression":
+    return None
+  if config.task == "sigmoid":
+    return 0.5
+  last = parse_layer(config_layers(config)[-1])
+  return 1.0 / int(last[1][0]) if last[0] == "dense" else None

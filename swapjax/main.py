@@ -10,7 +10,7 @@ from absl import app
 
 from swapjax import config as configlib
 from swapjax import flags as swapflags
-from swapjax import registry, startup
+from swapjax import registry, sections, startup
 
 
 def _fail(message: str) -> None:
@@ -33,7 +33,7 @@ def main(argv):
   except configlib.ConfigError as e:
     _fail(str(e))
   if swapflags.SHOW_CONFIG.value:
-    print(json.dumps(config.to_json(), indent=2))
+    print(json.dumps(sections.nested(config.to_json()), indent=2))
     return
   distributed = None
   if swapflags.DISTRIBUTED.value:

@@ -209,8 +209,8 @@ def make_swap_round(config: Config, train_epoch, evaluate):
   return round_fn
 
 
-def make_memorize_round(config: Config, train_epoch, evaluate):
-  """The memorization study's epoch: returns `round_fn(state, pool, runs, test_due)`.
+def make_epochs_round(config: Config, train_epoch, evaluate):
+  """The epochs study's epoch, one network per run: `round_fn(state, pool, runs, test_due)`.
 
   The test set is evaluated when `test_due` or when a run fits this epoch (lax.cond: one
   program, the test pass only runs when needed); otherwise test metrics are NaN.
@@ -294,4 +294,4 @@ def make_memorize_round(config: Config, train_epoch, evaluate):
 
 
 # The round of each study kind (config.STUDY_KINDS): `make(config, train_epoch, evaluate)`.
-ROUND_MAKERS = {"swap": make_swap_round, "memorize": make_memorize_round}
+ROUND_MAKERS = {"swap": make_swap_round, "epochs": make_epochs_round}

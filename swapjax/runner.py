@@ -22,9 +22,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from swapjax import backend, checkpoint, report, study
+from swapjax import backend, checkpoint, network_check, report, study
 from swapjax import mesh as meshlib
 from swapjax.config import Config, program_configs, run_table, validate
+from swapjax.layers import chance_accuracy
 from swapjax.state import StudyState
 from swapjax.tensorboard import EventWriter, require_writer
 from swapjax.version import __version__
@@ -128,7 +129,7 @@ def _single_progress(config: Config, rnd: int, metrics, round_s: float, eta_s: s
   )
 
 
-PROGRESS = {"swap": _swap_progress, "memorize": _single_progress}  # per config.STUDY_KINDS
+PROGRESS = {"swap": _swap_progress, "epochs": _single_progress}  # per config.STUDY_KINDS
 
 
 def _progress(config: Config, rnd: int, metrics_list, round_s: float, eta_s: str) -> str:
@@ -207,6 +208,8 @@ def run(config: Config, experiment: str, options: RunOptions) -> Path:
     validate(config)
   for program in program_configs(config):  # a run that cannot fit: one line, nothing written
     ds = datasets[program.dataset]
+    classes = network_check.num_classes(program.dataset, ds.train_labels)
+    network_check.check_network(program, ds.image_shape, ds.train_labels.shape[1:], classes)
     study.fit_batch(program, ds.image_shape, ds.train_labels.shape[1:])
   meshes, mesh_note, devices = _meshes(config)
   if jax.process_index() == 0 and not options.restart and wd.path.is_dir():
@@ -363,15 +366,27 @@ def _best_train_acc(rows) -> dict[int, float]:
   return best
 
 
+def collapse_bounds(config: Config) -> tuple[float, float] | None:
+  """(from, to): a run collapsed when its training accuracy falls to `to` (1.5 x chance) after
+  it was above `from` (0.5 and 3 x chance): report 003's collapse at 4,000 epochs, 10 classes
+  (0.15 after 0.5). None where the task cannot tell a collapse from a poor fit: regression, and
+  chance of 1/3 or more (iris' 3 classes, sigmoid bits), where 3 x chance is not reachable."""
+  chance = chance_accuracy(config)
+  if chance is None or 3 * chance >= 1.0:
+    return None
+  return max(0.5, 3 * chance), round(1.5 * chance, 12)
+
+
 def _unhealthy(built, metrics, best_acc: dict[int, float]) -> dict[int, str]:
-  """{local run: why} for runs whose loss is not finite, or whose training accuracy fell to
-  chance (<= 1.5 / 10 classes) after it was above 0.5 (report 003's collapse at 4,000
-  epochs); `best_acc` (by study-wide run id) is updated."""
+  """{local run: why} for runs whose loss is not finite, or whose training accuracy fell back
+  to chance (`collapse_bounds`); `best_acc` (by study-wide run id) is updated."""
   why = {int(r): "NaN/Inf loss" for r in study.nonfinite_runs(built, metrics)}
   acc = _train_acc(metrics)
+  bounds = collapse_bounds(built.config)
   for r, run_id in enumerate(built.run_ids):
     best = best_acc.get(run_id, 0.0)
-    if best > 0.5 and np.isfinite(acc[r]) and acc[r] <= 1.5 / 10 and r not in why:
+    fell = bounds and best > bounds[0] and np.isfinite(acc[r]) and acc[r] <= bounds[1]
+    if fell and r not in why:
       why[r] = f"collapse (training accuracy {acc[r]:.3f} after {best:.3f})"
     if np.isfinite(acc[r]):
       best_acc[run_id] = max(best, float(acc[r]))

@@ -69,7 +69,7 @@ def _input_variant(images: np.ndarray, kind: str, rng: np.random.Generator, stat
   return np.clip(np.rint(noise), 0, 255).astype(np.uint8)
 
 
-def memorize_labels(
+def run_targets(
   config: Config, seed: int, corruption: float, pool_labels: np.ndarray, all_labels: np.ndarray
 ) -> np.ndarray:
   """The report's random labels (a permutation of all training labels, first P), given to a
@@ -120,7 +120,7 @@ def build_pool(config: Config, ds: datalib.Dataset, table) -> Pool:
         )
       )
       variant_of[key] = len(variants) - 1
-    row = memorize_labels(config, run["seed"], run["label_corruption"], labels, ds.train_labels)
+    row = run_targets(config, run["seed"], run["label_corruption"], labels, ds.train_labels)
     if run["target_noise"]:  # regression targets with Gaussian noise, drawn per seed
       rng = np.random.default_rng([config.seed, run["seed"], 3])
       row = row + (run["target_noise"] * rng.normal(size=row.shape)).astype(row.dtype)

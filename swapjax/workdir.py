@@ -26,11 +26,12 @@ RENAMED_MODELS = {"mnist_cnn": "cnn_004", "mnist_cnn_dropout": "cnn_004_dropout"
 
 def upgrade_config(config_json: dict[str, Any]) -> dict[str, Any]:
   """A stored config as this version writes it: keys added since take their defaults (which
-  is what the older version ran), renamed model specs their new names."""
-  from swapjax.config import Config
+  is what the older version ran), renamed model specs and study kinds their new names."""
+  from swapjax.config import STUDY_ALIASES, Config
 
   upgraded = {**Config().to_json(), **config_json}
   upgraded["model"] = RENAMED_MODELS.get(upgraded["model"], upgraded["model"])
+  upgraded["study"] = STUDY_ALIASES.get(upgraded["study"], upgraded["study"])
   return upgraded
 
 

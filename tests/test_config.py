@@ -80,13 +80,13 @@ def test_bool_spellings(text, value):
     ),
     (["swap_schedules=none=0:0;big=0:5000", "conditions=big"], ["swap_schedules=big=0:5001"]),
     (["conditions=none,one"], ["conditions=none,one,none"]),
-    (["study=memorize", "conditions=none", "pool_size=2", "batch_size=1"], ["pool_size=1"]),
-    (["study=memorize", "conditions=none", "pool_size=3", "batch_size=1"], ["conditions=one"]),
+    (["study=epochs", "conditions=none", "pool_size=2", "batch_size=1"], ["pool_size=1"]),
+    (["study=epochs", "conditions=none", "pool_size=3", "batch_size=1"], ["conditions=one"]),
     (
-      ["study=memorize", "conditions=none", "model=cnn_004", "dataset=mnist"],
+      ["study=epochs", "conditions=none", "model=cnn_004", "dataset=mnist"],
       ["model=cifar_cnn"],
     ),
-    (["study=memorize", "conditions=none", "dataset=cifar10"], ["dataset=fashion_mnist"]),
+    (["study=epochs", "conditions=none", "dataset=cifar10"], ["dataset=fashion_mnist"]),
   ],
 )
 def test_validation_boundaries(ok, bad):
@@ -174,7 +174,7 @@ def test_input_corruptions_take_the_lowest_label_corruption_only():
   """Guards: the true-labels rule skipped for two label levels (a `> 2` for `> 1`), which would
   add runs that corrupt both inputs and labels."""
   cfg = C.Config(
-    study="memorize", conditions=("none",), warmup=(0,), num_seeds=1, label_corruption=(0.5, 0.0),
+    study="epochs", conditions=("none",), warmup=(0,), num_seeds=1, label_corruption=(0.5, 0.0),
     input_corruption=("none", "gaussian"),
   )  # fmt: skip
   table = C.run_table(cfg)
@@ -231,3 +231,11 @@ def test_a_workdir_of_an_older_version_still_resumes(tmp_path):
   changed = dataclasses.replace(config, task="sigmoid")
   with pytest.raises(WorkdirError, match="task: 'softmax' -> 'sigmoid'"):
     wd.check_config(changed.to_json(), "memorize_mnist")
+
+
+def test_the_epochs_study_kind_keeps_its_earlier_name():
+  base = C.Config(study="epochs", conditions=("none",), warmup=(0,))
+  assert C.apply_overrides(base, ["study=memorize"]).study == "epochs"
+  assert C.from_json({**base.to_json(), "study": "memorize"}).study == "epochs"
+  with pytest.raises(C.ConfigError, match="study"):
+    C.apply_overrides(base, ["study=memorise"])

@@ -118,7 +118,8 @@ def test_variants_are_groups_of_their_own_programs(tmp_path):
     ("variants=x:batch_size=a", "expected an integer"),
     ("variants=a:batch_size=2;a:batch_size=3", "names repeat"),
     ("variants=x:dropout_rate=0.5", "a condition on no axis"),
-    ("variants=x", None),
+    ("variants=x", "'x' has no ':' after its name"),
+    ("variants=x:", None),
   ],
 )
 def test_bad_variants_are_one_line_config_errors(item, needle):

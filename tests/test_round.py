@@ -275,7 +275,7 @@ def test_memorize_round_labels_and_fit():
   from swapjax.config import Config
 
   cfg = Config(
-    study="memorize",
+    study="epochs",
     dataset="mnist",
     model="cnn_004",
     source="synthetic",

@@ -439,3 +439,15 @@ def test_program_chunks_are_initialised_one_after_another():
 
   states = study.init_states([program() for _ in range(3)])
   assert states == made and all(s.ready for s in states)
+
+
+def test_collapse_bounds_follow_the_task():
+  from swapjax import registry
+  from swapjax.config import apply_overrides
+
+  mnist = registry.get_config("memorize_mnist")
+  assert runner.collapse_bounds(mnist) == (0.5, 0.15)
+  five = apply_overrides(mnist, ["layers=flatten,dense:5"])
+  assert runner.collapse_bounds(five) == pytest.approx((0.6, 0.3))
+  for name in ("iris", "binary_addition", "regression", "logic_gates"):
+    assert runner.collapse_bounds(registry.get_config(name)) is None, name

@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from swapjax.config import STUDY_ALIASES
 from swapjax.report import curves, files, memorization, references, swap
 from swapjax.report.timing import timing_lines
 from swapjax.workdir import Workdir, atomic_write_text
 
 # The sections of each study kind in config.STUDY_KINDS.
-REPORTS = {"swap": swap.swap_report, "memorize": memorization.memorize_report}
+REPORTS = {"swap": swap.swap_report, "epochs": memorization.memorize_report}
 
 
 def write(workdir: str | Path) -> Path:
@@ -57,4 +58,5 @@ def _study_lines(meta: dict[str, Any], config: dict[str, Any], rows, plots: Path
     reference = references.experiment_reference(meta)
     extra = {"reference": reference["reported"], "true_parameters": reference["true_parameters"]}
     return curves.curves_report({**config, **extra}, rows, plots)
-  return REPORTS[config.get("study", "swap")](config, rows, plots)
+  study = config.get("study", "swap")
+  return REPORTS[STUDY_ALIASES.get(study, study)](config, rows, plots)
