@@ -30,7 +30,7 @@ from swapjax.cpu import onednn
 from swapjax.cpu import process as cpu_process
 from swapjax.layers import config_layers
 from swapjax.models import SpecNet, conv3x3_lax
-from swapjax.runner import _compile, _xla_peak_bytes
+from swapjax.programs import compile_programs, xla_peak_bytes
 
 SEQUENTIAL = "lax/sequential"  # the baseline: one model at a time (see _time_sequential)
 # The PyTorch reference: the same loop in eager PyTorch (benchmarks/torch_reference.py, needs
@@ -240,7 +240,7 @@ def _time_rounds(base, strategy: str, ds, repeats):
     t0 = time.perf_counter()
     compiled = built.round_fn.lower(*args(state)).compile()
     result["compile_s"] = time.perf_counter() - t0
-    result["xla_peak_bytes"] = _xla_peak_bytes(compiled)
+    result["xla_peak_bytes"] = xla_peak_bytes(compiled)
     fn = compiled
 
   def one_round():
@@ -528,11 +528,11 @@ def _time_groups(
 def _time_chunks(config, runs: int, ds, repeats, devices) -> dict:
   """A group's round as the runner runs it on a split CPU: its runs in equal chunks on the
   single devices (study.build_programs, each compiled once per device by the runner's
-  `_compile`), every chunk dispatched before any is awaited."""
+  `compile_programs`), every chunk dispatched before any is awaited."""
   config = dataclasses.replace(config, num_seeds=runs)
   programs = study.build_programs(config, {config.dataset: ds}, None, devices)
   states = study.init_states(programs)
-  programs, compile_s, _ = _compile(programs, states)
+  programs, compile_s, _ = compile_programs(programs, states)
 
   test_due = tests_every_round(config)
 

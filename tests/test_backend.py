@@ -13,7 +13,22 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "swapjax"
 # The engine: what a study computes, for any backend (DESIGN 11).
-ENGINE = ("config", "layers", "models", "train", "rounds", "state", "swap", "policies", "augment")
+ENGINE = (
+  "config",
+  "config.fields",
+  "config.values",
+  "config.runs",
+  "config.validation",
+  "config.overrides",
+  "layers",
+  "models",
+  "train",
+  "rounds",
+  "state",
+  "swap",
+  "policies",
+  "augment",
+)
 
 
 def _module_name(path: Path, root: Path) -> str:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import tiny_swap_config
 
-from swapjax import runner, workdir
+from swapjax import health, progress, runner, workdir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -397,19 +397,19 @@ def test_eta_is_a_budget_bound_with_an_estimate_when_runs_are_fitting():
   cfg = registry.get_config("memorize_mnist")  # early_stop, fit_target 0.99, 1,000 epochs
   times = [2.0] * 4
   history = [(np.array([0.5 + 0.1 * i, 0.3 + 0.05 * i]), np.array([True, True])) for i in range(4)]
-  text = runner._eta(cfg, times, 3, history)
+  text = progress.eta(cfg, times, 3, history)
   # Budget: 996 rounds left x 2 s. Slowest run: 0.45 now, +0.05 a round -> 11 rounds -> 22 s.
   assert text == "ETA <= 1992 s (fit in ~22 s at the current pace)"
   flat = [(np.array([0.5, 0.3]), np.array([True, True]))] * 4
-  assert runner._eta(cfg, times, 3, flat) == "ETA <= 1992 s"  # no progress: no estimate
+  assert progress.eta(cfg, times, 3, flat) == "ETA <= 1992 s"  # no progress: no estimate
   no_stop = dataclasses.replace(cfg, early_stop=False)
-  assert runner._eta(no_stop, times, 3, history) == "ETA 1992 s"
+  assert progress.eta(no_stop, times, 3, history) == "ETA 1992 s"
   # The round a run reaches the target it is still marked active (its metrics' `active` is the
   # round's input): no negative estimate (the main job printed "fit in ~-5 s").
   reached = [
     (np.array([0.989 + 0.002 * i, 0.992 + 0.002 * i]), np.array([True, True])) for i in range(4)
   ]
-  assert runner._eta(cfg, times, 3, reached) == "ETA <= 1992 s (fit in ~0 s at the current pace)"
+  assert progress.eta(cfg, times, 3, reached) == "ETA <= 1992 s (fit in ~0 s at the current pace)"
 
 
 def test_program_chunks_are_initialised_one_after_another():
@@ -446,8 +446,20 @@ def test_collapse_bounds_follow_the_task():
   from swapjax.config import apply_overrides
 
   mnist = registry.get_config("memorize_mnist")
-  assert runner.collapse_bounds(mnist) == (0.5, 0.15)
+  assert health.collapse_bounds(mnist) == (0.5, 0.15)
   five = apply_overrides(mnist, ["layers=flatten,dense:5"])
-  assert runner.collapse_bounds(five) == pytest.approx((0.6, 0.3))
+  assert health.collapse_bounds(five) == pytest.approx((0.6, 0.3))
   for name in ("iris", "binary_addition", "regression", "logic_gates"):
-    assert runner.collapse_bounds(registry.get_config(name)) is None, name
+    assert health.collapse_bounds(registry.get_config(name)) is None, name
+
+
+def test_config_json_records_the_reference_numbers_and_protocol():
+  from swapjax.experiments import binary_addition
+
+  from swapjax import registry
+
+  meta = runner._meta(registry.get_config("binary_addition"), "binary_addition", "generated", 7)
+  assert meta["reference"]["reported"] == binary_addition.REFERENCE
+  assert meta["reference"]["reported"]["sigmoid"]["test_acc"] == 0.745
+  assert meta["protocol"].startswith(binary_addition.__doc__.strip().splitlines()[0])
+  json.dumps(meta)  # config.json holds it

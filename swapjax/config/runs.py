@@ -1,0 +1,170 @@
+"""The runs of a study: the run axes, the variants, one config per compiled program, and the
+run table (one dict per run, in run order) with each run's group name.
+
+A study's runs are the product of its run-axis fields (tuples) and the seeds. Traced axes are
+numbers the compiled program reads per run; a static axis's values, and each variant, are
+programs of their own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Any
+
+from swapjax.config.fields import Config, ConfigError
+from swapjax.config.values import field_of, parse_value
+
+RUN_AXES = (
+  "condition",
+  "warmup",
+  "learning_rate",
+  "label_corruption",
+  "input_corruption",
+  "train_fraction",
+  "dropout_rate",
+  "leaky_slope",
+  "augment_flip",
+  "augment_rotation",
+  "target_noise",
+  "seed",
+)
+# Run axes whose values are numbers the compiled program reads per run (RunArrays.numbers).
+TRACED_AXES = ("learning_rate", "dropout_rate", "leaky_slope", "augment_flip", "augment_rotation")
+# Run axes whose values change shapes or loop lengths: each value is its own compiled program.
+STATIC_AXES = ("train_fraction",)
+
+
+def run_table(config: Config) -> list[dict[str, Any]]:
+  """One dict per run, in run order: the product of the run-axis fields and the seeds; with
+  `variants`, each variant's runs in turn, named by a `variant` entry."""
+  if config.variants:
+    return [run for v in variant_configs(config) for run in run_table(v)]
+  product = itertools.product(
+    *(_axis_values(config, axis) for axis in RUN_AXES[:-1]), range(config.num_seeds)
+  )
+  table = [dict(zip(RUN_AXES, values, strict=True)) for values in product]
+  if config.input_corruption_true_labels and len(config.label_corruption) > 1:
+    lowest = min(config.label_corruption)
+    table = [r for r in table if r["input_corruption"] == "none" or r["label_corruption"] == lowest]
+  if config.variant:
+    table = [{"variant": config.variant, **r} for r in table]
+  return table
+
+
+def group_names(config: Config, table: list[dict[str, Any]]) -> list[str]:
+  """`group_name` of every run of `table` (the variants parsed once)."""
+  variants = {v.variant: v for v in variant_configs(config)} if config.variants else {}
+  return [_group_name(variants.get(run.get("variant"), config), run) for run in table]
+
+
+def group_name(config: Config, run: dict[str, Any]) -> str:
+  """The group a run belongs to, e.g. `vgg_like` or `train_fraction=0.2,dropout_rate=0.5`: its
+  variant's name, then its values of `config.group_by` and of the other run axes (seed aside)
+  that vary in its variant; `all` if none."""
+  if run.get("variant") and config.variants:
+    config = {v.variant: v for v in variant_configs(config)}[run["variant"]]
+  return _group_name(config, run)
+
+
+def _group_name(config: Config, run: dict[str, Any]) -> str:
+  axes = [
+    axis
+    for axis in RUN_AXES
+    if axis in config.group_by or (axis != "seed" and len(_axis_values(config, axis)) > 1)
+  ]
+  values = ",".join(f"{axis}={run[axis]}" for axis in axes)
+  return ",".join(filter(None, (run.get("variant"), values))) or "all"
+
+
+def _axis_values(config: Config, axis: str) -> tuple:
+  return config.conditions if axis == "condition" else getattr(config, axis)
+
+
+def program_configs(config: Config) -> list[Config]:
+  """One config per compiled program: each variant narrowed to one value of each static axis."""
+  return [
+    dataclasses.replace(v, train_fraction=(f,))
+    for v in variant_configs(config)
+    for f in v.train_fraction
+  ]
+
+
+# Keys a variant may not change: they are the study's, shared by all its programs.
+STUDY_KEYS = (
+  "tensorboard",
+  "study",
+  "rounds",
+  "num_seeds",
+  "seed",
+  "variants",
+  "variant",
+  "groups",
+  "test_every",
+  "early_stop",
+  "on_nan",
+  "checkpoint_keep",
+  "source",
+  "pool_size",
+  "holdout_size",
+  "test_from_train",
+  "mesh_runs",
+  "mesh_data",
+  "runs_per_device",
+  "cpu_devices",
+  "report",
+)
+
+
+def parse_variants(text: str) -> list[tuple[str, dict[str, Any]]]:
+  """`name:key=value+key=value;name2:...` -> [(name, {key: typed value})]."""
+
+  def bad(why: str) -> ConfigError:
+    return ConfigError(f"variants={text}: each variant is name:key=value+...; {why}")
+
+  out = []
+  for entry in filter(None, (e.strip() for e in text.split(";"))):
+    name, sep, body = entry.partition(":")
+    name = name.strip()
+    if not sep and "=" in entry:
+      raise bad(f"'{entry}' has no name (name:{entry})")
+    if not sep:
+      raise bad(f"'{entry}' has no ':' after its name ('{entry}:' keeps the study's values)")
+    if not name:
+      raise bad(f"'{entry}' has no name before its ':'")
+    if any(c in name for c in "=,+"):
+      raise bad(f"'{name}' is not a name (no '=', ',' or '+')")
+    changes = {}
+    for item in filter(None, (i.strip() for i in body.split("+"))):
+      key, eq, value = item.partition("=")
+      if not eq:
+        raise ConfigError(f"variants: '{item}' in '{name}' is not key=value")
+      key = field_of(key.strip())
+      if key in STUDY_KEYS:
+        raise ConfigError(f"variants: '{name}' sets {key}, which is the whole study's")
+      changes[key] = parse_value(key, value)
+    out.append((name, changes))
+  names = [n for n, _ in out]
+  if len(set(names)) != len(names):
+    raise bad(f"names repeat ({', '.join(sorted({n for n in names if names.count(n) > 1}))})")
+  if not out:
+    raise bad("none given")
+  return out
+
+
+def variant_configs(config: Config) -> list[Config]:
+  """One config per variant (the config itself if it has none)."""
+  if not config.variants:
+    return [config]
+  variants = parse_variants(config.variants)
+  unknown = set(config.groups) - {name for name, _ in variants}
+  if unknown:
+    raise ConfigError(
+      f"groups={','.join(sorted(unknown))}: not a variant of this study; variants: "
+      + ", ".join(name for name, _ in variants)
+    )
+  return [
+    dataclasses.replace(config, variants="", groups=(), variant=name, **changes)
+    for name, changes in variants
+    if not config.groups or name in config.groups
+  ]

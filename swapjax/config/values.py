@@ -1,0 +1,58 @@
+"""`--set key=text` read as a field and a typed value: `section.name` or a bare `name` names the
+field (swapjax.sections), the field's type says how the text parses, tuples take
+comma-separated values. Applying overrides to a config is swapjax.config.overrides.
+"""
+
+from __future__ import annotations
+
+import typing
+
+from swapjax import sections
+from swapjax.config.fields import STUDY_ALIASES, ConfigError, field_types
+
+
+def field_of(key: str) -> str:
+  """The field a `--set` key names (`section.name` or `name`); ConfigError if none."""
+  try:
+    return sections.field_of(key, field_types())
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+
+
+def parse_value(key: str, text: str):
+  """Parses `text` as the type of the field `key` names (`section.name` or `name`,
+  swapjax.sections); tuples take comma-separated values."""
+  key = field_of(key)
+  kind = field_types()[key]
+  if typing.get_origin(kind) is tuple:
+    inner = typing.get_args(kind)[0]
+    parts = [p for p in text.split(",") if p.strip()]
+    if not parts and not text.strip():
+      return ()  # `--set key=`: the empty list (validation says if the key needs values)
+    if not parts:
+      raise ConfigError(f"--set {key}={text}: expected a comma-separated list")
+    return tuple(_parse_scalar(inner, p, key) for p in parts)
+  value = _parse_scalar(kind, text, key)
+  return STUDY_ALIASES.get(value, value) if key == "study" else value
+
+
+def _parse_scalar(kind: type, text: str, key: str):
+  text = text.strip()
+  if kind is bool:
+    low = text.lower()
+    if low in ("1", "true", "yes", "on"):
+      return True
+    if low in ("0", "false", "no", "off"):
+      return False
+    raise ConfigError(f"--set {key}={text}: expected true or false")
+  if kind is int:
+    try:
+      return int(text.replace("_", ""))
+    except ValueError:
+      raise ConfigError(f"--set {key}={text}: expected an integer") from None
+  if kind is float:
+    try:
+      return float(text)
+    except ValueError:
+      raise ConfigError(f"--set {key}={text}: expected a number") from None
+  return text

@@ -1,0 +1,112 @@
+"""How a study stops: diverged or collapsed runs (stopped or frozen), signals, exit statuses."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+import numpy as np
+
+from swapjax import study
+from swapjax.config import Config
+from swapjax.layers import chance_accuracy
+from swapjax.progress import TRAIN_ACC, train_acc
+
+EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped cleanly at a round boundary; rerun to resume
+
+
+EXIT_DIVERGED = 3
+
+
+class StudyStopped(Exception):  # noqa: N818 - a control-flow outcome, not an error
+  """Raised to end a study early with an exit status and a message."""
+
+  def __init__(self, code: int, message: str):
+    super().__init__(message)
+    self.code = code
+
+
+class StopFlag:
+  """SIGTERM/SIGINT: finish the round in flight, checkpoint, exit."""
+
+  def __init__(self):
+    self.signal = None
+
+  def __enter__(self):
+    self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.signal is not None:  # second signal: stop now
+      raise KeyboardInterrupt
+    self.signal = signal.Signals(signum).name
+    print(
+      f"swapjax: {self.signal} received; finishing the round in flight, then saving",
+      file=sys.stderr,
+      flush=True,
+    )
+
+  def __exit__(self, *exc):
+    for s, handler in self._old.items():
+      signal.signal(s, handler)
+
+
+def best_train_acc(rows) -> dict[int, float]:
+  """{run: highest training accuracy so far} from metrics rows (the lowest over members)."""
+  best: dict[int, float] = {}
+  for row in rows:
+    values = [v for k, v in row.items() if k.endswith(TRAIN_ACC) and v is not None]
+    if values:
+      best[row["run"]] = max(best.get(row["run"], 0.0), min(values))
+  return best
+
+
+def collapse_bounds(config: Config) -> tuple[float, float] | None:
+  """(from, to): a run collapsed when its training accuracy falls to `to` (1.5 x chance) after
+  it was above `from` (0.5 and 3 x chance): report 003's collapse at 4,000 epochs, 10 classes
+  (0.15 after 0.5). None where the task cannot tell a collapse from a poor fit: regression, and
+  chance of 1/3 or more (iris' 3 classes, sigmoid bits), where 3 x chance is not reachable."""
+  chance = chance_accuracy(config)
+  if chance is None or 3 * chance >= 1.0:
+    return None
+  return max(0.5, 3 * chance), round(1.5 * chance, 12)
+
+
+def unhealthy(built, metrics, best_acc: dict[int, float]) -> dict[int, str]:
+  """{local run: why} for runs whose loss is not finite, or whose training accuracy fell back
+  to chance (`collapse_bounds`); `best_acc` (by study-wide run id) is updated."""
+  why = {int(r): "NaN/Inf loss" for r in study.nonfinite_runs(built, metrics)}
+  acc = train_acc(metrics)
+  bounds = collapse_bounds(built.config)
+  for r, run_id in enumerate(built.run_ids):
+    best = best_acc.get(run_id, 0.0)
+    fell = bounds and best > bounds[0] and np.isfinite(acc[r]) and acc[r] <= bounds[1]
+    if fell and r not in why:
+      why[r] = f"collapse (training accuracy {acc[r]:.3f} after {best:.3f})"
+    if np.isfinite(acc[r]):
+      best_acc[run_id] = max(best, float(acc[r]))
+  return why
+
+
+def check_health(config: Config, built, state, active, metrics, rnd, table, best_acc, ckpt, wd):
+  """Stops the study (on_nan=stop) or freezes the runs (`active` on the host) that diverged or
+  collapsed."""
+  why = unhealthy(built, metrics, best_acc)
+  bad = [r for r in why if active[r]]
+  if not bad:
+    return state
+  described = ", ".join(
+    f"run {built.run_ids[r]} ({', '.join(f'{k}={v}' for k, v in table[built.run_ids[r]].items())})"
+    f": {why[r]}"
+    for r in bad[:5]
+  )
+  if config.on_nan == "stop":
+    ckpt.close()
+    raise StudyStopped(
+      EXIT_DIVERGED,
+      f"round {rnd + 1}: {described}; stopped, the last good checkpoint is round {rnd} in "
+      f"{wd.checkpoint_dir} (--set on_nan=freeze continues the other runs)",
+    )
+  print(f"swapjax: froze {described} at round {rnd + 1}", flush=True)
+  return state._replace(active_R=state.active_R.at[np.asarray(bad)].set(False))

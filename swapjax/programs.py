@@ -1,0 +1,134 @@
+"""Compiling a study's programs, and the timing report (timing.json) of their rounds."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+from swapjax import backend, report
+
+
+def compile_programs(programs, states):
+  """AOT-compiles each program's round once per device (its chunks on one device share it);
+  returns the programs with compiled rounds and the compile seconds per program.
+
+  One program at a time: XLA:CPU compiles one program on several cores already (on 2 cores the
+  binary-addition study's 7 programs took 22.1 / 23.5 s one at a time, 27.6 / 26.1 s two at a
+  time in threads). Chunks on other single devices (a split CPU, `runs_per_device`) compile
+  the program for their device: JAX's public API loads an executable only on the device it was
+  compiled for, and the persistent compilation cache keeps each device's code for later runs."""
+  results, peak = {}, {}
+  start = time.perf_counter()
+  for built, state in zip(programs, states, strict=True):
+    key = (built.program, getattr(built.device, "id", None))
+    if built.driver != "scan" or key in results:
+      continue
+    t0 = time.perf_counter()
+    done = built.round_fn.lower(state, built.pool, built.runs, np.asarray(False)).compile()
+    results[key] = (done, time.perf_counter() - t0)
+  if len(results) > 1:
+    print(f"swapjax: {len(results)} compilations took {time.perf_counter() - start:.1f} s")
+  built_of = {(p.program, getattr(p.device, "id", None)): p for p in programs}
+  per_program = {}
+  for key, (done, took) in results.items():
+    built = built_of[key]
+    per_program[built.program] = per_program.get(built.program, 0.0) + took
+    peak[built.program] = xla_peak_bytes(done)
+    groups = sorted({g for p in programs if p.program == built.program for g in p.groups})
+    per_run, _ = built.memory_estimate
+    print(
+      f"swapjax: compiled the round of {len(built.runs_table)} runs x "
+      f"{built.config.members} members ({', '.join(groups)}) in {took:.1f} s"
+      + (f" for {built.device}" if built.device else "")
+      + f"; memory: ~{report.format_bytes(per_run)} per run (estimate), XLA's figure per "
+      + f"call {report.format_bytes(peak[built.program])}",
+      flush=True,
+    )
+  compiled = []
+  for built in programs:
+    key = (built.program, getattr(built.device, "id", None))
+    if key in results:
+      built = dataclasses.replace(built, round_fn=results[key][0])
+    compiled.append(built)
+  return compiled, per_program, peak
+
+
+def xla_peak_bytes(compiled) -> int | None:
+  """XLA's figure for a compiled program's device memory: arguments + outputs + temporaries -
+  donated (aliased) buffers. (`peak_memory_in_bytes` on XLA:CPU counts the arguments only.)"""
+  try:
+    stats = compiled.memory_analysis()
+  except Exception:  # noqa: BLE001 - not every backend reports it
+    return None
+  if stats is None:
+    return None
+  parts = ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes")
+  return int(sum(getattr(stats, p, 0) for p in parts) - getattr(stats, "alias_size_in_bytes", 0))
+
+
+def timing_report(meta, programs, compile_s, peak_bytes, times, finished_early) -> dict[str, Any]:
+  round_times, program_times = times
+  steady = round_times[1:] if len(round_times) > 1 else round_times
+  steady_programs = program_times[1:] if len(program_times) > 1 else program_times
+
+  def program_median(i):
+    values = [t[i] for t in steady_programs if i in t]
+    return statistics.median(values) if values else None
+
+  of = lambda i: [p for p in programs if p.program == i]  # noqa: E731
+  return {
+    "backend": jax.default_backend(),
+    "device": meta["device"],
+    "device_count": jax.device_count(),
+    "jax": jax.__version__,
+    "compile_s": sum(compile_s.values()),
+    "programs": [
+      {
+        "program": i,
+        "variant": of(i)[0].config.variant,
+        "train_fraction": of(i)[0].config.train_fraction[0],
+        "groups": sorted({g for p in of(i) for g in p.groups}),
+        "runs": sum(len(p.runs_table) for p in of(i)),
+        "runs_per_call": len(of(i)[0].runs_table),
+        "calls_per_round": len(of(i)),
+        "rnn_impl": backend.rnn_impl(of(i)[0].config),
+        "compile_s": compile_s.get(i, 0.0),
+        "memory_estimate_bytes_per_run": of(i)[0].memory_estimate[0],
+        "memory_estimate_bytes_per_program": of(i)[0].memory_estimate[1],
+        "xla_peak_bytes_per_call": peak_bytes.get(i),
+        # Seconds until the program's results each round (its own time on one device).
+        "round_s_median": program_median(i),
+      }
+      for i in sorted({p.program for p in programs})
+    ],
+    "schedule": "interleaved: every program runs round r before any runs round r + 1",
+    "rounds_timed": len(round_times),
+    "round_s": round_times,
+    "conv_impl": programs[0].conv_impl,
+    "rnn_impl": rnn_impls(programs),
+    "driver": programs[0].driver,
+    "round_s_median": statistics.median(steady) if steady else float("nan"),
+    "round_s_min": min(steady) if steady else float("nan"),
+    "round_s_max": max(steady) if steady else float("nan"),
+    "finished_early": finished_early,
+  }
+
+
+def rnn_impls(programs) -> str | None:
+  """The recurrences' formulation: one name, or the most common one and the groups of the
+  others (`native; fused for units128`); None without recurrent layers."""
+  by_impl = {}
+  for p in programs:
+    impl = backend.rnn_impl(p.config)
+    if impl:
+      by_impl.setdefault(impl, set()).update(p.groups)
+  if not by_impl:
+    return None
+  common = max(by_impl, key=lambda impl: len(by_impl[impl]))
+  others = [f"{impl} for {', '.join(sorted(g))}" for impl, g in by_impl.items() if impl != common]
+  return "; ".join([common, *others])
