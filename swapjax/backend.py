@@ -1,8 +1,8 @@
-"""The one door to backend-specific code: the engine asks here for its kernels and compilation.
+"""The one door to backend-specific code: the engine asks here for its kernels and devices.
 
 GPUs and TPUs run the engine's JAX code as it is. On a CPU, swapjax.cpu adds oneDNN's
-convolutions and a C++ recurrence through jax.ffi, a whole-epoch C++ trainer, XLA:CPU flags,
-a CPU split into several devices and compiled code shared between those devices. This module
+convolutions and a C++ recurrence through jax.ffi, a whole-epoch C++ trainer, XLA:CPU flags
+and a CPU split into several devices. This module
 is the only one that imports swapjax.cpu, and only when the platform is the CPU, so a GPU or
 TPU run never loads it (tests/test_backend.py). The engine (config, layers, models, train,
 rounds, state, swap, policies) imports nothing of either: it receives functions.

@@ -22,8 +22,9 @@ def main(argv):
   if len(argv) > 1:
     _fail(f"unexpected arguments: {' '.join(argv[1:])}")
   if swapflags.LIST.value:
+    width = max(map(len, registry.names()))
     for name in registry.names():
-      print(f"{name:18s} {registry.describe(name)}")
+      print(f"{name:{width}s} {registry.describe(name)}")
     return
   name = swapflags.EXPERIMENT.value
   if name is None:

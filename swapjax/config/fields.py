@@ -58,7 +58,7 @@ STUDY_KINDS = {
   "epochs": StudyKind(halves=1, members=1, round_key="epoch", swaps=False, tests_every_round=False),
 }
 STUDIES = tuple(STUDY_KINDS)
-# Earlier names of study kinds, read from old workdirs and users' `--set study=...`.
+# Other names of study kinds, read from old workdirs and users' `--set study=...`.
 STUDY_ALIASES = {"memorize": "epochs"}
 DATASETS = (*IMAGE_DATASETS, *GENERATED_DATASETS)
 SOURCES = ("auto", "files", "tfds", "bundled", "synthetic")
