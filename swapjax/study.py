@@ -1,4 +1,5 @@
-"""Building a study from its config: device pool, per-run condition arrays, initial state, and
+"""Building a study from its config: its compiled programs (initial state and round) over
+chunks of runs, with their device data from swapjax.pool (whose loaders study re-exports), and
 the host-side rows written to `metrics.jsonl`.
 
 Runs that share a seed share their initial networks, their A/B split and their shuffles, so
@@ -16,18 +17,15 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from swapjax import backend, memory, prefixes, rounds, train
+from swapjax import backend, memory, rounds, train
 from swapjax import data as datalib
 from swapjax import mesh as meshlib
-from swapjax.config import (
-  TRACED_AXES,
-  Config,
-  ConfigError,
-  group_names,
-  program_configs,
-  run_table,
-)
-from swapjax.layers import config_layers
+from swapjax.config import Config, ConfigError, group_names, program_configs, run_table
+from swapjax.pool import build_pool, build_runs, eval_forests
+from swapjax.pool import load_data as load_data
+from swapjax.pool import load_datasets as load_datasets
+from swapjax.pool import resolve_sizes as resolve_sizes
+from swapjax.pool import run_targets as run_targets
 from swapjax.state import Pool, RunArrays, StudyState
 
 
@@ -52,109 +50,6 @@ class Study:
   memory_estimate: tuple[int, int] = (0, 0)  # bytes per run, per program (swapjax.memory)
 
 
-# ------------------------------------------------------------------ data
-def _input_variant(images: np.ndarray, kind: str, rng: np.random.Generator, stats):
-  """Zhang et al.'s input corruptions, applied to a uint8 image set."""
-  if kind == "none" or not len(images):
-    return images
-  flat = images.reshape(len(images), -1)
-  if kind == "shuffled_pixels":
-    return flat[:, stats["fixed_perm"]].reshape(images.shape)
-  if kind == "random_pixels":
-    return np.take_along_axis(
-      flat, rng.permuted(np.tile(np.arange(flat.shape[1]), (len(flat), 1)), axis=1), axis=1
-    ).reshape(images.shape)
-  # gaussian: the data's mean and standard deviation, rounded and clipped to uint8.
-  noise = rng.normal(stats["mean"], stats["std"], images.shape)
-  return np.clip(np.rint(noise), 0, 255).astype(np.uint8)
-
-
-def run_targets(
-  config: Config, seed: int, corruption: float, pool_labels: np.ndarray, all_labels: np.ndarray
-) -> np.ndarray:
-  """The report's random labels (a permutation of all training labels, first P), given to a
-  random `corruption` fraction of the pool; the rest keep their true labels."""
-  rng = np.random.default_rng([config.seed, seed, 1])
-  random_labels = all_labels[rng.permutation(len(all_labels))][: len(pool_labels)]
-  n_corrupt = int(round(corruption * len(pool_labels)))
-  corrupt = rng.permutation(len(pool_labels))[:n_corrupt]
-  labels = pool_labels.copy()
-  labels[corrupt] = random_labels[corrupt]
-  return labels
-
-
-def build_pool(config: Config, ds: datalib.Dataset, table) -> Pool:
-  p, t = config.train_pool, config.holdout_size
-  if config.test_from_train:
-    t = config.test_from_train
-  if len(ds.train_images) < p:
-    raise datalib.DataError(
-      f"{ds.source}: {len(ds.train_images)} training images, pool_size={p} asked for"
-    )
-  if len(ds.test_images) < t:
-    raise datalib.DataError(
-      f"{ds.source}: {len(ds.test_images)} test images, holdout_size={t} asked for"
-    )
-  images, labels = ds.train_images[:p], ds.train_labels[:p]
-  holdout, holdout_labels = ds.test_images[:t], ds.test_labels[:t]
-  if ds.holdout_images is not None:
-    extra = ds.holdout_images[: config.holdout_size]
-    extra_labels = ds.holdout_labels[: config.holdout_size]
-  else:
-    extra = np.zeros((0, *images.shape[1:]), np.uint8)
-    extra_labels = np.zeros(0, np.int32)
-  stats = {}  # of the pool's images, computed once if a run corrupts its inputs
-  variants, variant_of = [(images, holdout, extra)], {}
-  labels_rows = []
-  for run in table:
-    key = (run["input_corruption"], run["seed"])
-    if run["input_corruption"] != "none" and key not in variant_of:
-      rng = np.random.default_rng([config.seed, run["seed"], 2])
-      stats = stats or {"mean": float(images.mean()), "std": float(images.std())}
-      stats["fixed_perm"] = rng.permutation(images[0].size)
-      variants.append(
-        (
-          _input_variant(images, key[0], rng, stats),
-          _input_variant(holdout, key[0], rng, stats),
-          _input_variant(extra, key[0], rng, stats),
-        )
-      )
-      variant_of[key] = len(variants) - 1
-    row = run_targets(config, run["seed"], run["label_corruption"], labels, ds.train_labels)
-    if run["target_noise"]:  # regression targets with Gaussian noise, drawn per seed
-      rng = np.random.default_rng([config.seed, run["seed"], 3])
-      row = row + (run["target_noise"] * rng.normal(size=row.shape)).astype(row.dtype)
-    labels_rows.append(row)
-  variant_R = [variant_of.get((r["input_corruption"], r["seed"]), 0) for r in table]
-  return Pool(
-    jnp.asarray(np.stack([v[0] for v in variants])),
-    jnp.asarray(np.stack(labels_rows)),
-    jnp.asarray(variant_R, jnp.int32),
-    jnp.asarray(np.stack([v[1] for v in variants])),
-    jnp.asarray(holdout_labels),
-    jnp.asarray(np.stack([v[2] for v in variants])),
-    jnp.asarray(extra_labels),
-  )
-
-
-def build_runs(config: Config, table) -> RunArrays:
-  tables = config.schedules()
-  # Every condition of the study, not only this table's: chunks of runs share one shape.
-  width = max(len(tables[name]) for name in {*config.conditions, *(r["condition"] for r in table)})
-  thr = np.full((len(table), width), np.iinfo(np.int32).max, np.int32)
-  ks = np.zeros((len(table), width), np.int32)
-  for i, run in enumerate(table):
-    for j, (t, k) in enumerate(tables[run["condition"]]):
-      thr[i, j], ks[i, j] = t, k
-  return RunArrays(
-    jnp.asarray([r["seed"] for r in table], jnp.int32),
-    jnp.asarray([r["warmup"] for r in table], jnp.int32),
-    {axis: jnp.asarray([r[axis] for r in table], jnp.float32) for axis in TRACED_AXES},
-    jnp.asarray(thr),
-    jnp.asarray(ks),
-  )
-
-
 # ------------------------------------------------------------------ build
 def build(config: Config, ds: datalib.Dataset, mesh=None) -> Study:
   """Builds the study as one compiled program over all its runs; with a `mesh`, runs are
@@ -173,29 +68,17 @@ def init_states(programs) -> list:
   return [jax.block_until_ready(p.init_state(p.runs)) for p in programs]
 
 
-def build_whole(config: Config, ds: datalib.Dataset, mesh=None, chunk: int = 0) -> Study:
-  """The study's functions, compiled for chunks of `chunk` runs (all if 0), with the pool and
-  run arrays of every run, not yet placed on the mesh (`chunks` splits and places them)."""
-  table = run_table(config)
-  size = chunk or len(table)
-  kernels = backend.kernels(config)
-  driver = backend.default_driver() if config.driver == "auto" else config.driver
-  model = kernels.model(config)
-  optimizer = train.make_optimizer(config)
-  train_epoch = train.make_train_epoch(config, model, optimizer, driver, mesh, kernels.train_epoch)
-  eval_model = kernels.eval_model(config)
-  pool = build_pool(config, ds, table)
-  forests = eval_forests(config, pool)
-  evaluate = train.make_evaluate(config, eval_model, config.eval_population, forests)
-  evaluate = jax.jit(evaluate, static_argnames="part")
-  runs = build_runs(config, table)
+def make_init_state(config: Config, model, optimizer, image_shape):
+  """Returns `init_state(runs) -> StudyState`: each run's networks from its seed's `k_init`,
+  its halves from `k_split` (a random split of the pool, or the first N positions for a
+  single-model study that does not split per seed), nothing seen, every run active."""
   members, halves = config.members, config.kind.halves
   n, p = config.half_size, config.train_pool
 
   def init_state(runs: RunArrays) -> StudyState:
     k_init, k_split, _ = rounds.run_purpose_keys(rounds.run_keys(config.seed, runs.seed_R))
     params, opt_state = jax.vmap(
-      lambda k: train.init_members(model, optimizer, k, members, ds.image_shape)
+      lambda k: train.init_members(model, optimizer, k, members, image_shape)
     )(k_init)
     r = runs.seed_R.shape[0]
     if halves == 2 or config.split_per_seed:
@@ -214,33 +97,60 @@ def build_whole(config: Config, ds: datalib.Dataset, mesh=None, chunk: int = 0) 
       jnp.zeros((), jnp.int32),
     )
 
-  round_fn = rounds.ROUND_MAKERS[config.study](config, train_epoch, evaluate)
+  return init_state
+
+
+def compile_on_mesh(init_state, round_fn, driver: str, mesh, pool: Pool, runs: RunArrays, size):
+  """(init_fn, round_fn) jitted for chunks of `size` runs sharded on the mesh's `runs` axis
+  (the round only with the scan driver; the host driver's epoch dispatches its own steps)."""
   init_options = backend.init_compiler_options()
+  first_pool, first_runs = _take_runs(pool, runs, slice(0, size))
+  state_sh = meshlib.run_shardings(mesh, jax.eval_shape(init_state, first_runs), size)
+  pool_sh = meshlib.run_shardings(mesh, first_pool, size)
+  runs_sh = meshlib.run_shardings(mesh, first_runs, size)
+  metrics_sh = NamedSharding(mesh, PartitionSpec("runs"))
+  init_fn = jax.jit(
+    init_state,
+    in_shardings=(runs_sh,),
+    out_shardings=state_sh,
+    compiler_options=init_options,
+  )
+  if _split_host(mesh):  # the partitions' QRs at once could deadlock (init_states)
+    init_fn = _init_then_place(jax.jit(init_state, compiler_options=init_options), state_sh)
+  if driver == "scan":
+    round_fn = jax.jit(
+      round_fn,
+      in_shardings=(state_sh, pool_sh, runs_sh, NamedSharding(mesh, PartitionSpec())),
+      out_shardings=(state_sh, metrics_sh),
+      donate_argnums=(0,),
+    )
+  return init_fn, round_fn
+
+
+def build_whole(config: Config, ds: datalib.Dataset, mesh=None, chunk: int = 0) -> Study:
+  """The study's functions, compiled for chunks of `chunk` runs (all if 0), with the pool and
+  run arrays of every run, not yet placed on the mesh (`chunks` splits and places them)."""
+  table = run_table(config)
+  kernels = backend.kernels(config)
+  driver = backend.default_driver() if config.driver == "auto" else config.driver
+  model = kernels.model(config)
+  optimizer = train.make_optimizer(config)
+  train_epoch = train.make_train_epoch(config, model, optimizer, driver, mesh, kernels.train_epoch)
+  eval_model = kernels.eval_model(config)
+  pool = build_pool(config, ds, table)
+  forests = eval_forests(config, pool)
+  evaluate = train.make_evaluate(config, eval_model, config.eval_population, forests)
+  evaluate = jax.jit(evaluate, static_argnames="part")
+  runs = build_runs(config, table)
+  init_state = make_init_state(config, model, optimizer, ds.image_shape)
+  round_fn = rounds.ROUND_MAKERS[config.study](config, train_epoch, evaluate)
   if mesh is None:
-    init_fn = jax.jit(init_state, compiler_options=init_options)
+    init_fn = jax.jit(init_state, compiler_options=backend.init_compiler_options())
     if driver == "scan":
       round_fn = jax.jit(round_fn, donate_argnums=(0,))
   else:
-    first_pool, first_runs = _take_runs(pool, runs, slice(0, size))
-    state_sh = meshlib.run_shardings(mesh, jax.eval_shape(init_state, first_runs), size)
-    pool_sh = meshlib.run_shardings(mesh, first_pool, size)
-    runs_sh = meshlib.run_shardings(mesh, first_runs, size)
-    metrics_sh = NamedSharding(mesh, PartitionSpec("runs"))
-    init_fn = jax.jit(
-      init_state,
-      in_shardings=(runs_sh,),
-      out_shardings=state_sh,
-      compiler_options=init_options,
-    )
-    if _split_host(mesh):  # the partitions' QRs at once could deadlock (init_states)
-      init_fn = _init_then_place(jax.jit(init_state, compiler_options=init_options), state_sh)
-    if driver == "scan":
-      round_fn = jax.jit(
-        round_fn,
-        in_shardings=(state_sh, pool_sh, runs_sh, NamedSharding(mesh, PartitionSpec())),
-        out_shardings=(state_sh, metrics_sh),
-        donate_argnums=(0,),
-      )
+    size = chunk or len(table)
+    init_fn, round_fn = compile_on_mesh(init_state, round_fn, driver, mesh, pool, runs, size)
   return Study(
     config,
     table,
@@ -271,25 +181,6 @@ def _init_then_place(init_fn, shardings):
     return jax.device_put(init_fn(jax.device_put(runs, first)), shardings)
 
   return init
-
-
-def eval_forests(config: Config, pool: Pool) -> dict:
-  """{part: prefixes.Forest} of the evaluation sets whose distinct prefixes a causal sequence
-  network evaluates once each (`eval_shared_prefixes`), where that halves the work or better."""
-  if not (config.eval_shared_prefixes and prefixes.causal(config_layers(config))):
-    return {}
-  forests = {}
-  parts = {
-    "pool": pool.images_VxPxHxWxC,
-    "test": pool.holdout_images_VxTxHxWxC,
-    "holdout": pool.extra_images_VxExHxWxC,
-  }
-  for part, sequences in parts.items():
-    if sequences.ndim == 4 and sequences.shape[1]:  # (V, N, T, F)
-      forest = prefixes.build(np.asarray(sequences))
-      if prefixes.worth_it(forest):
-        forests[part] = forest
-  return forests
 
 
 def _take_runs(pool: Pool, runs: RunArrays, which: slice):
@@ -394,58 +285,6 @@ def build_programs(config: Config, ds, meshes=None, devices=None) -> list[Study]
     )
     programs += chunks(whole, size, mesh, devices)
   return programs
-
-
-def load_data(config: Config, data_dir: str | None, tfds_data_dir: str | None):
-  """The dataset; with `test_from_train`, its test set is the training images after the pool
-  and its own test images become the holdout set."""
-  ds = datalib.load(
-    config.dataset,
-    config.source,
-    data_dir,
-    tfds_data_dir,
-    num_train=config.data_size,
-    num_test=config.holdout_size,
-    seed=config.seed,
-  )
-  if not config.test_from_train:
-    return ds
-  t = config.test_from_train
-  p = config.pool_size or len(ds.train_images) - t
-  if len(ds.train_images) < p + t or p <= 0:
-    raise datalib.DataError(
-      f"{ds.source}: {len(ds.train_images)} training images, pool_size={p} + "
-      f"test_from_train={t} asked for"
-    )
-  return dataclasses.replace(
-    ds,
-    train_images=ds.train_images[:p],
-    train_labels=ds.train_labels[:p],
-    test_images=ds.train_images[p : p + t],
-    test_labels=ds.train_labels[p : p + t],
-    holdout_images=ds.test_images,
-    holdout_labels=ds.test_labels,
-  )
-
-
-def load_datasets(config: Config, data_dir: str | None, tfds_data_dir: str | None):
-  """{name: dataset} of every data set the study's variants train on (the config's first)."""
-  names = dict.fromkeys([config.dataset] + [v.dataset for v in program_configs(config)])
-  return {
-    name: load_data(dataclasses.replace(config, dataset=name, variants=""), data_dir, tfds_data_dir)
-    for name in names
-  }
-
-
-def resolve_sizes(config: Config, ds: datalib.Dataset) -> Config:
-  """`pool_size=0`: every training image the data has (after a `test_from_train` split);
-  `holdout_size=0`: every test image (every holdout image with `test_from_train`)."""
-  held = ds.holdout_images if ds.holdout_images is not None else ds.test_images
-  return dataclasses.replace(
-    config,
-    pool_size=config.pool_size or len(ds.train_images),
-    holdout_size=config.holdout_size or len(held),
-  )
 
 
 def step_round(study: Study, state: StudyState, test_due: bool = False):
