@@ -1,0 +1,108 @@
+"""Two commits side by side: the same study commands, alternately, each in a fresh process.
+
+    python3 -m benchmarks.commits --old=e952fde --new=HEAD [--repeats=2] [--studies=a,b]
+
+Each commit is checked out into a temporary git worktree; every study command runs there with
+`python3 -m swapjax.main ... --workdir=<new folder>`, old and new in turn (ABAB...), so that a
+machine's drift reaches both alike. The persistent compilation cache is off
+(SWAPJAX_COMPILATION_CACHE=''), so compile times are real. From each run's timing.json: the
+compile seconds, the median seconds per round after the first (and per program, in the log);
+and the command's wall time.
+Prints one markdown table (median over the repeats, with min-max) and writes it to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+STUDIES = {
+  # The swap study's program at pool 2,000 (3 conditions x 2 seeds, 3 rounds).
+  "swap_pool2000": [
+    "--experiment=swap_cifar10",
+    "--set=pool_size=2000",
+    "--set=rounds=3",
+    "--set=num_seeds=2",
+    "--set=warmup=0",
+  ],
+  # The README's main job, first 10 epochs.
+  "memorize_mnist": ["--experiment=memorize_mnist", "--set=rounds=10", "--set=early_stop=false"],
+  # Report 002's RNN study, 7 groups x 100 seeds, 3 of its 5 epochs.
+  "binary_addition": ["--experiment=binary_addition", "--set=rounds=3"],
+}
+
+
+def _worktree(rev: str, root: Path) -> Path:
+  path = root / rev.replace("/", "_")
+  subprocess.run(["git", "worktree", "add", "--detach", str(path), rev], cwd=REPO, check=True)
+  return path
+
+
+def _run(tree: Path, args: list[str], data_dir: str, workdir: Path) -> dict:
+  env = dict(os.environ, SWAPJAX_COMPILATION_CACHE="")
+  command = [sys.executable, "-m", "swapjax.main", *args, f"--data_dir={data_dir}"]
+  start = time.perf_counter()
+  done = subprocess.run([*command, f"--workdir={workdir}"], cwd=tree, env=env, capture_output=True)
+  wall = time.perf_counter() - start
+  if done.returncode:
+    raise SystemExit(f"{tree.name}: {' '.join(args)} failed:\n{done.stderr.decode()[-2000:]}")
+  timing = json.loads((workdir / "timing.json").read_text())
+  programs = {p["variant"] or str(p["program"]): p["round_s_median"] for p in timing["programs"]}
+  return {
+    "wall": wall,
+    "compile": timing["compile_s"],
+    "round": timing["round_s_median"],
+    "programs": programs,
+  }
+
+
+def _cell(values: list[float]) -> str:
+  return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--old", required=True)
+  parser.add_argument("--new", default="HEAD")
+  parser.add_argument("--repeats", type=int, default=2)
+  parser.add_argument("--studies", default=",".join(STUDIES))
+  parser.add_argument("--data_dir", default=str(REPO.parent / "shared" / "data"))
+  parser.add_argument("--out", default="")
+  ns = parser.parse_args()
+  results = {}
+  with tempfile.TemporaryDirectory() as tmp:
+    trees = {rev: _worktree(rev, Path(tmp)) for rev in (ns.old, ns.new)}
+    try:
+      for study in ns.studies.split(","):
+        for repeat in range(ns.repeats):
+          for rev, tree in trees.items():
+            workdir = Path(tmp) / f"{study}-{rev}-{repeat}"
+            got = _run(tree, STUDIES[study], ns.data_dir, workdir)
+            print(f"{study} {rev} #{repeat}: {got}", file=sys.stderr, flush=True)
+            results.setdefault((study, rev), []).append(got)
+    finally:
+      for tree in trees.values():
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO)
+  lines = [
+    "| study | commit | wall s | compile s | s per round |",
+    "| --- | --- | ---: | ---: | ---: |",
+  ]
+  for (study, rev), runs in results.items():
+    cells = [_cell([r[k] for r in runs]) for k in ("wall", "compile", "round")]
+    lines.append(f"| {study} | {rev} | {' | '.join(cells)} |")
+  table = "\n".join(lines) + "\n"
+  print(table)
+  if ns.out:
+    Path(ns.out).write_text(table)
+
+
+if __name__ == "__main__":
+  main()
