@@ -38,6 +38,7 @@ Measured 2026-12-01 on a 2-core Intel Xeon (jax 0.10.2), the command above with 
 """
 
 from swapjax.config import Config
+from swapjax.layers import RNN, Dense
 
 REPORT = {
   "base": (1.0, 1.0),
@@ -53,17 +54,15 @@ REFERENCE = {
   for group, (train, test) in REPORT.items()
 }
 
-VARIANTS = ";".join(
-  [
-    "base:",
-    "units128:layers=rnn:128:relu,dense:1",
-    "sigmoid:layers=rnn:16:sigmoid,dense:1",
-    "tanh:layers=rnn:16:tanh,dense:1",
-    "adam:optimizer=adam+learning_rate=0.001",
-    "input_dropout:layers=rnn:16:relu:0.5,dense:1",
-    "recurrent_dropout:layers=rnn:16:relu:0:0.3,dense:1",
-  ]
-)
+VARIANTS = {
+  "base": {},
+  "units128": {"layers": (RNN(128, "relu"), Dense(1))},
+  "sigmoid": {"layers": (RNN(16, "sigmoid"), Dense(1))},
+  "tanh": {"layers": (RNN(16, "tanh"), Dense(1))},
+  "adam": {"optimizer": "adam", "learning_rate": 0.001},
+  "input_dropout": {"layers": (RNN(16, "relu", dropout=0.5), Dense(1))},
+  "recurrent_dropout": {"layers": (RNN(16, "relu", recurrent_dropout=0.3), Dense(1))},
+}
 
 
 def get_config() -> Config:
@@ -74,7 +73,7 @@ def get_config() -> Config:
     dataset="binary_addition",
     pool_size=10_000,
     holdout_size=9_999,
-    layers=("rnn:16:relu", "dense:1"),
+    layers=(RNN(16, "relu"), Dense(1)),
     task="sigmoid",
     loss="mean_squared_error",
     optimizer="sgd",
@@ -83,8 +82,6 @@ def get_config() -> Config:
     validation_split=0.0,
     rounds=5,
     num_seeds=100,
-    conditions=("none",),
-    warmup=(0,),
     label_corruption=(0.0,),
     input_corruption=("none",),
     variants=VARIANTS,

@@ -54,37 +54,34 @@ Expected runtime of the default study (7 groups x 3 seeds x 60 epochs), an extra
 """
 
 from swapjax.config import Config
+from swapjax.layers import Conv, Dense, Dropout, LeakyReLU, flatten, gap, maxpool, relu
 
 
-def vgg_like(act: str) -> list[str]:
-  conv = lambda f: [f"conv:{f}", act]
-  return [
-    *conv(64), *conv(64), "maxpool", *conv(128), *conv(256), "maxpool", *conv(256), *conv(512),
-    "flatten", "dense:2000", act, "dense:2000", act, "dense:10",
-  ]  # fmt: skip
+def vgg_like(act) -> tuple:
+  conv = lambda f: (Conv(f), act)
+  return (
+    *conv(64), *conv(64), maxpool, *conv(128), *conv(256), maxpool, *conv(256), *conv(512),
+    flatten, Dense(2000), act, Dense(2000), act, Dense(10),
+  )  # fmt: skip
 
 
-DROPOUT_GAP = [
-  "conv:128", "relu", "dropout:0.4", "conv:128", "relu", "maxpool",
-  "conv:128", "relu", "dropout:0.4", "conv:256", "relu", "maxpool",
-  "conv:256", "relu", "dropout:0.4", "conv:512", "relu", "gap",
-  "dense:2000", "relu", "dropout:0.4", "dense:2000", "relu", "dense:10",
-]  # fmt: skip
+DROPOUT_GAP = (
+  Conv(128), relu, Dropout(0.4), Conv(128), relu, maxpool,
+  Conv(128), relu, Dropout(0.4), Conv(256), relu, maxpool,
+  Conv(256), relu, Dropout(0.4), Conv(512), relu, gap,
+  Dense(2000), relu, Dropout(0.4), Dense(2000), relu, Dense(10),
+)  # fmt: skip
 
-VGG = ",".join(vgg_like("relu"))
-GAP = ",".join(DROPOUT_GAP)
-VARIANTS = ";".join(
-  [
-    "baseline:model=cifar_cnn",
-    f"vgg_like:layers={VGG}",
-    f"vgg_like_leaky:layers={','.join(vgg_like('leaky_relu'))}",
-    f"vgg_like_b1024:layers={VGG}+batch_size=1024",
-    f"dropout_gap:layers={GAP}",
-    f"dropout_gap_aug:layers={GAP}+augment_flip=1+augment_rotation=0.1",
-    f"dropout_gap_flip:layers={GAP}+augment_flip=1",
-    f"dropout_gap_flip_b2000:layers={GAP}+augment_flip=1+batch_size=2000",
-  ]
-)
+VARIANTS = {
+  "baseline": {"model": "cifar_cnn"},
+  "vgg_like": {"layers": vgg_like(relu)},
+  "vgg_like_leaky": {"layers": vgg_like(LeakyReLU())},
+  "vgg_like_b1024": {"layers": vgg_like(relu), "batch_size": 1024},
+  "dropout_gap": {"layers": DROPOUT_GAP},
+  "dropout_gap_aug": {"layers": DROPOUT_GAP, "augment_flip": 1, "augment_rotation": 0.1},
+  "dropout_gap_flip": {"layers": DROPOUT_GAP, "augment_flip": 1},
+  "dropout_gap_flip_b2000": {"layers": DROPOUT_GAP, "augment_flip": 1, "batch_size": 2000},
+}
 DEFAULT_GROUPS = (
   "baseline",
   "vgg_like",
@@ -117,8 +114,6 @@ def get_config() -> Config:
     validation_split=0.1,
     rounds=60,
     num_seeds=3,
-    conditions=("none",),
-    warmup=(0,),
     label_corruption=(0.0,),
     input_corruption=("none",),
     variants=VARIANTS,

@@ -82,8 +82,6 @@ def get_config() -> Config:
     learning_rate=(0.001,),
     rounds=40,
     num_seeds=3,
-    conditions=("none",),
-    warmup=(0,),
     label_corruption=(0.0,),
     input_corruption=("none",),
     train_fraction=(0.2, 1.0),

@@ -20,6 +20,7 @@ Measured 2026-11-30 on a 2-core AMD EPYC (jax 0.10.2; the command above, 3 group
 """
 
 from swapjax.config import Config
+from swapjax.layers import Dense, relu, sigmoid
 
 
 def get_config() -> Config:
@@ -30,7 +31,7 @@ def get_config() -> Config:
     dataset="iris",
     pool_size=150,
     holdout_size=0,
-    layers=("dense:12", "relu", "dense:3"),
+    layers=(Dense(12), relu, Dense(3)),
     optimizer="sgd",
     learning_rate=(0.01,),
     batch_size=5,
@@ -38,8 +39,10 @@ def get_config() -> Config:
     split_per_seed=True,
     rounds=20,
     num_seeds=100,
-    conditions=("none",),
-    warmup=(0,),
-    variants="base:;sigmoid:layers=dense:12,sigmoid,dense:3;lr0.1:learning_rate=0.1",
+    variants={
+      "base": {},
+      "sigmoid": {"layers": (Dense(12), sigmoid, Dense(3))},
+      "lr0.1": {"learning_rate": 0.1},
+    },
     early_stop=False,
   )

@@ -21,13 +21,18 @@ Measured 2026-11-30 on a 2-core AMD EPYC (jax 0.10.2; the command above, 6 group
 """
 
 from swapjax.config import Config
+from swapjax.layers import Dense, tanh
 
-NETWORKS = {"perceptron": "dense:1", "hidden": "dense:8,tanh,dense:1"}
-VARIANTS = ";".join(
-  f"{gate}_{net}:dataset=logic_{gate}+layers={layers}+row_fields=gate={gate},network={net}"
+NETWORKS = {"perceptron": (Dense(1),), "hidden": (Dense(8), tanh, Dense(1))}
+VARIANTS = {
+  f"{gate}_{net}": {
+    "dataset": f"logic_{gate}",
+    "layers": layers,
+    "row_fields": {"gate": gate, "network": net},
+  }
   for gate in ("or", "and", "xor")
   for net, layers in NETWORKS.items()
-)
+}
 
 
 def get_config() -> Config:
@@ -38,7 +43,7 @@ def get_config() -> Config:
     dataset="logic_or",
     pool_size=4,
     holdout_size=4,
-    layers=("dense:1",),
+    layers=(Dense(1),),
     task="sigmoid",
     loss="cross_entropy",
     optimizer="sgd",
@@ -47,8 +52,6 @@ def get_config() -> Config:
     validation_split=0.0,
     rounds=100,
     num_seeds=1000,
-    conditions=("none",),
-    warmup=(0,),
     variants=VARIANTS,
     early_stop=False,
     test_every=10,

@@ -37,8 +37,6 @@ def get_config() -> Config:
     learning_rate=(0.0001,),
     rounds=1000,
     num_seeds=1,
-    conditions=("none",),
-    warmup=(0,),
     label_corruption=(1.0,),
     input_corruption=("none",),
     fit_target=0.99,

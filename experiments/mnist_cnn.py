@@ -18,6 +18,8 @@ import dataclasses
 
 from swapjax.experiments import mnist_mlp
 
+from swapjax.layers import Conv, Dense, Dropout, flatten, maxpool, relu
+
 
 def get_config():
   """mnist_mlp's study (data, Adam, batch 128, 20 epochs, test every epoch) with the CNN."""
@@ -25,17 +27,17 @@ def get_config():
     mnist_mlp.get_config(),
     description=__doc__.splitlines()[0],
     layers=(
-      "conv:32",
-      "relu",
-      "conv:64",
-      "relu",
-      "maxpool",
-      "dropout:0.25",
-      "flatten",
-      "dense:128",
-      "relu",
-      "dropout:0.5",
-      "dense:10",
-    ),  # fmt: skip
+      Conv(32),
+      relu,
+      Conv(64),
+      relu,
+      maxpool,
+      Dropout(0.25),
+      flatten,
+      Dense(128),
+      relu,
+      Dropout(0.5),
+      Dense(10),
+    ),
     learning_rate=(0.001,),
   )

@@ -16,6 +16,7 @@ Measured 2026-11-30 on a 2-core AMD EPYC (jax 0.10.2; the command above, 9 min 1
 """
 
 from swapjax.config import Config
+from swapjax.layers import Dense, Dropout, flatten, relu
 
 
 def get_config() -> Config:
@@ -27,23 +28,12 @@ def get_config() -> Config:
     pool_size=0,
     holdout_size=0,
     normalize="unit",
-    layers=(
-      "flatten",
-      "dense:512",
-      "relu",
-      "dropout:0.2",
-      "dense:512",
-      "relu",
-      "dropout:0.2",
-      "dense:10",
-    ),  # fmt: skip
+    layers=(flatten, Dense(512), relu, Dropout(0.2), Dense(512), relu, Dropout(0.2), Dense(10)),
     learning_rate=(0.0001, 0.001, 0.01),
     batch_size=128,
     validation_split=0.0,
     rounds=20,
     num_seeds=3,
-    conditions=("none",),
-    warmup=(0,),
     early_stop=False,
     test_every=1,
   )

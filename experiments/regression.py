@@ -23,6 +23,7 @@ Measured 2026-11-30 on a 2-core AMD EPYC (jax 0.10.2; the command above, 160 run
 """
 
 from swapjax.config import Config
+from swapjax.layers import Dense
 
 TRUE_COEFFICIENTS = {  # Dense kernel (x, x^2, x^3) and bias
   "line_a": ((3.0,), 2.0),
@@ -30,7 +31,7 @@ TRUE_COEFFICIENTS = {  # Dense kernel (x, x^2, x^3) and bias
   "cubic_a": ((-2.8, 1.6, -0.4), 1.0),
   "cubic_b": ((-4.8, -1.2, 2.1), 2.0),
 }
-VARIANTS = ";".join(f"{name}:dataset={name}" for name in TRUE_COEFFICIENTS)
+VARIANTS = {name: {"dataset": name} for name in TRUE_COEFFICIENTS}
 # For the report's parameter table: {group: {parameter: true value}}.
 TRUE_PARAMETERS = {
   name: {"Dense_0/bias/0": bias, **{f"Dense_0/kernel/{i}": c for i, c in enumerate(kernel)}}
@@ -46,7 +47,7 @@ def get_config() -> Config:
     dataset="line_a",
     pool_size=100,
     holdout_size=100,
-    layers=("dense:1",),
+    layers=(Dense(1),),
     task="regression",
     optimizer="sgd",
     learning_rate=(0.1,),
@@ -54,8 +55,6 @@ def get_config() -> Config:
     validation_split=0.0,
     rounds=300,
     num_seeds=10,
-    conditions=("none",),
-    warmup=(0,),
     target_noise=(0.0, 0.1, 0.3, 1.0),
     variants=VARIANTS,
     log_params=True,

@@ -23,6 +23,6 @@ def get_config():
     num_seeds=1,
     warmup=(0,),
     conditions=("none", "schedule"),
-    swap_schedules="none=0:0;one=0:1;schedule=20:5,2:2,0:1",
+    swap_schedules={"none": ((0, 0),), "one": ((0, 1),), "schedule": ((20, 5), (2, 2), (0, 1))},
     eval_batch_size=32,
   )

@@ -2,8 +2,11 @@
 run product. Pure Python (no JAX), so that flags, reports and checks load it cheaply.
 
 Where to look:
-  fields.py      `Config` (field order and defaults), the allowed values, study kinds,
-                 ConfigError, JSON form (`to_json`, `from_json`), swap schedule tables.
+  errors.py      ConfigError, the one error every module here raises.
+  text.py        the stored text of swap schedules, row fields and variants (experiment
+                 files write them as mappings).
+  fields.py      `Config` (field order and defaults), the allowed values, study kinds, the
+                 JSON form (`to_json`, `from_json`).
   values.py      one `--set key=text`: the field it names, the typed value.
   runs.py        run axes, variants, one config per compiled program, the run table, groups.
   validation.py  `validate`: one-line ConfigErrors, checked in a fixed order.
@@ -14,6 +17,8 @@ The sections users see (`--show_config`, `--set optim.learning_rate=...`) are sw
 
 # The submodules in dependency order: each imports only those above it.
 # isort: off
+from swapjax.config.errors import ConfigError
+from swapjax.config.text import parse_schedules
 from swapjax.config.fields import (
   CONV_IMPLS,
   DATASETS,
@@ -35,11 +40,9 @@ from swapjax.config.fields import (
   STUDY_KINDS,
   TASKS,
   Config,
-  ConfigError,
   StudyKind,
   field_types,
   from_json,
-  parse_schedules,
 )
 from swapjax.config.values import field_of, parse_value
 from swapjax.config.runs import (

@@ -16,6 +16,9 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
+from swapjax.config.text import parse_schedules, row_fields_text, schedules_text, variants_text
+from swapjax.layers import layers_text
+
 # Data sets generated in the package (swapjax.generated.GENERATORS, the same names: tested),
 # no download: float inputs and targets. Listed here so that the config stays pure Python.
 GENERATED_DATASETS = (
@@ -37,10 +40,6 @@ TASKS = ("softmax", "sigmoid", "regression")
 LOSSES = ("auto", "cross_entropy", "mean_squared_error")
 
 
-class ConfigError(ValueError):
-  """A config value that is not allowed; the message is one line meant for the user."""
-
-
 @dataclasses.dataclass(frozen=True)
 class StudyKind:
   """What a study kind is, as data: the engine reads these facts, never the kind's name."""
@@ -50,12 +49,30 @@ class StudyKind:
   round_key: str  # what a round is called in metrics.jsonl
   swaps: bool  # whether swap conditions apply
   tests_every_round: bool  # the holdout set every round (else every `test_every` rounds)
+  conditions: tuple[str, ...]  # the default `conditions` and `warmup` of a config of this kind
+  warmup: tuple[int, ...]
 
 
 STUDY_KINDS = {
-  "swap": StudyKind(halves=2, members=2, round_key="round", swaps=True, tests_every_round=True),
+  "swap": StudyKind(
+    halves=2,
+    members=2,
+    round_key="round",
+    swaps=True,
+    tests_every_round=True,
+    conditions=("none", "one", "schedule"),
+    warmup=(0, 10),
+  ),
   # One network per run trained epoch by epoch (memorization, learning curves, fits).
-  "epochs": StudyKind(halves=1, members=1, round_key="epoch", swaps=False, tests_every_round=False),
+  "epochs": StudyKind(
+    halves=1,
+    members=1,
+    round_key="epoch",
+    swaps=False,
+    tests_every_round=False,
+    conditions=("none",),
+    warmup=(0,),
+  ),
 }
 STUDIES = tuple(STUDY_KINDS)
 # Other names of study kinds, read from old workdirs and users' `--set study=...`.
@@ -72,8 +89,9 @@ ON_NAN = ("stop", "freeze")
 NORMALIZE = ("unit", "centered")
 EXCHANGES = ("swap", "copy")  # swapjax.swap.EXCHANGES
 
-# The report's swap rules as threshold tables: `name=threshold:k,...`; k is that of the first
-# (largest) threshold a_miss reaches, 0 if none. Users add rules with `--set swap_schedules=...`.
+# The report's swap rules as threshold tables {name: ((threshold, k), ...)}; k is that of the
+# first (largest) threshold a_miss reaches, 0 if none. The config stores them as compact text,
+# `name=threshold:k,...;...`, which users also give with `--set swap_schedules=...`.
 DEFAULT_SCHEDULES = "none=0:0;one=0:1;schedule=100:100,10:10,0:1"
 
 
@@ -91,8 +109,9 @@ class Config:
   normalize: str = "unit"
   # Model and optimiser (Keras defaults of the reports).
   model: str = "cifar_cnn"
-  # The network as a layer spec (swapjax.models.SpecNet), e.g. `conv:64,relu,maxpool,flatten,
-  # dense:10`; empty: the named `model`'s.
+  # The network as layers (swapjax.layers values, e.g. `(Conv(64), relu, maxpool, flatten,
+  # Dense(10))`, stored as their compact text `conv:64,relu,maxpool,flatten,dense:10`); empty:
+  # the named `model`'s.
   layers: tuple[str, ...] = ()
   dropout: bool = True
   task: str = "softmax"  # TASKS
@@ -113,8 +132,12 @@ class Config:
   rounds: int = 50
   num_seeds: int = 10
   seed: int = 0
-  conditions: tuple[str, ...] = ("none", "one", "schedule")
-  warmup: tuple[int, ...] = (0, 10)
+  # The swap rules each run uses and the rounds before its first swap (None: the study kind's,
+  # StudyKind.conditions and .warmup: every rule with and without 10 rounds of warm-up for the
+  # swap study, `none` and 0 for a study without swaps).
+  conditions: tuple[str, ...] = None
+  warmup: tuple[int, ...] = None
+  # {name: ((threshold, k), ...)}, stored as text (DEFAULT_SCHEDULES, parse_schedules).
   swap_schedules: str = DEFAULT_SCHEDULES
   shared_model: bool = False
   # How a swap pair moves (swapjax/swap.py EXCHANGES): "swap" trades A's and B's pool indices;
@@ -148,15 +171,16 @@ class Config:
   # Single-model studies: each seed orders the pool at random, so `validation_split` holds out
   # a random fraction per seed (scikit-learn's train_test_split per run, seeds/002's iris).
   split_per_seed: bool = False
-  # `key=value` fields written into every row of the study (e.g. a variant's `gate=xor`).
+  # Fields written into every row of the study ({"gate": "xor"}, stored as `gate=xor`).
   row_fields: tuple[str, ...] = ()
   log_params: bool = False  # single-model studies: every parameter of a small network per row
   report: str = ""  # "" (by study), or "curves": per-group learning curves
   # The run axes that name a run's group (e.g. `train_fraction=0.2,dropout_rate=0.5`); empty:
   # the axes that vary in this study. Seeds are never part of a group.
   group_by: tuple[str, ...] = ()
-  # Named variants that change the program (architecture, batch size, optimiser...):
-  # `name:key=value+key=value;name2:...`; each is a group of its own, its runs the product of
+  # Named variants that change the program (architecture, batch size, optimiser...), a mapping
+  # {name: {key: value}} of overrides, stored as text `name:key=value+key=value;name2:...`
+  # (text.variants_text, runs.parse_variants); each is a group of its own, its runs the product of
   # its own run axes and the seeds. Empty: one variant, the config itself.
   variants: str = ""
   variant: str = ""  # set by `program_configs`: the variant a program belongs to
@@ -192,6 +216,26 @@ class Config:
   # cores: XLA:CPU runs their small operations on one core); big convolutions do not (they use
   # every core already). 1: one CPU device. Ignored on accelerators and in multi-process runs.
   cpu_devices: int = 1
+
+  def __post_init__(self):
+    """Python values (layer values, mappings, None for the study kind's default) become the
+    form the config stores, so that config.json reads the same whichever form wrote it; text
+    stays as given (validation checks it)."""
+    kind = STUDY_KINDS.get(STUDY_ALIASES.get(self.study, self.study), STUDY_KINDS["swap"])
+    stored = {
+      "conditions": kind.conditions if self.conditions is None else self.conditions,
+      "warmup": kind.warmup if self.warmup is None else self.warmup,
+    }
+    if not (isinstance(self.layers, tuple) and all(isinstance(x, str) for x in self.layers)):
+      stored["layers"] = layers_text(self.layers)
+    if isinstance(self.swap_schedules, Mapping):
+      stored["swap_schedules"] = schedules_text(self.swap_schedules)
+    if isinstance(self.row_fields, Mapping):
+      stored["row_fields"] = row_fields_text(self.row_fields)
+    if isinstance(self.variants, Mapping):
+      stored["variants"] = variants_text(self.variants, field_types())
+    for name, value in stored.items():
+      object.__setattr__(self, name, value)
 
   # ---------------------------------------------------------------- derived
   @property
@@ -251,28 +295,3 @@ def from_json(data: Mapping[str, Any]) -> Config:
   if "study" in values:
     values["study"] = STUDY_ALIASES.get(values["study"], values["study"])
   return Config(**values)
-
-
-def parse_schedules(text: str) -> dict[str, tuple[tuple[int, int], ...]]:
-  """`name=thr:k,thr:k;name=...` -> {name: ((thr, k), ...)} sorted by descending threshold."""
-  tables = {}
-  for entry in filter(None, (e.strip() for e in text.split(";"))):
-    name, sep, body = entry.partition("=")
-    if not sep or not name.strip():
-      raise ConfigError(f"swap_schedules: '{entry}' is not name=threshold:k,...")
-    rows = []
-    for pair in filter(None, (p.strip() for p in body.split(","))):
-      thr, colon, k = pair.partition(":")
-      try:
-        row = (int(thr), int(k))
-      except ValueError:
-        row = None
-      if not colon or row is None or row[0] < 0 or row[1] < 0:
-        raise ConfigError(
-          f"swap_schedules: '{pair}' in '{name}' is not threshold:k with integers >= 0"
-        )
-      rows.append(row)
-    if not rows:
-      raise ConfigError(f"swap_schedules: '{name}' has no threshold:k pairs")
-    tables[name.strip()] = tuple(sorted(rows, reverse=True))
-  return tables

@@ -9,7 +9,8 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from swapjax.config.fields import Config, ConfigError
+from swapjax.config.errors import ConfigError
+from swapjax.config.fields import Config
 from swapjax.config.validation import validate
 from swapjax.config.values import field_of, parse_value
 

@@ -12,7 +12,9 @@ import dataclasses
 import itertools
 from typing import Any
 
-from swapjax.config.fields import Config, ConfigError
+from swapjax.config.errors import ConfigError
+from swapjax.config.fields import Config
+from swapjax.config.text import KEY_SEPARATOR
 from swapjax.config.values import field_of, parse_value
 
 RUN_AXES = (
@@ -116,6 +118,9 @@ STUDY_KEYS = (
 )
 
 
+# A '+' separates a variant's keys, except the exponent sign of a number (`1e+3`).
+
+
 def parse_variants(text: str) -> list[tuple[str, dict[str, Any]]]:
   """`name:key=value+key=value;name2:...` -> [(name, {key: typed value})]."""
 
@@ -135,7 +140,7 @@ def parse_variants(text: str) -> list[tuple[str, dict[str, Any]]]:
     if any(c in name for c in "=,+"):
       raise bad(f"'{name}' is not a name (no '=', ',' or '+')")
     changes = {}
-    for item in filter(None, (i.strip() for i in body.split("+"))):
+    for item in filter(None, (i.strip() for i in KEY_SEPARATOR.split(body))):
       key, eq, value = item.partition("=")
       if not eq:
         raise ConfigError(f"variants: '{item}' in '{name}' is not key=value")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from swapjax.config.errors import ConfigError
 from swapjax.config.fields import (
   CONV_IMPLS,
   DATASETS,
@@ -25,7 +26,6 @@ from swapjax.config.fields import (
   STUDIES,
   TASKS,
   Config,
-  ConfigError,
 )
 from swapjax.config.runs import RUN_AXES, program_configs, run_table, variant_configs
 

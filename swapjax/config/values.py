@@ -8,7 +8,8 @@ from __future__ import annotations
 import typing
 
 from swapjax import sections
-from swapjax.config.fields import STUDY_ALIASES, ConfigError, field_types
+from swapjax.config.errors import ConfigError
+from swapjax.config.fields import STUDY_ALIASES, field_types
 
 
 def field_of(key: str) -> str:
