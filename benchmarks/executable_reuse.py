@@ -61,7 +61,7 @@ def _programs():
     registry.get_config("binary_addition"), [f"groups={','.join(GROUPS.value)}"]
   )
   programs = study.build_programs(
-    config, study.load_datasets(config, None, None), None, jax.devices()
+    config, study.load_datasets(config, None, None), None, jax.devices(), len(jax.devices())
   )
   pairs = {}
   for built in programs:

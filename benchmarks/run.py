@@ -23,6 +23,7 @@ import time
 import jax
 from absl import app, flags
 
+from benchmarks import host_overhead
 from benchmarks.timing import tests_every_round, timed, write_report
 from swapjax import backend, data, registry, study, train
 from swapjax.config import ConfigError, apply_overrides, run_table, validate, variant_configs
@@ -32,6 +33,7 @@ from swapjax.layers import config_layers
 from swapjax.models import SpecNet, conv3x3_lax
 from swapjax.programs import compile_programs, xla_peak_bytes
 
+HOST_ROUNDS = 20  # rounds of each host_overhead case
 SEQUENTIAL = "lax/sequential"  # the baseline: one model at a time (see _time_sequential)
 # The PyTorch reference: the same loop in eager PyTorch (benchmarks/torch_reference.py, needs
 # the `bench` extra). Like SEQUENTIAL, a baseline, never the "best population strategy".
@@ -186,7 +188,9 @@ def peak_flops() -> float | None:
   return 2 * 2048**3 / best
 
 
-PRESET = flags.DEFINE_enum("preset", "tiny", list(PRESETS), "Which benchmark.")
+PRESET = flags.DEFINE_enum(
+  "preset", "tiny", [*PRESETS, "host_overhead"], "Which benchmark (host_overhead: the study loop)."
+)
 OUT = flags.DEFINE_string("out", "benchmarks/results", "Folder for timing.json/benchmark.md.")
 REPEATS = flags.DEFINE_integer("repeats", 0, "Timed rounds per case (0: the preset's).")
 STRATEGIES = flags.DEFINE_list(
@@ -351,6 +355,12 @@ def _torch_available() -> bool:
 
 def main(argv):
   del argv
+  if PRESET.value == "host_overhead":  # the real study loop: benchmarks/host_overhead.py
+    repeats = REPEATS.value or 2
+    report = host_overhead.report(list(host_overhead.CASES), HOST_ROUNDS, repeats)
+    return write_report(
+      OUT.value, "timing_host_overhead", "benchmark_host_overhead", report, host_overhead.render
+    )
   preset = dict(PRESETS[PRESET.value])
   repeats = REPEATS.value or preset["repeats"]
   try:
@@ -530,7 +540,7 @@ def _time_chunks(config, runs: int, ds, repeats, devices) -> dict:
   single devices (study.build_programs, each compiled once per device by the runner's
   `compile_programs`), every chunk dispatched before any is awaited."""
   config = dataclasses.replace(config, num_seeds=runs)
-  programs = study.build_programs(config, {config.dataset: ds}, None, devices)
+  programs = study.build_programs(config, {config.dataset: ds}, None, devices, len(devices))
   states = study.init_states(programs)
   programs, compile_s, _ = compile_programs(programs, states)
 

@@ -67,6 +67,31 @@ def program_bytes(config: Config, input_shape, target_shape=()) -> tuple[int, in
   return FLOAT_BYTES * per_run, FLOAT_BYTES * per_program
 
 
+# The floating-point work of one call's training step at which an accelerator is kept busy:
+# smaller calls leave it waiting on kernel launches, larger ones gain little and spread over
+# fewer devices. The CPU has no cap: XLA:CPU spreads each operation over the cores, and a
+# CPU device split in several shares the same cores.
+CALL_FLOPS = {"gpu": 2e11, "tpu": 2e11}
+
+
+def step_flops(config: Config, input_shape) -> float:
+  """The training FLOPs of one step of one run (all its members): the forward pass's
+  multiply-adds of convolutions, dense and recurrent layers, twice for the backward pass."""
+  batch = min(config.batch_size, max(1, config.num_train))
+  _, outputs = _shapes(config, input_shape, 1)
+  macs, previous = 0, tuple(input_shape)
+  for text, shape in outputs:
+    kind, fan_in = parse_layer(text)[0], previous[-1]
+    if kind == "conv":  # every output of a 3x3 convolution reads 9 x C_in inputs
+      macs += math.prod(shape[1:]) * 9 * fan_in
+    elif kind == "dense":
+      macs += math.prod(shape[1:]) * fan_in
+    elif kind == "rnn":  # per step: input and previous state into the units
+      macs += math.prod(shape[1:]) * (fan_in + shape[-1])
+    previous = shape[1:]
+  return 2.0 * 3.0 * macs * batch * config.members
+
+
 def device_budget(device=None) -> int:
   """Bytes a program may use on `device`: a fraction of its memory (an accelerator's
   `bytes_limit`, or the host's physical memory for the CPU)."""

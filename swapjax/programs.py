@@ -13,6 +13,14 @@ import numpy as np
 from swapjax import backend, report
 
 
+def runs_per_call(programs) -> list[int]:
+  """Each program's runs per compiled call (its chunk), in program order."""
+  sizes = {}
+  for built in programs:
+    sizes.setdefault(built.program, len(built.runs_table))
+  return [sizes[i] for i in sorted(sizes)]
+
+
 def compile_programs(programs, states):
   """AOT-compiles each program's round once per device (its chunks on one device share it);
   returns the programs with compiled rounds and the compile seconds per program.
@@ -72,7 +80,7 @@ def xla_peak_bytes(compiled) -> int | None:
 
 
 def timing_report(meta, programs, compile_s, peak_bytes, times, finished_early) -> dict[str, Any]:
-  round_times, program_times = times
+  round_times, program_times, wall_times = times
   steady = round_times[1:] if len(round_times) > 1 else round_times
   steady_programs = program_times[1:] if len(program_times) > 1 else program_times
 
@@ -109,6 +117,8 @@ def timing_report(meta, programs, compile_s, peak_bytes, times, finished_early) 
     "schedule": "interleaved: every program runs round r before any runs round r + 1",
     "rounds_timed": len(round_times),
     "round_s": round_times,
+    # Each round's whole iteration: results, health checks, rows, TensorBoard, checkpoint.
+    "wall_s": wall_times,
     "conv_impl": programs[0].conv_impl,
     "rnn_impl": rnn_impls(programs),
     "driver": programs[0].driver,

@@ -30,7 +30,7 @@ from swapjax.health import (  # noqa: F401 - StudyStopped and the statuses: the 
   best_train_acc,
   check_health,
 )
-from swapjax.programs import compile_programs, timing_report
+from swapjax.programs import compile_programs, runs_per_call, timing_report
 from swapjax.progress import eta, progress_line, round_acc
 from swapjax.report import references
 from swapjax.state import StudyState
@@ -47,6 +47,7 @@ class RunOptions:
   restart: bool = False
   progress: bool = True
   stop_after: int = 0  # testing aid: stop (as if signalled) after this many rounds
+  pipeline: bool = True  # round r+1 dispatched before round r is written (False: in turn)
 
 
 def _meta(config: Config, experiment: str, data_source: str, num_runs: int) -> dict[str, Any]:
@@ -96,17 +97,20 @@ def write_outputs(wd: Workdir, programs, states, timing: dict[str, Any]) -> None
   report.write(wd.path)
 
 
-def _meshes(config: Config):
-  """One mesh per program (its run count decides the `runs` axis), or single devices for
-  chunks of `runs_per_device` or for a CPU split into `cpu_devices` (one process, no `data`
-  axis); and a line saying which."""
+def _placement(config: Config, recorded) -> tuple[tuple, str]:
+  """Where the programs run: (meshes, devices, split, sizes) for study.build_programs and a
+  line saying which. `recorded`: the runs per call of each program in the workdir's
+  config.json, "legacy" for a workdir whose config.json has none (placed as it was)."""
+  sizes = recorded if isinstance(recorded, list) else None
+  no_meshes = [None] * len(program_configs(config))
   split = backend.split_devices(config)
   if split:
     count = min(len(split), *(len(run_table(p)) for p in program_configs(config)))
     note = f"each program's runs in equal chunks on {count} CPU devices (cpu_devices)"
-    return [None] * len(program_configs(config)), note, split[:count]
-  if config.runs_per_device and jax.process_count() == 1 and config.mesh_data == 1:
-    devices = jax.local_devices()
+    return (no_meshes, split[:count], count, sizes), note
+  devices = jax.local_devices()
+  one_process = jax.process_count() == 1 and config.mesh_data == 1
+  if one_process and config.runs_per_device:
     chunks = min(len(run_table(p)) // config.runs_per_device for p in program_configs(config))
     count = meshlib.choose_runs_axis(chunks, len(devices), config.mesh_runs, 1)
     if count > len(devices):
@@ -114,18 +118,35 @@ def _meshes(config: Config):
     note = (
       f"{config.runs_per_device} run(s) per call on each of {count} device(s), chunks round-robin"
     )
-    return [None] * len(program_configs(config)), note, devices[:count]
+    return (no_meshes, devices[:count], 1, sizes), note
+  if one_process and not config.mesh_runs and recorded != "legacy":
+    if len(devices) == 1:
+      return (no_meshes, None, 1, sizes), "one device"
+    note = f"runs in chunks (runs_per_call in config.json), round-robin on {len(devices)} devices"
+    return (no_meshes, devices, 1, sizes), note
   per_device = config.runs_per_device or 1
   made = [
     meshlib.make_mesh(len(run_table(p)) // per_device, config.mesh_runs, config.mesh_data)
     for p in program_configs(config)
   ]
-  return [m for m, _ in made], made[0][1], None
+  return ([m for m, _ in made], None, 1, None), made[0][1]
+
+
+def _recorded_sizes(wd: Workdir, options: RunOptions):
+  """Each program's runs per call as the workdir's config.json recorded them; "legacy" for
+  a config.json written before they were recorded; None for a new study."""
+  if jax.process_index() or options.restart:
+    return None
+  old = wd.read_config() if wd.path.is_dir() else None
+  if old is None:
+    return None
+  return old.get("runs_per_call", "legacy")
 
 
 def run(config: Config, experiment: str, options: RunOptions) -> Path:
   """Runs (or resumes) the study in `options.workdir`; returns the report path."""
   wd = Workdir(options.workdir)
+  began = time.perf_counter()
   # Everything that can fail on bad input happens before anything is written.
   backend.check(config)
   if config.tensorboard:
@@ -140,14 +161,15 @@ def run(config: Config, experiment: str, options: RunOptions) -> Path:
     classes = network_check.num_classes(program.dataset, ds.train_labels)
     network_check.check_network(program, ds.image_shape, ds.train_labels.shape[1:], classes)
     study.fit_batch(program, ds.image_shape, ds.train_labels.shape[1:])
-  meshes, mesh_note, devices = _meshes(config)
   if jax.process_index() == 0 and not options.restart and wd.path.is_dir():
     wd.check_config(config.to_json(), experiment)
+  placement, mesh_note = _placement(config, _recorded_sizes(wd, options))
   if jax.process_index() == 0:  # process 0 alone writes the workdir's files
     wd.prepare()
     wd.lock()
   try:
-    return _run_locked(config, experiment, options, wd, datasets, (meshes, devices), mesh_note)
+    phases = {"data and checks": time.perf_counter() - began}
+    return _run_locked(config, experiment, options, wd, datasets, (placement, mesh_note), phases)
   finally:
     if jax.process_index() == 0:
       wd.unlock()
@@ -189,18 +211,24 @@ def _unpack(programs, tree, like):
   return out
 
 
-def _step_all(config, programs, states, rnd, table, best_acc, ckpt, wd, program_s):
-  """Round `rnd` of every program (and chunk), interleaved: all are dispatched before any
-  result is awaited, so chunks on different devices run at the same time. Returns
-  [(program, host metrics)] and whether any run still trains; `states` is updated and each
-  program's seconds until its results are added to `program_s`."""
-  stepped = [
-    study.step_round(built, states[i], study.test_due(config, rnd))
-    for i, built in enumerate(programs)
-  ]
-  results, any_active = [], False
+def _dispatch(config, programs, states, rnd: int, which=None) -> dict[int, tuple]:
+  """Round `rnd` of the programs (and chunks) `which` (all by default) from `states`, all
+  dispatched and none awaited, so chunks on different devices run at the same time:
+  {index: (state after the round, metrics)}, both still on the device."""
+  due = study.test_due(config, rnd)
+  which = range(len(programs)) if which is None else which
+  return {i: study.step_round(programs[i], states[i], due) for i in which}
+
+
+def _collect(config, programs, stepped, states, rnd, table, best_acc, ckpt, wd, program_s):
+  """Round `rnd`'s results on the host, program by program, each checked for health: sets
+  `states` to the states after the round (runs that diverged or collapsed frozen) and adds
+  each program's seconds until its results to `program_s`. Returns [(program, host
+  metrics)], whether any run still trains, and the chunks whose state the check changed."""
+  results, any_active, changed = [], False, []
   done_at = time.perf_counter()
-  for i, (built, (state, metrics)) in enumerate(zip(programs, stepped, strict=True)):
+  for i, built in enumerate(programs):
+    state, metrics = stepped[i]
     # The round's one device-to-host transfer: its metrics and which runs still train.
     metrics, active = meshlib.to_host((metrics, state.active_R))
     # On one device the calls run in order: the time until this one's results is its own.
@@ -208,9 +236,11 @@ def _step_all(config, programs, states, rnd, table, best_acc, ckpt, wd, program_
     program_s[built.program] = program_s.get(built.program, 0.0) + done_at - previous_done
     active = np.asarray(active)
     states[i] = check_health(config, built, state, active, metrics, rnd, table, best_acc, ckpt, wd)
+    if states[i] is not state:
+      changed.append(i)
     any_active |= bool(active.any())
     results.append((built, metrics))
-  return results, any_active
+  return results, any_active, changed
 
 
 def _restore(config, wd, programs, states, resuming, notes):
@@ -268,10 +298,12 @@ def _run_locked(
   options: RunOptions,
   wd: Workdir,
   datasets,
-  placement,
-  mesh_note: str,
+  placed,
+  phases: dict[str, float],
 ) -> Path:
-  writer = jax.process_index() == 0
+  """The study in the locked workdir; `phases` (seconds so far by phase) gains the rest, and
+  a last line gives them all."""
+  (placement, mesh_note), began, writer = placed, time.perf_counter(), jax.process_index() == 0
   if options.restart and writer and (moved_to := wd.move_aside()):
     print(f"swapjax: --restart moved the previous study to {moved_to}", flush=True)
   resuming = wd.check_config(config.to_json(), experiment) if writer else True
@@ -286,20 +318,28 @@ def _run_locked(
   rows = wd.truncate_metrics(start, study.round_key(config)) if writer else []
   events = EventWriter(wd.path, enabled=writer and config.tensorboard, purge_step=start + 1)
   meta["notes"] = notes
+  meta["runs_per_call"] = runs_per_call(programs)
   if not resuming and writer:
     wd.write_config(meta)
   compile_s, peak_bytes = {}, {}
+  phases["build"], began = time.perf_counter() - began, time.perf_counter()
   if start < config.rounds:
     programs, compile_s, peak_bytes = compile_programs(programs, states)
+  phases["compile"], began = time.perf_counter() - began, time.perf_counter()
   clock = _Clock()
   with StopFlag() as stop, events:
     finished_early = _rounds(
       config, options, wd, programs, states, (start, rows), ckpt, events, clock, stop
     )
   ckpt.close()
-  times = (clock.round_s, clock.program_s)
+  phases["rounds"], began = time.perf_counter() - began, time.perf_counter()
+  times = (clock.round_s, clock.program_s, clock.wall_s)
   timing = timing_report(meta, programs, compile_s, peak_bytes, times, finished_early)
   write_outputs(wd, programs, states, timing)
+  phases["report"] = time.perf_counter() - began
+  if writer and options.progress:
+    said = ", ".join(f"{name} {seconds:.1f}" for name, seconds in phases.items())
+    print(f"swapjax: seconds in the study: {said}", flush=True)
   return wd.path / "report.md"
 
 
@@ -309,12 +349,23 @@ def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock,
   writer, round_key, table = jax.process_index() == 0, study.round_key(config), run_table(config)
   best_acc = best_train_acc(rows)  # for collapse detection across a resume
   previous = {r["run"]: r for r in rows if r.get(round_key) == start}
+  # Pipelined: round r+1 goes to the device before round r's results are read and written
+  # (the host driver dispatches every step itself, so it runs its rounds one after another).
+  pipeline = options.pipeline and all(p.driver == "scan" for p in programs)
+  flight: dict[int, tuple] = {}
   for rnd in range(start, config.rounds):
     t0 = time.perf_counter()
     program_s: dict[int, float] = {}
-    results, any_active = _step_all(
-      config, programs, states, rnd, table, best_acc, ckpt, wd, program_s
+    stepped = flight or _dispatch(config, programs, states, rnd)
+    ahead = pipeline and rnd + 1 < config.rounds
+    # From the states before the health check: the arrays are immutable, those stay valid.
+    after = [s for s, _ in stepped.values()]
+    flight = _dispatch(config, programs, after, rnd + 1) if ahead else {}
+    results, any_active, changed = _collect(
+      config, programs, stepped, states, rnd, table, best_acc, ckpt, wd, program_s
     )
+    if ahead and changed:  # a run frozen by the health check: its chunk's round again
+      flight |= _dispatch(config, programs, states, rnd + 1, changed)
     clock.round_s.append(time.perf_counter() - t0)
     clock.program_s.append(program_s)
     rows = _round_rows(results, rnd, previous, clock.round_s[-1])

@@ -122,7 +122,6 @@ def compile_on_mesh(init_state, round_fn, driver: str, mesh, pool: Pool, runs: R
       round_fn,
       in_shardings=(state_sh, pool_sh, runs_sh, NamedSharding(mesh, PartitionSpec())),
       out_shardings=(state_sh, metrics_sh),
-      donate_argnums=(0,),
     )
   return init_fn, round_fn
 
@@ -146,8 +145,8 @@ def build_whole(config: Config, ds: datalib.Dataset, mesh=None, chunk: int = 0) 
   round_fn = rounds.ROUND_MAKERS[config.study](config, train_epoch, evaluate)
   if mesh is None:
     init_fn = jax.jit(init_state, compiler_options=backend.init_compiler_options())
-    if driver == "scan":
-      round_fn = jax.jit(round_fn, donate_argnums=(0,))
+    if driver == "scan":  # the state is not donated: a pipelined round reads it still
+      round_fn = jax.jit(round_fn)
   else:
     size = chunk or len(table)
     init_fn, round_fn = compile_on_mesh(init_state, round_fn, driver, mesh, pool, runs, size)
@@ -219,13 +218,13 @@ def chunks(whole: Study, size: int, mesh=None, devices=None) -> list[Study]:
 
 
 def chunk_size(
-  config: Config, num_runs: int, mesh, estimate: tuple[int, int], spread: int = 1
+  config: Config, num_runs: int, mesh, estimate: tuple[int, int], spread: int = 1, flops=0.0
 ) -> int:
   """Runs per compiled call: `runs_per_device` (on each device of the `runs` axis of a mesh)
-  if set, else as many as the memory estimate (bytes per run, per program) lets fit on a
-  device (swapjax.memory): all of them for small networks. `spread` > 1: chunks go to that
-  many single CPU devices (`cpu_devices`), so at most an equal share of the runs per chunk
-  (the largest divisor of the runs not above it), the host's memory shared between them."""
+  if set; on a mesh, each device's share of the runs, as many as fit; `spread` > 1: chunks go
+  to that many single CPU devices (`cpu_devices`), so at most an equal share of the runs per
+  chunk, the host's memory shared between them; else `runs_per_call`, which no device count
+  changes."""
   devices = mesh.shape["runs"] if mesh is not None else 1
   if config.runs_per_device:
     return config.runs_per_device * devices
@@ -233,8 +232,25 @@ def chunk_size(
     share = -(-num_runs // spread)
     fit = memory.runs_per_chunk(num_runs, *estimate, memory.device_budget() // spread)
     return max(d for d in range(1, share + 1) if num_runs % d == 0 and d <= fit)
-  per_device = memory.runs_per_chunk(num_runs // devices, *estimate, memory.device_budget())
-  return per_device * devices
+  if mesh is not None:
+    per_device = memory.runs_per_chunk(num_runs // devices, *estimate, memory.device_budget())
+    return per_device * devices
+  return runs_per_call(num_runs, estimate, flops)
+
+
+def runs_per_call(num_runs: int, estimate: tuple[int, int], flops: float, kind=None) -> int:
+  """The default chunk of a program's runs, from the device kind and the program alone: as
+  many as fit one device's memory and, on an accelerator, no more than make a training step
+  of about `memory.CALL_FLOPS` (`flops`: one run's); the largest divisor of the runs within
+  that. A program of another width is another XLA program whose float order can differ (and
+  near ties then flip swaps), so the width never follows the number of devices: chunks go
+  round-robin to the devices there are, and 1 or 8 devices compute the same numbers."""
+  kind = kind or jax.devices()[0].platform
+  cap = num_runs
+  if kind in memory.CALL_FLOPS and flops > 0:
+    cap = max(1, int(memory.CALL_FLOPS[kind] // flops))
+  fit = memory.runs_per_chunk(num_runs, *estimate, memory.device_budget())
+  return max(d for d in range(1, num_runs + 1) if num_runs % d == 0 and d <= min(fit, cap))
 
 
 def fit_batch(config: Config, input_shape, target_shape=()) -> Config:
@@ -255,12 +271,15 @@ def fit_batch(config: Config, input_shape, target_shape=()) -> Config:
   return dataclasses.replace(config, micro_batches=slices)
 
 
-def build_programs(config: Config, ds, meshes=None, devices=None) -> list[Study]:
+def build_programs(
+  config: Config, ds, meshes=None, devices=None, split: int = 1, sizes=None
+) -> list[Study]:
   """The study's compiled programs: one per value of the static run axes
   (`config.program_configs`), split into chunks of runs (`chunk_size`); each knows its runs'
   study-wide indices and group names. `ds`: the dataset, or {name: dataset} when variants
   train on different data sets (`load_datasets`). `meshes`: one mesh (or None) per program
-  config; `devices`: chunks go round-robin onto these single devices instead (no mesh)."""
+  config; `devices`: chunks go round-robin onto these single devices instead (no mesh), `split`
+  of them a split CPU (`cpu_devices`); `sizes`: each program's runs per call, as recorded."""
   datasets = ds if isinstance(ds, dict) else {ds.name: ds}
   table = run_table(config)
   names = group_names(config, table)
@@ -275,7 +294,11 @@ def build_programs(config: Config, ds, meshes=None, devices=None) -> list[Study]
     target_shape = ds.train_labels.shape[1:]
     program_config = fit_batch(program_config, ds.image_shape, target_shape)
     estimate = memory.program_bytes(program_config, ds.image_shape, target_shape)
-    size = chunk_size(config, len(ids), mesh, estimate, len(devices) if devices else 1)
+    if sizes:  # recorded in the workdir's config.json when the study started
+      size = sizes[i]
+    else:
+      flops = memory.step_flops(program_config, ds.image_shape)
+      size = chunk_size(config, len(ids), mesh, estimate, split, flops)
     whole = dataclasses.replace(
       build_whole(program_config, ds, mesh, size),
       run_ids=ids,

@@ -257,6 +257,57 @@ def test_kill_9_and_rerun_matches_uninterrupted(tmp_path, study):
   assert steps == [2, 3, 4]  # the newest three, round 3 rewritten after the leftover
 
 
+# The tiny study with its writes of round 2 held: once round 2's rows are in metrics.jsonl,
+# the process notes how many rounds it has dispatched and sleeps before round 2's checkpoint.
+HOLD_AFTER_ROWS_OF_ROUND_2 = """
+import sys, time
+from pathlib import Path
+from swapjax import main, study, workdir
+marker = Path(sys.argv.pop(1))
+dispatched, step, append = [], study.step_round, workdir.Workdir.append_metrics
+def counting(built, state, test_due=False):
+  dispatched.append(1)
+  return step(built, state, test_due)
+def holding(self, rows):
+  append(self, rows)
+  if rows and rows[0].get("round") == 2:
+    marker.write_text(str(len(dispatched)))
+    time.sleep(600)
+study.step_round, workdir.Workdir.append_metrics = counting, holding
+main.run()
+"""
+
+
+def test_kill_9_while_round_2_is_written_and_round_3_runs(tmp_path):
+  """Guards the pipelined loop: while the host writes round 2 (its rows written, its
+  checkpoint not yet), round 3 is already dispatched; kill -9 there, and the rerun resumes
+  from round 1's checkpoint and equals the uninterrupted run row for row."""
+  reference = _cli("--experiment=tiny", f"--workdir={tmp_path / 'ref'}")
+  assert reference.returncode == 0, reference.stderr
+  target, marker = tmp_path / "killed", tmp_path / "dispatched"
+  env = dict(os.environ, PYTHONPATH=str(REPO))
+  command = [sys.executable, "-c", HOLD_AFTER_ROWS_OF_ROUND_2, str(marker)]
+  proc = subprocess.Popen(
+    [*command, "--experiment=tiny", f"--workdir={target}"],
+    cwd=REPO,
+    env=env,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
+  start = time.time()
+  while not marker.exists() and proc.poll() is None and time.time() - start < 240:
+    time.sleep(0.02)
+  assert marker.exists(), f"the study ended (exit {proc.poll()}) or stalled before round 2"
+  proc.send_signal(signal.SIGKILL)
+  assert proc.wait() == -signal.SIGKILL
+  assert marker.read_text() == "3"  # rounds 1, 2 and 3 dispatched: 3 overlaps round 2's writes
+  assert len(_rows(target)) == 2 * 2  # round 2's rows are written, its checkpoint is not
+  assert not (target / "checkpoints" / "2").exists()
+  final = _cli("--experiment=tiny", f"--workdir={target}")
+  assert final.returncode == 0, final.stderr
+  assert _rows(target) == _rows(tmp_path / "ref")
+
+
 def test_sigterm_finishes_the_round_saves_and_resumes(tmp_path):
   target = tmp_path / "w"
   proc = _spawn_tiny(target, subprocess.PIPE)

@@ -1,0 +1,120 @@
+"""The study loop's host work against the compiled rounds alone: `python3 -m benchmarks.run
+--preset=host_overhead [--repeats=N] [--out=DIR]`.
+
+For each case, in one process: the compiled rounds alone (the programs of the study, dispatched
+round after round with nothing read back until the last: the device's time per round), then the
+real study loop (`swapjax.runner.run`: health checks, metrics.jsonl, TensorBoard, an orbax
+checkpoint and the progress line every round) with its rounds in turn (`pipeline=False`, the
+loop before pipelining) and pipelined (round r+1 dispatched before round r is written), the two
+alternating `--repeats` times. The loop's seconds per round are the median wall time of its
+rounds after the first (timing.json `wall_s`); the ratio is wall per round over the compiled
+round. Synthetic or generated data of each study's shapes; the persistent compilation cache
+is whatever the environment sets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+
+from swapjax import registry, runner, study
+from swapjax.config import apply_overrides
+from swapjax.programs import compile_programs
+
+# name: (experiment, overrides). Rounds are set by the benchmark.
+CASES = {
+  # The README's main job (report 004's CNN on 3,000 images, random labels), synthetic images.
+  "main_job": ("memorize_mnist", ["source=synthetic", "early_stop=false"]),
+  # Tiny networks: 3 programs x 100 networks, and 6 programs x 1,000.
+  "iris": ("iris", []),
+  "logic_gates": ("logic_gates", []),
+  # Report 002's base group: 100 RNNs of 16 units.
+  "binary_addition_base": ("binary_addition", ["groups=base"]),
+}
+
+
+def _config(case: str, rounds: int):
+  experiment, overrides = CASES[case]
+  config = apply_overrides(registry.get_config(experiment), [*overrides, f"rounds={rounds}"])
+  return experiment, config
+
+
+def compiled_rounds(config, rounds: int) -> float:
+  """Seconds per round of the study's programs alone: one warm-up round, then `rounds`
+  rounds dispatched one after another, waiting only for the last."""
+  programs = study.build_programs(config, study.load_datasets(config, None, None))
+  states = study.init_states(programs)
+  programs, _, _ = compile_programs(programs, states)
+
+  def run(first: int, count: int):
+    nonlocal states
+    for rnd in range(first, first + count):
+      due = study.test_due(config, rnd)
+      states = [study.step_round(p, s, due)[0] for p, s in zip(programs, states, strict=True)]
+    jax.block_until_ready(states)
+
+  run(0, 1)
+  t0 = time.perf_counter()
+  run(1, rounds)
+  return (time.perf_counter() - t0) / rounds
+
+
+def study_loop(experiment: str, config, pipeline: bool) -> float:
+  """Median wall seconds per round (after the first) of the real study loop in a new workdir."""
+  with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+    options = runner.RunOptions(workdir=str(Path(tmp) / "w"), pipeline=pipeline)
+    runner.run(config, experiment, options)
+    timing = json.loads((Path(tmp) / "w" / "timing.json").read_text())
+  return statistics.median(timing["wall_s"][1:])
+
+
+def measure(cases, rounds: int, repeats: int) -> dict:
+  results = {}
+  for case in cases:
+    experiment, config = _config(case, rounds)
+    alone = compiled_rounds(config, rounds)
+    loops = {"in turn": [], "pipelined": []}
+    for _ in range(repeats):
+      for name, pipeline in (("in turn", False), ("pipelined", True)):
+        loops[name].append(study_loop(experiment, config, pipeline))
+    results[case] = {
+      "compiled_round_s": alone,
+      **{f"{name} wall_s": statistics.median(v) for name, v in loops.items()},
+      **{f"{name} wall_s_all": v for name, v in loops.items()},
+    }
+    print(f"benchmarks: {case}: {results[case]}", flush=True)
+  return results
+
+
+def render(report) -> str:
+  lines = [
+    f"# Host overhead of the study loop ({report['device']}, jax {report['jax']}, "
+    f"{report['rounds']} rounds, {report['repeats']} repeats)",
+    "",
+    "| case | compiled round s | loop in turn: wall s (ratio) | pipelined: wall s (ratio) |",
+    "| --- | ---: | ---: | ---: |",
+  ]
+  for case, r in report["cases"].items():
+    alone = r["compiled_round_s"]
+    cells = [f"{r[k]:.4f} ({r[k] / alone:.2f}x)" for k in ("in turn wall_s", "pipelined wall_s")]
+    lines.append(f"| {case} | {alone:.4f} | {' | '.join(cells)} |")
+  return "\n".join(lines) + "\n"
+
+
+def report(cases, rounds: int, repeats: int) -> dict:
+  return {
+    "preset": "host_overhead",
+    "backend": jax.default_backend(),
+    "device": jax.devices()[0].device_kind,
+    "jax": jax.__version__,
+    "rounds": rounds,
+    "repeats": repeats,
+    "cases": measure(cases, rounds, repeats),
+  }
