@@ -12,7 +12,7 @@ same runner (workdir contract, resume, `restart`), the same one-line errors (`Co
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,12 @@ from swapjax import config as configlib
 from swapjax import registry, startup
 
 
-def _set_text(value: Any) -> str:
+def _set_text(value: Any, key: str = "") -> str:
   """A Python value as the text of `--set key=TEXT`: lists and tuples comma-joined, bools as
-  true/false, str as given (parsed exactly like `--set`)."""
+  true/false, mappings (variants, swap schedules, row fields) as the text config.json stores,
+  str as given (parsed exactly like `--set`)."""
+  if isinstance(value, Mapping):
+    return configlib.mapping_text(key, value)
   if isinstance(value, (list, tuple)):
     return ",".join(_set_text(v) for v in value)
   if isinstance(value, bool):
@@ -36,7 +39,7 @@ def make_config(experiment: str, **overrides) -> configlib.Config:
     raise configlib.ConfigError(
       f"--experiment={experiment}: value should be one of {', '.join(registry.names())}"
     )
-  items = [f"{key}={_set_text(value)}" for key, value in overrides.items()]
+  items = [f"{key}={_set_text(value, key)}" for key, value in overrides.items()]
   return configlib.apply_overrides(registry.get_config(experiment), items)
 
 

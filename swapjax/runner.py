@@ -338,7 +338,7 @@ def _run_locked(
   write_outputs(wd, programs, states, timing)
   phases["report"] = time.perf_counter() - began
   if writer and options.progress:
-    said = ", ".join(f"{name} {seconds:.1f}" for name, seconds in phases.items())
+    said = ", ".join(f"{name} {seconds:.2f}" for name, seconds in phases.items())
     print(f"swapjax: seconds in the study: {said}", flush=True)
   return wd.path / "report.md"
 

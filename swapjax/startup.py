@@ -20,6 +20,9 @@ def enable_compilation_cache() -> None:
   folder = os.environ.get("SWAPJAX_COMPILATION_CACHE", "~/.cache/swapjax/xla")
   if folder and not jax.config.jax_compilation_cache_dir:
     jax.config.update("jax_compilation_cache_dir", os.path.expanduser(folder))
+    # Every program, not only those over JAX's default 1 s of compiling: a study of tiny
+    # networks compiles many small programs (initialisers, evaluations, its rounds).
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 
 def initialize_distributed(

@@ -160,3 +160,21 @@ def test_typed_overrides_equal_their_set_text():
     ],
   )
   assert typed == text and typed.learning_rate == (0.1, 1e-4) and typed.shared_model is True
+
+
+def test_mappings_are_taken_as_experiment_files_write_them():
+  """Variants, swap schedules and row fields as mappings give the config their text gives."""
+  from swapjax.layers import Dense, sigmoid
+
+  variants = {"wide": {"layers": (Dense(24), sigmoid, Dense(3)), "learning_rate": 5e-3}}
+  typed = api.make_config("iris", variants=variants, row_fields={"note": "a"})
+  text = configlib.apply_overrides(
+    registry.get_config("iris"),
+    ["variants=wide:layers=dense:24,sigmoid,dense:3+learning_rate=0.005", "row_fields=note=a"],
+  )
+  assert typed == text and typed.variants.startswith("wide:")
+  schedules = {"none": ((0, 0),), "big": ((0, 8),)}
+  typed = api.make_config("tiny", swap_schedules=schedules, conditions=("none", "big"))
+  assert typed.schedules() == schedules
+  with pytest.raises(configlib.ConfigError, match="takes a value, not a mapping"):
+    api.make_config("tiny", rounds={"a": 1})

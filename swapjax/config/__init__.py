@@ -44,7 +44,7 @@ from swapjax.config.fields import (
   field_types,
   from_json,
 )
-from swapjax.config.values import field_of, parse_value
+from swapjax.config.values import field_of, mapping_text, parse_value
 from swapjax.config.runs import (
   RUN_AXES,
   STATIC_AXES,
@@ -95,6 +95,7 @@ __all__ = [
   "group_name",
   "group_names",
   "parse_schedules",
+  "mapping_text",
   "parse_value",
   "parse_variants",
   "program_configs",

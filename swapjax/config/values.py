@@ -8,6 +8,7 @@ from __future__ import annotations
 import typing
 
 from swapjax import sections
+from swapjax.config import text
 from swapjax.config.errors import ConfigError
 from swapjax.config.fields import STUDY_ALIASES, field_types
 
@@ -57,3 +58,16 @@ def _parse_scalar(kind: type, text: str, key: str):
     except ValueError:
       raise ConfigError(f"--set {key}={text}: expected a number") from None
   return text
+
+
+def mapping_text(key: str, value) -> str:
+  """The `--set` text of a mapping an experiment file writes for `key`: variants, swap
+  schedules or row fields; ConfigError for another key."""
+  field = field_of(key)
+  if field == "variants":
+    return text.variants_text(value, field_types())
+  if field == "swap_schedules":
+    return text.schedules_text(value)
+  if field == "row_fields":
+    return ",".join(text.row_fields_text(value))
+  raise ConfigError(f"{key}: takes a value, not a mapping")
