@@ -107,8 +107,12 @@ def device_budget(device=None) -> int:
 def runs_per_chunk(num_runs: int, per_run: int, per_program: int, budget: int) -> int:
   """The largest divisor of `num_runs` whose runs fit `budget` beside the program's own
   memory (equal chunks: every call runs the same compiled program); at least 1."""
-  fit = max(1, (budget - per_program) // max(per_run, 1))
-  return max(d for d in range(1, num_runs + 1) if num_runs % d == 0 and d <= fit)
+  return largest_divisor(num_runs, (budget - per_program) // max(per_run, 1))
+
+
+def largest_divisor(n: int, limit: int) -> int:
+  """The largest divisor of `n` not above `limit`; at least 1 (equal chunks of runs)."""
+  return max(d for d in range(1, n + 1) if n % d == 0 and d <= max(1, limit))
 
 
 def micro_batches_to_fit(config: Config, input_shape, budget: int, target_shape=()) -> int:

@@ -89,6 +89,7 @@ def timing_report(meta, programs, compile_s, peak_bytes, times, finished_early) 
     return statistics.median(values) if values else None
 
   of = lambda i: [p for p in programs if p.program == i]  # noqa: E731
+  sizes = dict(enumerate(runs_per_call(programs)))
   return {
     "backend": jax.default_backend(),
     "device": meta["device"],
@@ -102,7 +103,7 @@ def timing_report(meta, programs, compile_s, peak_bytes, times, finished_early) 
         "train_fraction": of(i)[0].config.train_fraction[0],
         "groups": sorted({g for p in of(i) for g in p.groups}),
         "runs": sum(len(p.runs_table) for p in of(i)),
-        "runs_per_call": len(of(i)[0].runs_table),
+        "runs_per_call": sizes[i],
         "calls_per_round": len(of(i)),
         "rnn_impl": backend.rnn_impl(of(i)[0].config),
         "compile_s": compile_s.get(i, 0.0),

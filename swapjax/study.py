@@ -231,7 +231,7 @@ def chunk_size(
   if spread > 1:
     share = -(-num_runs // spread)
     fit = memory.runs_per_chunk(num_runs, *estimate, memory.device_budget() // spread)
-    return max(d for d in range(1, share + 1) if num_runs % d == 0 and d <= fit)
+    return memory.largest_divisor(num_runs, min(share, fit))
   if mesh is not None:
     per_device = memory.runs_per_chunk(num_runs // devices, *estimate, memory.device_budget())
     return per_device * devices
@@ -250,7 +250,7 @@ def runs_per_call(num_runs: int, estimate: tuple[int, int], flops: float, kind=N
   if kind in memory.CALL_FLOPS and flops > 0:
     cap = max(1, int(memory.CALL_FLOPS[kind] // flops))
   fit = memory.runs_per_chunk(num_runs, *estimate, memory.device_budget())
-  return max(d for d in range(1, num_runs + 1) if num_runs % d == 0 and d <= min(fit, cap))
+  return memory.largest_divisor(num_runs, min(fit, cap))
 
 
 def fit_batch(config: Config, input_shape, target_shape=()) -> Config:
