@@ -37,3 +37,17 @@ DISTRIBUTED = flags.DEFINE_bool(
 COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0.")
 NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes.")
 PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
+HEARTBEAT_TIMEOUT = flags.DEFINE_integer(
+  "heartbeat_timeout",
+  60,
+  "With --distributed: a process silent this many seconds is lost, and every other process "
+  "exits with status 75 (rerun the same command to resume). Also JAX's distributed runtime's "
+  "heartbeat and shutdown timeouts.",
+  lower_bound=2,
+)
+STARTUP_TIMEOUT = flags.DEFINE_integer(
+  "startup_timeout",
+  300,
+  "With --distributed: seconds to wait for every process to join JAX's distributed runtime.",
+  lower_bound=1,
+)

@@ -4,13 +4,15 @@ This file is intentionally kept short: it parses flags and hands a frozen config
 """
 
 import json
+import os
 import sys
+from pathlib import Path
 
 from absl import app
 
 from swapjax import config as configlib
 from swapjax import flags as swapflags
-from swapjax import registry, sections, startup
+from swapjax import peers, registry, sections, startup
 
 
 def _fail(message: str) -> None:
@@ -36,18 +38,23 @@ def main(argv):
   if swapflags.SHOW_CONFIG.value:
     print(json.dumps(sections.nested(config.to_json()), indent=2))
     return
+  workdir_path = swapflags.WORKDIR.value or f"runs/{name}"
   distributed = None
   if swapflags.DISTRIBUTED.value:
+    if not peers.supervised():  # this process watches the others; a child runs the study
+      sys.exit(peers.supervise(sys.argv[1:], workdir_path, swapflags.HEARTBEAT_TIMEOUT.value))
     distributed = dict(
       coordinator_address=swapflags.COORDINATOR.value,
       num_processes=swapflags.NUM_PROCESSES.value,
       process_id=swapflags.PROCESS_ID.value,
+      heartbeat_timeout=swapflags.HEARTBEAT_TIMEOUT.value,
+      startup_timeout=swapflags.STARTUP_TIMEOUT.value,
     )
-  startup.start(config, distributed)
+  _start(config, distributed, workdir_path)
   from swapjax import checkpoint, data, mesh, runner, workdir  # heavy imports after validation
 
   options = runner.RunOptions(
-    workdir=swapflags.WORKDIR.value or f"runs/{name}",
+    workdir=workdir_path,
     data_dir=swapflags.DATA_DIR.value,
     tfds_data_dir=swapflags.TFDS_DATA_DIR.value,
     restart=swapflags.RESTART.value,
@@ -63,7 +70,26 @@ def main(argv):
   except runner.StudyStopped as e:
     print(f"swapjax: {e}", file=sys.stderr)
     sys.exit(e.code)
+  except Exception as e:
+    if peers.supervised():  # a failed collective: its watcher tells whether a process was lost
+      peers.fail_to_watcher(e)
+    raise
   print(f"swapjax: report written to {path}")
+
+
+def _start(config, distributed: dict | None, workdir_path: str) -> None:
+  """startup.start; a distributed runtime that does not start is one line and status 75."""
+  try:
+    startup.start(config, distributed)
+  except startup.DistributedStartError as e:
+    print(
+      f"swapjax: error: JAX's distributed runtime did not start ({e}); the last committed "
+      f"checkpoint is {peers.last_checkpoint(Path(workdir_path))}; rerun the same command on "
+      f"every process to resume (exit status {peers.EXIT_RERUN})",
+      file=sys.stderr,
+      flush=True,
+    )
+    os._exit(peers.EXIT_RERUN)  # JAX's shutdown would wait for the processes that never came
 
 
 def _parse_flags(argv):

@@ -25,22 +25,39 @@ def enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 
+class DistributedStartError(RuntimeError):
+  """JAX's distributed runtime did not start (a process missing, a coordinator unreachable)."""
+
+
 def initialize_distributed(
   coordinator_address: str | None = None,
   num_processes: int | None = None,
   process_id: int | None = None,
+  heartbeat_timeout: int = 60,
+  startup_timeout: int = 300,
 ) -> None:
   """JAX's distributed runtime (auto-detected on Cloud TPU, SLURM and Open MPI); CPU processes
-  exchange data through gloo."""
+  exchange data through gloo. A process silent for `heartbeat_timeout` seconds is lost to the
+  runtime as to swapjax's own watch (swapjax.peers)."""
   import jax
+
+  from swapjax import peers
 
   if jax.config.jax_platforms in (None, "", "cpu") or "cpu" in str(jax.config.jax_platforms):
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  jax.distributed.initialize(
-    coordinator_address=coordinator_address,
-    num_processes=num_processes,
-    process_id=process_id,
-  )
+  try:
+    jax.distributed.initialize(
+      coordinator_address=coordinator_address,
+      num_processes=num_processes,
+      process_id=process_id,
+      initialization_timeout=startup_timeout,
+      heartbeat_timeout_seconds=heartbeat_timeout,
+      shutdown_timeout_seconds=heartbeat_timeout,
+    )
+  except Exception as e:  # noqa: BLE001 - every way the runtime fails to start is one line
+    reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+    raise DistributedStartError(f"{reason}; waited up to {startup_timeout} s") from None
+  peers.report_identity(jax.process_index(), jax.process_count())
 
 
 def start(config: Config, distributed: dict | None = None) -> None:

@@ -125,7 +125,9 @@ class Workdir:
     """True if the workdir holds this study already (resume); raises if it holds another."""
     old = self.read_config()
     if old is None:
-      if self.metrics_path.exists() or self.checkpoint_dir.exists():
+      # An empty checkpoints/ is a study stopped before its config.json: nothing to keep.
+      saved = self.checkpoint_dir.is_dir() and any(self.checkpoint_dir.iterdir())
+      if self.metrics_path.exists() or saved:
         raise WorkdirError(
           f"--workdir={self.path} holds metrics or checkpoints but no "
           "config.json; use an empty workdir or --restart"
@@ -146,7 +148,8 @@ class Workdir:
 
   def move_aside(self) -> Path | None:
     """--restart: moves the previous study's files into `previous-<time>/` (deletes nothing)."""
-    names = [p for p in self.path.iterdir() if not p.name.startswith(("previous-", ".lock"))]
+    keep = ("previous-", ".lock", ".processes")  # .processes: the job's heartbeats (peers.py)
+    names = [p for p in self.path.iterdir() if not p.name.startswith(keep)]
     if not names:
       return None
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -115,6 +115,17 @@ def test_changed_config_is_refused_and_restart_keeps_files(tmp_path):
   assert len(previous) == 1 and (previous[0] / "metrics.jsonl").exists()
 
 
+def test_a_study_stopped_before_its_config_json_starts_again(tmp_path):
+  """Killed after checkpoints/ was made and before config.json: the rerun starts; a workdir
+  holding a checkpoint and no config.json is still refused."""
+  (tmp_path / "w" / "checkpoints").mkdir(parents=True)
+  _run(tmp_path, "w", rounds=1, num_seeds=1)
+  assert len(_rows(tmp_path / "w")) == 2
+  (tmp_path / "v" / "checkpoints" / "1").mkdir(parents=True)
+  with pytest.raises(workdir.WorkdirError, match="holds metrics or checkpoints but no config"):
+    _run(tmp_path, "v", rounds=1, num_seeds=1)
+
+
 def test_second_process_is_refused_by_the_lock(tmp_path):
   wd = workdir.Workdir(str(tmp_path / "w"))
   wd.prepare()

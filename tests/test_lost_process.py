@@ -1,0 +1,111 @@
+"""A multi-process job that loses a process (kill -9) ends quickly and clearly, and its rerun
+resumes exactly: two and four processes on localhost, one killed at start-up, mid-round and
+while a checkpoint is being written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from distributed_job import BOUND_S, finish, lose_one, membership, rows
+
+from swapjax import peers
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+  """{process count: (rows, membership)} of the study run without a kill."""
+  found = {}
+
+  def get(count: int):
+    if count not in found:
+      workdir = tmp_path_factory.mktemp(f"uninterrupted{count}")
+      finish(workdir / "w", count, workdir / "logs")
+      found[count] = (rows(workdir / "w"), membership(workdir / "w"))
+    return found[count]
+
+  return get
+
+
+def _checkpoint_being_written(workdir: Path):
+  folder = workdir / "checkpoints"
+  return folder.is_dir() and any("orbax-checkpoint-tmp" in p.name for p in folder.iterdir())
+
+
+MOMENTS = {
+  # The victim has joined JAX's runtime and builds or compiles its programs.
+  "start-up": lambda job, wd, victim: "swapjax: data" in job.out(victim),
+  "mid-round": lambda job, wd, victim: "round 2/4" in job.out(0),
+  "checkpoint write": lambda job, wd, victim: _checkpoint_being_written(wd),
+}
+
+
+def _kill_and_rerun(tmp_path, uninterrupted, count: int, victim: int, moment: str):
+  workdir = tmp_path / "w"
+  at = MOMENTS[moment]
+  outcome = lose_one(workdir, count, victim, lambda job: at(job, workdir, victim), tmp_path / "1")
+  for i, (code, seconds, last) in outcome.items():
+    assert code == peers.EXIT_RERUN, (i, code, last)
+    assert seconds < BOUND_S, (i, seconds)
+    assert last.startswith("swapjax: error: "), last
+    assert f"process {victim} of {count}" in last and "was lost" in last, last
+    assert "the last committed checkpoint is " in last and "rerun the same command" in last
+  print(f"{moment}: survivors' exits {sorted(s for _, s, _ in outcome.values())} s after the kill")
+  finish(workdir, count, tmp_path / "rerun")
+  reference_rows, reference_membership = uninterrupted(count)
+  assert rows(workdir) == reference_rows
+  got = membership(workdir)
+  assert got.keys() == reference_membership.keys()
+  for key, value in reference_membership.items():
+    np.testing.assert_array_equal(got[key], value, err_msg=key)
+
+
+@pytest.mark.parametrize(
+  "moment, victim",
+  [("start-up", 1), ("mid-round", 1), ("checkpoint write", 0)],
+)
+def test_two_processes_survive_a_lost_one(tmp_path, uninterrupted, moment, victim):
+  _kill_and_rerun(tmp_path, uninterrupted, 2, victim, moment)
+
+
+def test_four_processes_survive_a_lost_one(tmp_path, uninterrupted):
+  _kill_and_rerun(tmp_path, uninterrupted, 4, 2, "mid-round")
+
+
+def test_a_process_lost_before_it_joined_ends_the_others_at_the_startup_timeout(tmp_path):
+  outcome = lose_one(
+    tmp_path / "w", 2, 1, lambda job: True, tmp_path / "logs", ("--startup_timeout=15",)
+  )
+  code, seconds, last = outcome[0]
+  assert code == peers.EXIT_RERUN, last
+  assert seconds < 15 + 15, seconds
+  assert last.startswith("swapjax: error: JAX's distributed runtime did not start"), last
+  assert "last committed checkpoint is none yet" in last
+
+
+def test_a_lost_process_is_the_silent_or_failed_one():
+  def peer(state, changed_at):
+    found = peers.Peer(first=None, changed_at=0.0)
+    found.read({"token": "t", "state": state}, changed_at)
+    return found
+
+  assert peers.lost_peer({1: peer("running", 0.0)}, now=9.0, timeout=10) is None
+  assert peers.lost_peer({1: peer("running", 0.0)}, now=10.0, timeout=10) == 1
+  assert peers.lost_peer({1: peer("stopping", 0.0), 2: peer("left", 0.0)}, 99.0, 10) is None
+  assert peers.lost_peer({1: peer("done", 0.0), 3: peer("failed", 98.0)}, 99.0, 10) == 3
+  # A file left by an earlier attempt counts as silence from the moment the watch began.
+  old = peers.Peer(first={"token": "old", "state": "failed"}, changed_at=5.0)
+  old.read({"token": "old", "state": "failed"}, 9.0)
+  assert old.beat is None
+  assert peers.lost_peer({1: old}, now=14.0, timeout=10) is None
+  assert peers.lost_peer({1: old}, now=15.0, timeout=10) == 1
+  old.read({"token": "new", "state": "running"}, 15.0)
+  assert peers.lost_peer({1: old}, now=16.0, timeout=10) is None
+
+
+def test_the_last_committed_checkpoint_skips_unfinished_writes(tmp_path):
+  assert peers.last_checkpoint(tmp_path).startswith("none yet")
+  (tmp_path / "checkpoints" / "3").mkdir(parents=True)
+  (tmp_path / "checkpoints" / "4.orbax-checkpoint-tmp-17").mkdir()
+  assert peers.last_checkpoint(tmp_path) == f"round 3 ({tmp_path / 'checkpoints' / '3'})"
