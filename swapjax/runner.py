@@ -21,7 +21,7 @@ import numpy as np
 
 from swapjax import backend, checkpoint, network_check, registry, report, study
 from swapjax import mesh as meshlib
-from swapjax.config import Config, program_configs, run_table, validate
+from swapjax.config import Config, program_configs, row_axes, run_table, validate
 from swapjax.health import (  # noqa: F401 - StudyStopped and the statuses: the runner's API
   EXIT_DIVERGED,
   EXIT_INTERRUPTED,
@@ -132,15 +132,15 @@ def _placement(config: Config, recorded) -> tuple[tuple, str]:
   return ([m for m, _ in made], None, 1, None), made[0][1]
 
 
-def _recorded_sizes(wd: Workdir, options: RunOptions):
-  """Each program's runs per call as the workdir's config.json recorded them; "legacy" for
-  a config.json written before they were recorded; None for a new study."""
+def _recorded(wd: Workdir, options: RunOptions, key: str):
+  """A value the workdir's config.json recorded under `key`; "legacy" for a config.json
+  written before it was recorded; None for a new study."""
   if jax.process_index() or options.restart:
     return None
   old = wd.read_config() if wd.path.is_dir() else None
   if old is None:
     return None
-  return old.get("runs_per_call", "legacy")
+  return old.get(key, "legacy")
 
 
 def run(config: Config, experiment: str, options: RunOptions) -> Path:
@@ -163,13 +163,16 @@ def run(config: Config, experiment: str, options: RunOptions) -> Path:
     study.fit_batch(program, ds.image_shape, ds.train_labels.shape[1:])
   if jax.process_index() == 0 and not options.restart and wd.path.is_dir():
     wd.check_config(config.to_json(), experiment)
-  placement, mesh_note = _placement(config, _recorded_sizes(wd, options))
+  placement, mesh_note = _placement(config, _recorded(wd, options, "runs_per_call"))
+  axes = _recorded(wd, options, "row_axes")  # rows as the workdir's first rows were written
+  axes = row_axes(config) if axes is None else None if axes == "legacy" else tuple(axes)
   if jax.process_index() == 0:  # process 0 alone writes the workdir's files
     wd.prepare()
     wd.lock()
   try:
     phases = {"data and checks": time.perf_counter() - began}
-    return _run_locked(config, experiment, options, wd, datasets, (placement, mesh_note), phases)
+    placed = (placement, mesh_note, axes)
+    return _run_locked(config, experiment, options, wd, datasets, placed, phases)
   finally:
     if jax.process_index() == 0:
       wd.unlock()
@@ -283,11 +286,11 @@ class _Clock:
   acc_history: list = dataclasses.field(default_factory=list)  # (accuracy, active) per round
 
 
-def _round_rows(results, rnd: int, previous: dict, round_s: float) -> list[dict[str, Any]]:
+def _round_rows(results, rnd: int, previous: dict, round_s: float, axes) -> list[dict[str, Any]]:
   rows = (
     row
     for built, metrics in results
-    for row in study.metric_rows(built, metrics, rnd, previous, round_s)
+    for row in study.metric_rows(built, metrics, rnd, previous, round_s, axes)
   )
   return sorted(rows, key=lambda row: row["run"])
 
@@ -303,7 +306,11 @@ def _run_locked(
 ) -> Path:
   """The study in the locked workdir; `phases` (seconds so far by phase) gains the rest, and
   a last line gives them all."""
-  (placement, mesh_note), began, writer = placed, time.perf_counter(), jax.process_index() == 0
+  (placement, mesh_note, axes), began, writer = (
+    placed,
+    time.perf_counter(),
+    jax.process_index() == 0,
+  )
   if options.restart and writer and (moved_to := wd.move_aside()):
     print(f"swapjax: --restart moved the previous study to {moved_to}", flush=True)
   resuming = wd.check_config(config.to_json(), experiment) if writer else True
@@ -319,6 +326,7 @@ def _run_locked(
   events = EventWriter(wd.path, enabled=writer and config.tensorboard, purge_step=start + 1)
   meta["notes"] = notes
   meta["runs_per_call"] = runs_per_call(programs)
+  meta["row_axes"] = list(axes) if axes is not None else None
   if not resuming and writer:
     wd.write_config(meta)
   compile_s, peak_bytes = {}, {}
@@ -329,7 +337,7 @@ def _run_locked(
   clock = _Clock()
   with StopFlag() as stop, events:
     finished_early = _rounds(
-      config, options, wd, programs, states, (start, rows), ckpt, events, clock, stop
+      config, options, wd, programs, states, (start, rows, axes), ckpt, events, clock, stop
     )
   ckpt.close()
   phases["rounds"], began = time.perf_counter() - began, time.perf_counter()
@@ -344,8 +352,9 @@ def _run_locked(
 
 
 def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock, stop) -> bool:
-  """The study's rounds from `resumed = (start, rows so far)`; True if every run fit early."""
-  start, rows = resumed
+  """The study's rounds from `resumed = (start, rows so far, the rows' run axes)`; True if
+  every run fit early."""
+  start, rows, axes = resumed
   writer, round_key, table = jax.process_index() == 0, study.round_key(config), run_table(config)
   best_acc = best_train_acc(rows)  # for collapse detection across a resume
   previous = {r["run"]: r for r in rows if r.get(round_key) == start}
@@ -368,7 +377,7 @@ def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock,
       flight |= _dispatch(config, programs, states, rnd + 1, changed)
     clock.round_s.append(time.perf_counter() - t0)
     clock.program_s.append(program_s)
-    rows = _round_rows(results, rnd, previous, clock.round_s[-1])
+    rows = _round_rows(results, rnd, previous, clock.round_s[-1], axes)
     previous = {r["run"]: r for r in rows}
     if writer:
       wd.append_metrics(rows)

@@ -348,16 +348,18 @@ def metric_rows(
   round_index: int,
   previous: dict[int, dict] | None,
   round_s: float,
+  axes: tuple[str, ...] | None = None,
 ) -> list[dict[str, Any]]:
   """One JSON-able row per run for this round: the round (`round`, or `epoch` for a
-  single-model study), the run's study-wide index, its group and run-axis values, then its
+  single-model study), the run's study-wide index, its group, variant and values of the run
+  axes `axes` (config.row_axes; None: every axis, as workdirs recorded before it), then its
   metrics. A run that stopped (`active` false) repeats its last row's metrics."""
   rows = []
   columns = {k: _clean_column(v) for k, v in metrics.items() if k != "active"}
   for r, run in enumerate(study.runs_table):
     run_id = study.run_ids[r]
     row = {round_key(study.config): round_index + 1, "run": run_id, "group": study.groups[r]}
-    row.update(run)
+    row.update((k, v) for k, v in run.items() if axes is None or k in axes or k == "variant")
     row.update(field.split("=", 1) for field in study.config.row_fields)
     values = {k: column[r] for k, column in columns.items()}
     if "fit_epoch" in values:

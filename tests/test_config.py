@@ -240,3 +240,17 @@ def test_the_epochs_study_kind_keeps_its_earlier_name():
   assert C.from_json({**base.to_json(), "study": "memorize"}).study == "epochs"
   with pytest.raises(C.ConfigError, match="study"):
     C.apply_overrides(base, ["study=memorise"])
+
+
+def test_rows_carry_the_run_axes_the_study_uses():
+  def axes(name):
+    return C.row_axes(registry.get_config(name))
+
+  assert axes("swap_cifar10") == ("condition", "warmup", "learning_rate", "seed")
+  assert axes("fashion_dropout") == ("learning_rate", "train_fraction", "dropout_rate", "seed")
+  assert axes("memorize_mnist") == ("learning_rate", "label_corruption", "seed")
+  assert axes("regression") == ("learning_rate", "target_noise", "seed")
+  # An axis at its default joins the rows once the study groups by it or varies it.
+  iris = registry.get_config("iris")
+  assert "dropout_rate" in C.row_axes(dataclasses.replace(iris, group_by=("dropout_rate",)))
+  assert "leaky_slope" in C.row_axes(dataclasses.replace(iris, leaky_slope=(0.1, 0.3)))

@@ -43,9 +43,13 @@ def test_every_registered_experiment_runs_a_shrunk_round(tmp_path, name):
   rows = _rows(tmp_path / "w")
   table = C.run_table(cfg)
   assert sorted(r["run"] for r in rows) == list(range(len(table)))
+  used = set(C.row_axes(cfg)) | {"variant"}
   for row in rows:
-    assert row["group"] == C.group_name(cfg, table[row["run"]])
-    assert {k: row[k] for k in table[row["run"]]} == table[row["run"]]
+    run = table[row["run"]]
+    assert row["group"] == C.group_name(cfg, run)
+    # The run axes the study uses, with the run's values; no other axis.
+    assert {k: row[k] for k in run if k in used} == {k: v for k, v in run.items() if k in used}
+    assert not (set(C.RUN_AXES) - used) & set(row)
   assert (tmp_path / "w" / "report.md").exists()
 
 

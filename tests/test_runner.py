@@ -50,6 +50,14 @@ def test_contract_and_resume_equality(tmp_path):
   assert _run_round_keys(rows) == {(r, n): 1 for r in range(4) for n in (1, 2, 3)}
   for key in ["AtoB/test_unseen_acc", "BtoA/holdout_acc", "swap/k", "swap/moved", "condition"]:
     assert key in rows[0]
+  # The run axes the study uses, not every axis the engine knows.
+  assert json.loads((full / "config.json").read_text())["row_axes"] == [
+    "condition",
+    "warmup",
+    "learning_rate",
+    "seed",
+  ]
+  assert not {"leaky_slope", "target_noise", "augment_rotation", "dropout_rate"} & set(rows[0])
   membership = np.load(full / "membership.npz")
   assert membership["a_idx"].shape == (4, 32) and membership["move_count"].shape == (4, 64)
   report = (full / "report.md").read_text()

@@ -54,6 +54,7 @@ from swapjax.config.runs import (
   group_names,
   parse_variants,
   program_configs,
+  row_axes,
   run_table,
   variant_configs,
 )
@@ -99,6 +100,7 @@ __all__ = [
   "parse_value",
   "parse_variants",
   "program_configs",
+  "row_axes",
   "run_table",
   "validate",
   "variant_configs",

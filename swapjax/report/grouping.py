@@ -25,5 +25,6 @@ def label(key, keys, varying) -> str:
 
 def varying(rows, keys) -> list[str]:
   """The keys whose value differs between rows."""
-  # Nothing varies: name the one group by all its values (e.g. random labels on clean images).
-  return [k for k in keys if len({r.get(k) for r in rows}) > 1] or list(keys)
+  # Nothing varies: name the one group by all the values its rows carry (e.g. random labels).
+  present = [k for k in keys if any(k in r for r in rows)]
+  return [k for k in keys if len({r.get(k) for r in rows}) > 1] or present
