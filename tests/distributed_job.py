@@ -17,16 +17,20 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 10  # --heartbeat_timeout in these tests
 BOUND_S = TIMEOUT_S + 15  # a survivor's exit after the kill, at most (a loaded 2-core machine)
-STUDY = [
-  "--experiment=tiny",
-  "--set",
-  "rounds=4",
+# The tiny swap study with four conditions and two seeds: 8 runs, the scale-out tests' study.
+SWAP_SETTINGS = [
   "--set",
   "num_seeds=2",
   "--set",
   "conditions=none,one,schedule,big",
   "--set",
   "swap_schedules=none=0:0;one=0:1;schedule=20:5,2:2,0:1;big=0:8",
+]
+STUDY = [
+  "--experiment=tiny",
+  "--set",
+  "rounds=4",
+  *SWAP_SETTINGS,
   f"--heartbeat_timeout={TIMEOUT_S}",
   "--startup_timeout=60",
 ]

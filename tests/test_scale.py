@@ -10,23 +10,14 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from distributed_job import SWAP_SETTINGS
 
 from swapjax import mesh as meshlib
 from swapjax import registry
 from swapjax.cpu import process as cpu_process
 
 REPO = Path(__file__).resolve().parents[1]
-STUDY = [
-  "--experiment=tiny",
-  "--set",
-  "rounds=2",
-  "--set",
-  "num_seeds=2",
-  "--set",
-  "conditions=none,one,schedule,big",
-  "--set",
-  "swap_schedules=none=0:0;one=0:1;schedule=20:5,2:2,0:1;big=0:8",
-]
+STUDY = ["--experiment=tiny", "--set", "rounds=2", *SWAP_SETTINGS]
 
 
 BITWISE_ON_JAX_0_10 = pytest.mark.xfail(
