@@ -218,8 +218,8 @@ class _Watch:
 
 
 def _forward_signals(child: subprocess.Popen) -> None:
-  """SIGTERM and SIGINT reach the study once, through its watcher (the study runs in its own
-  session, so a scheduler's signal to the job's process group does not reach it twice)."""
+  """SIGTERM and SIGINT reach the study once, through its watcher (the study runs in a process
+  group of its own, so a scheduler's signal to the job's process group does not reach it twice)."""
 
   def forward(signum, frame):
     del frame
