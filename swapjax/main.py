@@ -82,14 +82,8 @@ def _start(config, distributed: dict | None, workdir_path: str) -> None:
   try:
     startup.start(config, distributed)
   except startup.DistributedStartError as e:
-    print(
-      f"swapjax: error: JAX's distributed runtime did not start ({e}); the last committed "
-      f"checkpoint is {peers.last_checkpoint(Path(workdir_path))}; rerun the same command on "
-      f"every process to resume (exit status {peers.EXIT_RERUN})",
-      file=sys.stderr,
-      flush=True,
-    )
-    os._exit(peers.EXIT_RERUN)  # JAX's shutdown would wait for the processes that never came
+    status = peers.say_rerun(f"JAX's distributed runtime did not start ({e})", Path(workdir_path))
+    os._exit(status)  # JAX's shutdown would wait for the processes that never came
 
 
 def _parse_flags(argv):

@@ -122,6 +122,18 @@ def last_checkpoint(workdir: Path) -> str:
   return f"round {steps[-1]} ({folder / str(steps[-1])})"
 
 
+def say_rerun(reason: str, workdir: Path) -> int:
+  """Prints `reason` as swapjax's one error line, with the last committed checkpoint and what
+  to do; returns the status that means "rerun the same command"."""
+  print(
+    f"swapjax: error: {reason}; the last committed checkpoint is {last_checkpoint(workdir)}; "
+    f"rerun the same command on every process to resume (exit status {EXIT_RERUN})",
+    file=sys.stderr,
+    flush=True,
+  )
+  return EXIT_RERUN
+
+
 class Heartbeats:
   """This process's heartbeat file and its reading of the others' in `<workdir>/.processes/`."""
 
@@ -207,14 +219,7 @@ class _Watch:
   def say_lost(self, found: tuple[int, float]) -> int:
     index, now = found
     self.hearts.beat(LEFT)
-    print(
-      f"swapjax: error: {self.hearts.describe(index, now)}; the last committed checkpoint is "
-      f"{last_checkpoint(self.workdir)}; rerun the same command on every process to resume "
-      f"(exit status {EXIT_RERUN})",
-      file=sys.stderr,
-      flush=True,
-    )
-    return EXIT_RERUN
+    return say_rerun(self.hearts.describe(index, now), self.workdir)
 
 
 def _forward_signals(child: subprocess.Popen) -> None:
@@ -273,33 +278,23 @@ def _after_exit(watch: _Watch, code: int) -> int:
   checkpoint's barrier or by JAX's runtime aborting it, it looks for the process that was
   lost, which the others' heartbeats tell within a few seconds."""
   hearts = watch.identity()
-  if hearts is None and code == -signal.SIGABRT:  # JAX's start-up gave up waiting for a peer
-    print(
-      f"swapjax: error: JAX's distributed runtime did not start (not every process joined "
-      f"within --startup_timeout); the last committed checkpoint is "
-      f"{last_checkpoint(watch.workdir)}; rerun the same command on every process to resume "
-      f"(exit status {EXIT_RERUN})",
-      file=sys.stderr,
-      flush=True,
-    )
-    return EXIT_RERUN
-  if hearts is None or code in (0, 2, 3, EXIT_RERUN):
-    if hearts is not None and code == 2:
+  if hearts is None:
+    if code == -signal.SIGABRT:  # JAX's start-up gave up waiting for a peer
+      joined = "not every process joined within --startup_timeout"
+      return say_rerun(f"JAX's distributed runtime did not start ({joined})", watch.workdir)
+    return _ended(watch, code)
+  if code in (0, 2, 3, EXIT_RERUN):
+    if code == 2:
       hearts.remove_if_unused()
-    elif hearts is not None:
+    else:
       hearts.beat(DONE if code == 0 else LEFT)
     return _ended(watch, code)
   if code < 0 and code != -signal.SIGABRT:
     reason = f"its study was killed with {signal.Signals(-code).name}"
     hearts.beat(FAILED, reason)
-    print(
-      f"swapjax: error: this process, {hearts.process} of {hearts.count}, was lost ({reason}); "
-      f"the last committed checkpoint is {last_checkpoint(watch.workdir)}; rerun the same "
-      f"command on every process to resume (exit status {EXIT_RERUN})",
-      file=sys.stderr,
-      flush=True,
+    return say_rerun(
+      f"this process, {hearts.process} of {hearts.count}, was lost ({reason})", watch.workdir
     )
-    return EXIT_RERUN
   deadline = time.monotonic() + watch.timeout + BEAT_S
   while time.monotonic() < deadline:
     hearts.beat(STOPPING)

@@ -132,15 +132,14 @@ def _placement(config: Config, recorded) -> tuple[tuple, str]:
   return ([m for m, _ in made], None, 1, None), made[0][1]
 
 
-def _recorded(wd: Workdir, options: RunOptions, key: str):
-  """A value the workdir's config.json recorded under `key`; "legacy" for a config.json
-  written before it was recorded; None for a new study."""
-  if jax.process_index() or options.restart:
-    return None
-  old = wd.read_config() if wd.path.is_dir() else None
-  if old is None:
-    return None
-  return old.get(key, "legacy")
+def _recorded(wd: Workdir, options: RunOptions) -> dict[str, Any]:
+  """{key: the value the workdir's config.json recorded, "legacy" for a config.json written
+  before the key was recorded} for the keys that fix how a resumed study runs; {key: None} for
+  a new study."""
+  old = None
+  if not (jax.process_index() or options.restart) and wd.path.is_dir():
+    old = wd.read_config()
+  return {k: None if old is None else old.get(k, "legacy") for k in ("runs_per_call", "row_axes")}
 
 
 def run(config: Config, experiment: str, options: RunOptions) -> Path:
@@ -163,8 +162,9 @@ def run(config: Config, experiment: str, options: RunOptions) -> Path:
     study.fit_batch(program, ds.image_shape, ds.train_labels.shape[1:])
   if jax.process_index() == 0 and not options.restart and wd.path.is_dir():
     wd.check_config(config.to_json(), experiment)
-  placement, mesh_note = _placement(config, _recorded(wd, options, "runs_per_call"))
-  axes = _recorded(wd, options, "row_axes")  # rows as the workdir's first rows were written
+  recorded = _recorded(wd, options)  # placement and rows as the workdir's first rounds had them
+  placement, mesh_note = _placement(config, recorded["runs_per_call"])
+  axes = recorded["row_axes"]
   axes = row_axes(config) if axes is None else None if axes == "legacy" else tuple(axes)
   if jax.process_index() == 0:  # process 0 alone writes the workdir's files
     wd.prepare()
@@ -306,11 +306,8 @@ def _run_locked(
 ) -> Path:
   """The study in the locked workdir; `phases` (seconds so far by phase) gains the rest, and
   a last line gives them all."""
-  (placement, mesh_note, axes), began, writer = (
-    placed,
-    time.perf_counter(),
-    jax.process_index() == 0,
-  )
+  placement, mesh_note, axes = placed
+  began, writer = time.perf_counter(), jax.process_index() == 0
   if options.restart and writer and (moved_to := wd.move_aside()):
     print(f"swapjax: --restart moved the previous study to {moved_to}", flush=True)
   resuming = wd.check_config(config.to_json(), experiment) if writer else True

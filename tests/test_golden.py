@@ -8,14 +8,13 @@ the engine's default). Updating the files (`python tests/golden_studies.py`) is
 legitimate only in a commit that says why the arithmetic changed; see golden_studies.py.
 """
 
-import dataclasses
 import json
 
 import jax
 import pytest
 from golden_studies import GOLDEN, configs, run
 
-from swapjax.config import RUN_AXES, row_axes
+from swapjax.config import axis_defaults, row_axes
 
 RECORDED = json.loads((GOLDEN / "versions.json").read_text())
 
@@ -23,14 +22,8 @@ RECORDED = json.loads((GOLDEN / "versions.json").read_text())
 def _unused_axes(name: str) -> dict:
   """{run axis the study's rows leave out: the engine's default value}."""
   config = configs()[name][1]
-  defaults = {f.name: f.default for f in dataclasses.fields(config)}
-  defaults.update(condition=config.kind.conditions[0], warmup=config.kind.warmup[0])
   used = row_axes(config)
-  return {
-    axis: defaults[axis][0] if isinstance(defaults[axis], tuple) else defaults[axis]
-    for axis in RUN_AXES
-    if axis not in used
-  }
+  return {a: v for a, v in axis_defaults(config).items() if a not in used}
 
 
 @pytest.mark.parametrize("name", sorted(configs()))

@@ -54,22 +54,28 @@ def run_table(config: Config) -> list[dict[str, Any]]:
   return table
 
 
+def axis_defaults(config: Config) -> dict[str, Any]:
+  """{run axis: the one value a run takes when the experiment leaves the axis alone}: the
+  engine's default, and the study kind's first condition and warmup."""
+  fields = {f.name: f.default for f in dataclasses.fields(config)}
+  fields.update(condition=config.kind.conditions, warmup=config.kind.warmup)
+  return {a: fields[a][0] for a in RUN_AXES if isinstance(fields.get(a), tuple) and fields[a]}
+
+
 def row_axes(config: Config) -> tuple[str, ...]:
   """The run axes a metrics row carries: the seed and the learning rate; a swap study's
   `condition` and `warmup`; `leaky_slope` where a layer is `leaky_relu`; every other axis the
   study varies, groups by, or sets to a value other than the engine's default (an axis at its
   default in every run says nothing of the runs: a swap study's `target_noise`)."""
   table = run_table(config)
-  fields = {f.name: f.default for f in dataclasses.fields(config)}
-  fields.update(condition=config.kind.conditions[:1], warmup=config.kind.warmup[:1])
+  defaults = axis_defaults(config)
   always = ("learning_rate", "seed") + (("condition", "warmup") if config.kind.swaps else ())
   if any("leaky_relu" in v.layers for v in variant_configs(config)):  # reads the run's slope
     always += ("leaky_slope",)
   kept = []
   for axis in RUN_AXES:
     values = {repr(run[axis]) for run in table}
-    default = fields.get(axis)
-    at_default = values == {repr(default[0])} if isinstance(default, tuple) else False
+    at_default = axis in defaults and values == {repr(defaults[axis])}
     if axis in always or axis in config.group_by or len(values) > 1 or not at_default:
       kept.append(axis)
   return tuple(kept)
