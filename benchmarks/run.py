@@ -200,6 +200,9 @@ STRATEGIES = flags.DEFINE_list(
   "(lax/sequential = the baseline; torch/sequential = the PyTorch reference).",
 )
 SCALING = flags.DEFINE_list("scaling", None, "Override the preset's scaling table: runs R,...")
+CASES = flags.DEFINE_list(
+  "cases", None, f"host_overhead: the cases to run (default all: {','.join(host_overhead.CASES)})."
+)
 FULL_STUDY = flags.DEFINE_bool("full_study", None, "Time the experiment's own study too.")
 GROUP_COMPARE = flags.DEFINE_multi_string(
   "group_compare",
@@ -359,7 +362,12 @@ def main(argv):
     repeats = REPEATS.value or 2
     # The main job's XLA:CPU flags, before JAX starts its backend, as the command line sets them.
     cpu_process.set_xla_flags(cpu_process.study_xla_flags(registry.get_config("memorize_mnist")))
-    report = host_overhead.report(list(host_overhead.CASES), HOST_ROUNDS, repeats)
+    cases = CASES.value or list(host_overhead.CASES)
+    if unknown := sorted(set(cases) - set(host_overhead.CASES)):
+      raise app.UsageError(
+        f"--cases: unknown {', '.join(unknown)}; known: {', '.join(host_overhead.CASES)}"
+      )
+    report = host_overhead.report(cases, HOST_ROUNDS, repeats)
     return write_report(
       OUT.value, "timing_host_overhead", "benchmark_host_overhead", report, host_overhead.render
     )

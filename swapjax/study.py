@@ -354,21 +354,28 @@ def metric_rows(
   single-model study), the run's study-wide index, its group, variant and values of the run
   axes `axes` (config.row_axes; None: every axis, as workdirs recorded before it), then its
   metrics. A run that stopped (`active` false) repeats its last row's metrics."""
-  rows = []
-  columns = {k: _clean_column(v) for k, v in metrics.items() if k != "active"}
-  for r, run in enumerate(study.runs_table):
-    run_id = study.run_ids[r]
-    row = {round_key(study.config): round_index + 1, "run": run_id, "group": study.groups[r]}
-    row.update((k, v) for k, v in run.items() if axes is None or k in axes or k == "variant")
-    row.update(field.split("=", 1) for field in study.config.row_fields)
-    values = {k: column[r] for k, column in columns.items()}
-    if "fit_epoch" in values:
-      values["fit_epoch"] = values["fit_epoch"] if values["fit_epoch"] > 0 else None
-    prev = (previous or {}).get(run_id)
-    if "active" in metrics and prev is not None and not bool(metrics["active"][r]):
+  names = [k for k in metrics if k != "active"]
+  columns = [_clean_column(metrics[k]) for k in names]
+  fit = names.index("fit_epoch") if "fit_epoch" in names else None
+  stopped = ~np.asarray(metrics["active"], bool) if "active" in metrics and previous else None
+  fields = [tuple(field.split("=", 1)) for field in study.config.row_fields]
+  kept: dict[tuple, list[str]] = {}  # the run-axis keys a row carries, by the run's keys
+  head, seconds, rows = {round_key(study.config): round_index + 1}, round(round_s, 4), []
+  by_run = zip(*columns, strict=True) if columns else [()] * len(study.runs_table)
+  for r, (run, values) in enumerate(zip(study.runs_table, by_run, strict=True)):
+    row = {**head, "run": study.run_ids[r], "group": study.groups[r]}
+    if (keys := kept.get(tuple(run))) is None:
+      keys = kept[tuple(run)] = [k for k in run if axes is None or k in axes or k == "variant"]
+    for k in keys:
+      row[k] = run[k]
+    row.update(fields)
+    values = dict(zip(names, values, strict=True))
+    if fit is not None and not values["fit_epoch"] > 0:
+      values["fit_epoch"] = None
+    if stopped is not None and stopped[r] and (prev := previous.get(study.run_ids[r])):
       values = {k: prev.get(k) for k in values}  # stopped: metrics stay frozen
     row.update(values)
-    row["time/round_s"] = round(round_s, 4)
+    row["time/round_s"] = seconds
     rows.append(row)
   return rows
 

@@ -57,8 +57,8 @@ def scalar(value: Any) -> float | None:
 
 def _finite_mean(values: list[Any]) -> float | None:
   """The mean of the values that are finite numbers (as `scalar` picks them), or None."""
-  if all(type(v) is float or type(v) is int for v in values):  # the common case, at once
-    array = np.asarray(values, np.float64)
+  if set(map(type, values)) <= {float, int, type(None)}:  # the common case, at once
+    array = np.asarray(values, np.float64)  # None becomes NaN
     finite = array[np.isfinite(array)]
     return float(finite.mean()) if finite.size else None
   picked = [x for v in values if (x := scalar(v)) is not None]

@@ -40,3 +40,12 @@ def shared_data():
   if not (SHARED_DATA / "mnist").is_dir():
     pytest.skip("../shared/data not present")
   return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def uninterrupted(tmp_path_factory):
+  """get(count) -> (rows, membership) of tests/distributed_job.py's study run on `count`
+  processes without a kill: the scale-out and lost-process tests' reference."""
+  from distributed_job import uninterrupted_runs
+
+  return uninterrupted_runs(tmp_path_factory)

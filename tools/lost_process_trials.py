@@ -2,7 +2,7 @@
 
     python tools/lost_process_trials.py --kills=20 [--seed=0] [--workdir=/tmp/lost_process]
 
-The study is tests/distributed_job.py's (the tiny swap study, 4 rounds, 8 runs, with
+The study is tests/distributed_job.py's (the tiny swap study, 2 rounds, 8 runs, with
 `--heartbeat_timeout=10`) on 2 or 4 processes on localhost. One uninterrupted run per process
 count is the reference. Each trial starts the study in a fresh workdir, kills a random process
 with SIGKILL after a random delay (start-up, rounds, checkpoint writes and the report all
@@ -58,7 +58,7 @@ def main() -> int:
   parser.add_argument("--kills", type=int, default=20)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--workdir", default="/tmp/lost_process")
-  parser.add_argument("--window", type=float, default=40.0, help="latest kill, seconds")
+  parser.add_argument("--window", type=float, default=30.0, help="latest kill, seconds")
   args = parser.parse_args()
   rng = random.Random(args.seed)
   root = Path(args.workdir)
