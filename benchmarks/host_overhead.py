@@ -1,12 +1,13 @@
 """The study loop's host work against the compiled rounds alone: `python3 -m benchmarks.run
---preset=host_overhead [--repeats=N] [--out=DIR]`.
+--preset=host_overhead [--cases=iris,logic_gates] [--repeats=N] [--out=DIR]`.
 
 For each case, in one process: the compiled rounds alone (the programs of the study, dispatched
 round after round with nothing read back until the last: the device's time per round), then the
 real study loop (`swapjax.runner.run`: health checks, metrics.jsonl, TensorBoard, an orbax
 checkpoint and the progress line every round) with its rounds in turn (`pipeline=False`, the
-loop before pipelining) and pipelined (round r+1 dispatched before round r is written), the two
-alternating `--repeats` times. The loop's seconds per round are the mean wall time of its rounds
+loop before pipelining), pipelined (round r+1 dispatched before round r is written), and
+pipelined with a checkpoint every `EVERY` rounds (`--checkpoint_every`), the three alternating
+`--repeats` times. The loop's seconds per round are the mean wall time of its rounds
 after the first (timing.json `wall_s`), the compiled rounds' the mean over the same rounds (the
 same test passes); the ratio is wall per round over the compiled round. Synthetic or generated
 data of each study's shapes; the persistent compilation cache is whatever the environment sets.
@@ -28,6 +29,8 @@ from absl import logging
 from swapjax import registry, runner, study
 from swapjax.config import apply_overrides
 from swapjax.programs import compile_programs
+
+EVERY = 10  # --checkpoint_every of the third loop
 
 # name: (experiment, overrides). Rounds are set by the benchmark.
 CASES = {
@@ -67,14 +70,20 @@ def compiled_rounds(config, rounds: int) -> float:
   return (time.perf_counter() - t0) / (rounds - 1)
 
 
-def study_loop(experiment: str, config, pipeline: bool) -> float:
+def study_loop(experiment: str, config, pipeline: bool, checkpoint_every: int = 1) -> float:
   """Mean wall seconds per round of the real study loop in a new workdir, rounds 2 to the
   last (the rounds `compiled_rounds` times: the same test passes)."""
   with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
-    options = runner.RunOptions(workdir=str(Path(tmp) / "w"), pipeline=pipeline)
+    options = runner.RunOptions(
+      workdir=str(Path(tmp) / "w"), pipeline=pipeline, checkpoint_every=checkpoint_every
+    )
     runner.run(config, experiment, options)
     timing = json.loads((Path(tmp) / "w" / "timing.json").read_text())
   return statistics.mean(timing["wall_s"][1:])
+
+
+# (name, pipelined, checkpoint_every) of the loops timed against the compiled rounds.
+LOOPS = (("in turn", False, 1), ("pipelined", True, 1), (f"every {EVERY}", True, EVERY))
 
 
 def measure(cases, rounds: int, repeats: int) -> dict:
@@ -82,10 +91,10 @@ def measure(cases, rounds: int, repeats: int) -> dict:
   for case in cases:
     experiment, config = _config(case, rounds)
     alone = compiled_rounds(config, rounds)
-    loops = {"in turn": [], "pipelined": []}
+    loops = {name: [] for name, _, _ in LOOPS}
     for _ in range(repeats):
-      for name, pipeline in (("in turn", False), ("pipelined", True)):
-        loops[name].append(study_loop(experiment, config, pipeline))
+      for name, pipeline, every in LOOPS:
+        loops[name].append(study_loop(experiment, config, pipeline, every))
     results[case] = {
       "compiled_round_s": alone,
       **{f"{name} wall_s": statistics.median(v) for name, v in loops.items()},
@@ -100,12 +109,14 @@ def render(report) -> str:
     f"# Host overhead of the study loop ({report['device']}, jax {report['jax']}, "
     f"{report['rounds']} rounds, {report['repeats']} repeats)",
     "",
-    "| case | compiled round s | loop in turn: wall s (ratio) | pipelined: wall s (ratio) |",
-    "| --- | ---: | ---: | ---: |",
+    "| case | compiled round s | loop in turn: wall s (ratio) | pipelined: wall s (ratio) "
+    f"| pipelined, checkpoint every {EVERY} rounds |",
+    "| --- | ---: | ---: | ---: | ---: |",
   ]
   for case, r in report["cases"].items():
     alone = r["compiled_round_s"]
-    cells = [f"{r[k]:.4f} ({r[k] / alone:.2f}x)" for k in ("in turn wall_s", "pipelined wall_s")]
+    names = [f"{name} wall_s" for name, _, _ in LOOPS if f"{name} wall_s" in r]
+    cells = [f"{r[k]:.4f} ({r[k] / alone:.2f}x)" for k in names]
     lines.append(f"| {case} | {alone:.4f} | {' | '.join(cells)} |")
   return "\n".join(lines) + "\n"
 

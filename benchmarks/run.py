@@ -360,13 +360,13 @@ def main(argv):
   del argv
   if PRESET.value == "host_overhead":  # the real study loop: benchmarks/host_overhead.py
     repeats = REPEATS.value or 2
-    # The main job's XLA:CPU flags, before JAX starts its backend, as the command line sets them.
-    cpu_process.set_xla_flags(cpu_process.study_xla_flags(registry.get_config("memorize_mnist")))
     cases = CASES.value or list(host_overhead.CASES)
     if unknown := sorted(set(cases) - set(host_overhead.CASES)):
       raise app.UsageError(
         f"--cases: unknown {', '.join(unknown)}; known: {', '.join(host_overhead.CASES)}"
       )
+    # The main job's XLA:CPU flags, before JAX starts its backend, as the command line sets them.
+    cpu_process.set_xla_flags(cpu_process.study_xla_flags(registry.get_config("memorize_mnist")))
     report = host_overhead.report(cases, HOST_ROUNDS, repeats)
     return write_report(
       OUT.value, "timing_host_overhead", "benchmark_host_overhead", report, host_overhead.render

@@ -50,14 +50,18 @@ def run(
   restart: bool = False,
   progress: bool = True,
   tfds_data_dir: str | None = None,
+  checkpoint_every: int = 1,
   **overrides,
 ) -> StudyResult:
   """Runs (or resumes) a study like `python -m swapjax.main`; returns it as a `StudyResult`.
 
   `overrides` are config keys (`rounds=2`, `learning_rate=[1e-3, 1e-4]`, `early_stop=False`,
   or `--set` text such as `conditions="none,one"`); the default workdir is `runs/<experiment>`.
+  `checkpoint_every=N` writes a checkpoint after every N rounds (`--checkpoint_every`).
   """
   config = make_config(experiment, **overrides)
+  if not (isinstance(checkpoint_every, int) and checkpoint_every >= 1):
+    raise configlib.ConfigError(f"checkpoint_every={checkpoint_every!r}: must be an integer >= 1")
   startup.start(config)  # takes effect only where JAX has not started yet
   from swapjax import runner  # heavy imports after validation
 
@@ -67,6 +71,7 @@ def run(
     tfds_data_dir=tfds_data_dir,
     restart=restart,
     progress=progress,
+    checkpoint_every=checkpoint_every,
   )
   runner.run(config, experiment, options)
   return StudyResult(options.workdir)

@@ -1,4 +1,6 @@
-"""Orbax checkpoints every round, with fallback to the newest one that restores.
+"""Orbax checkpoints of a study's state (every round, or every `--checkpoint_every` rounds),
+with fallback to the newest one that restores; `pack` / `unpack` turn the programs' chunk
+states into the checkpointed tree and back.
 
 A checkpoint is only taken for good once orbax has committed it (an unfinished write stays a
 `*.orbax-checkpoint-tmp` folder, which orbax ignores). A committed one that fails to restore
@@ -11,8 +13,12 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
+
+from swapjax.state import StudyState
 
 
 class CheckpointError(RuntimeError):
@@ -102,3 +108,39 @@ class Checkpointer:
 def abstract_like(state):
   """The abstract target orbax restores into (shapes, dtypes and shardings of `state`)."""
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+
+
+def _join_runs(*leaves):
+  """One leaf of several chunks joined on the run axis (scalars, like the round, are shared)."""
+  if not np.ndim(leaves[0]):
+    return leaves[0]
+  return (np.concatenate if isinstance(leaves[0], np.ndarray) else jnp.concatenate)(leaves)
+
+
+def pack(programs, states):
+  """The checkpointed tree: each program's state with its chunks joined on the run axis (so a
+  checkpoint does not depend on the chunking or the device count); the state itself for one
+  program, `{program_<i>: state}` for several."""
+  joined = []
+  for i in sorted({p.program for p in programs}):
+    chunks = [(p, s) for p, s in zip(programs, states, strict=True) if p.program == i]
+    parts = [s for _, s in chunks]
+    if len(parts) > 1 and any(p.device is not None for p, _ in chunks):
+      parts = jax.device_get(parts)  # chunks on different devices meet on the host
+    joined.append(parts[0] if len(parts) == 1 else jax.tree.map(_join_runs, *parts))
+  return joined[0] if len(joined) == 1 else {f"program_{i}": s for i, s in enumerate(joined)}
+
+
+def unpack(programs, tree, like):
+  """The chunk states of a packed tree, placed like the freshly initialised `like` states."""
+  joined = [tree] if isinstance(tree, StudyState) else list(tree.values())
+  out, offset = [], dict.fromkeys(range(len(joined)), 0)
+  for built, fresh in zip(programs, like, strict=True):
+    size, start = len(built.runs_table), offset[built.program]
+    offset[built.program] += size
+    part = jax.tree.map(
+      lambda a, start=start, size=size: a if not np.ndim(a) else a[start : start + size],
+      joined[built.program],
+    )
+    out.append(jax.tree.map(lambda a, ref: jax.device_put(a, ref.sharding), part, fresh))
+  return out

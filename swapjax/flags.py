@@ -28,6 +28,14 @@ STOP_AFTER = flags.DEFINE_integer(
   "Stop cleanly after this many rounds (as on SIGTERM); for testing resumption.",
   lower_bound=0,
 )
+CHECKPOINT_EVERY = flags.DEFINE_integer(
+  "checkpoint_every",
+  1,
+  "Write a checkpoint after every N rounds (1: every round); the last round, an early stop and "
+  "a stop (SIGTERM, Ctrl-C) always write one. After kill -9 a rerun repeats the rounds since "
+  "the newest checkpoint, with the same results. For studies whose rounds take milliseconds.",
+  lower_bound=1,
+)
 DISTRIBUTED = flags.DEFINE_bool(
   "distributed",
   False,

@@ -105,7 +105,8 @@ def check_health(config: Config, built, state, active, metrics, rnd, table, best
     ckpt.close()
     raise StudyStopped(
       EXIT_DIVERGED,
-      f"round {rnd + 1}: {described}; stopped, the last good checkpoint is round {rnd} in "
+      f"round {rnd + 1}: {described}; stopped, the last good checkpoint is round "
+      f"{max(ckpt.steps(), default=0)} in "
       f"{wd.checkpoint_dir} (--set on_nan=freeze continues the other runs)",
     )
   print(f"swapjax: froze {described} at round {rnd + 1}", flush=True)

@@ -59,6 +59,7 @@ def main(argv):
     tfds_data_dir=swapflags.TFDS_DATA_DIR.value,
     restart=swapflags.RESTART.value,
     stop_after=swapflags.STOP_AFTER.value,
+    checkpoint_every=swapflags.CHECKPOINT_EVERY.value,
   )
   try:
     path = runner.run(config, name, options)

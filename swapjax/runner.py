@@ -16,7 +16,6 @@ from typing import Any
 
 import flax
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from swapjax import backend, checkpoint, network_check, registry, report, study
@@ -48,6 +47,10 @@ class RunOptions:
   progress: bool = True
   stop_after: int = 0  # testing aid: stop (as if signalled) after this many rounds
   pipeline: bool = True  # round r+1 dispatched before round r is written (False: in turn)
+  # A checkpoint after every this many rounds, and always after the last round, an early stop
+  # and a stop (a signal, stop_after); a rerun after kill -9 repeats the rounds since the
+  # newest checkpoint, with the same results.
+  checkpoint_every: int = 1
 
 
 def _meta(config: Config, experiment: str, data_source: str, num_runs: int) -> dict[str, Any]:
@@ -75,7 +78,7 @@ def write_outputs(wd: Workdir, programs, states, timing: dict[str, Any]) -> None
   """membership.npz (per program, keys prefixed `p<i>_` when there are several), timing.json,
   then the report."""
   arrays = {}
-  packed = _pack(programs, states)
+  packed = checkpoint.pack(programs, states)
   joined = [packed] if isinstance(packed, StudyState) else list(packed.values())
   for i, state in enumerate(joined):
     idx, move_count = (
@@ -178,42 +181,6 @@ def run(config: Config, experiment: str, options: RunOptions) -> Path:
       wd.unlock()
 
 
-def _join_runs(*leaves):
-  """One leaf of several chunks joined on the run axis (scalars, like the round, are shared)."""
-  if not np.ndim(leaves[0]):
-    return leaves[0]
-  return (np.concatenate if isinstance(leaves[0], np.ndarray) else jnp.concatenate)(leaves)
-
-
-def _pack(programs, states):
-  """The checkpointed tree: each program's state with its chunks joined on the run axis (so a
-  checkpoint does not depend on the chunking or the device count); the state itself for one
-  program, `{program_<i>: state}` for several."""
-  joined = []
-  for i in sorted({p.program for p in programs}):
-    chunks = [(p, s) for p, s in zip(programs, states, strict=True) if p.program == i]
-    parts = [s for _, s in chunks]
-    if len(parts) > 1 and any(p.device is not None for p, _ in chunks):
-      parts = jax.device_get(parts)  # chunks on different devices meet on the host
-    joined.append(parts[0] if len(parts) == 1 else jax.tree.map(_join_runs, *parts))
-  return joined[0] if len(joined) == 1 else {f"program_{i}": s for i, s in enumerate(joined)}
-
-
-def _unpack(programs, tree, like):
-  """The chunk states of a packed tree, placed like the freshly initialised `like` states."""
-  joined = [tree] if isinstance(tree, StudyState) else list(tree.values())
-  out, offset = [], dict.fromkeys(range(len(joined)), 0)
-  for built, fresh in zip(programs, like, strict=True):
-    size, start = len(built.runs_table), offset[built.program]
-    offset[built.program] += size
-    part = jax.tree.map(
-      lambda a, start=start, size=size: a if not np.ndim(a) else a[start : start + size],
-      joined[built.program],
-    )
-    out.append(jax.tree.map(lambda a, ref: jax.device_put(a, ref.sharding), part, fresh))
-  return out
-
-
 def _dispatch(config, programs, states, rnd: int, which=None) -> dict[int, tuple]:
   """Round `rnd` of the programs (and chunks) `which` (all by default) from `states`, all
   dispatched and none awaited, so chunks on different devices run at the same time:
@@ -250,10 +217,10 @@ def _restore(config, wd, programs, states, resuming, notes):
   ckpt = checkpoint.Checkpointer(wd.checkpoint_dir, keep=config.checkpoint_keep)
   start = 0
   if resuming and ckpt.steps():
-    abstract = checkpoint.abstract_like(_pack(programs, states))
+    abstract = checkpoint.abstract_like(checkpoint.pack(programs, states))
     start, restored = ckpt.restore_latest(abstract, notes)
     if restored is not None:
-      states = _unpack(programs, restored, states)
+      states = checkpoint.unpack(programs, restored, states)
       print(f"swapjax: resuming after round {start} from {wd.checkpoint_dir}", flush=True)
   return ckpt, start, states
 
@@ -379,7 +346,10 @@ def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock,
     if writer:
       wd.append_metrics(rows)
       events.write(rows, round_key)
-    ckpt.save(rnd + 1, _pack(programs, states))
+    fit_all = config.early_stop and not any_active
+    stopping = stop.signal or (options.stop_after and rnd + 1 - start >= options.stop_after)
+    if fit_all or stopping or rnd + 1 == config.rounds or (rnd + 1) % options.checkpoint_every == 0:
+      ckpt.save(rnd + 1, checkpoint.pack(programs, states))
     clock.acc_history.append(round_acc(results))
     # The ETA and the progress line go by the whole round's wall time: rows, TensorBoard
     # and the checkpoint included (they dominate studies of tiny models).
@@ -388,10 +358,10 @@ def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock,
       eta_s = eta(config, clock.wall_s, rnd, clock.acc_history)
       line = progress_line(config, rnd + 1, [m for _, m in results], clock.wall_s[-1], eta_s)
       print(f"swapjax: {line}", flush=True)
-    if config.early_stop and not any_active:
+    if fit_all:
       print(f"swapjax: every run has fit by epoch {rnd + 1}; stopping early", flush=True)
       return True
-    if stop.signal or (options.stop_after and rnd + 1 - start >= options.stop_after):
+    if stopping:
       ckpt.close()
       raise StudyStopped(
         EXIT_INTERRUPTED,

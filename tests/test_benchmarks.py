@@ -192,3 +192,18 @@ def test_dense_layout_times_the_three_forms_and_restores_the_models(capsys):
   # The barrier form computes JAX's own gradient and transposes it once: bitwise the same.
   assert report["bitwise_equal_to_jax_transpose"]["transpose_once"] is True
   assert dense_layout.models._dense_dot_general is dense_layout.FORMS["kernel_layout"]
+
+
+def test_host_overhead_table_has_each_loop_and_refuses_unknown_cases():
+  from benchmarks import host_overhead
+
+  r = {"compiled_round_s": 0.02}
+  r |= {f"{name} wall_s": 0.02 * (i + 2) for i, (name, _, _) in enumerate(host_overhead.LOOPS)}
+  report = {"device": "cpu", "jax": "x", "rounds": 20, "repeats": 1, "cases": {"iris": r}}
+  row = host_overhead.render(report).splitlines()[-1]
+  assert row == "| iris | 0.0200 | 0.0400 (2.00x) | 0.0600 (3.00x) | 0.0800 (4.00x) |"
+  with (
+    flagsaver.flagsaver(preset="host_overhead", cases=["iris", "nope"]),
+    pytest.raises(app.UsageError, match="--cases: unknown nope"),
+  ):
+    bench.main([])

@@ -533,3 +533,51 @@ def test_config_json_records_the_reference_numbers_and_protocol():
   assert meta["reference"]["reported"]["sigmoid"]["test_acc"] == 0.745
   assert meta["protocol"].startswith(binary_addition.__doc__.strip().splitlines()[0])
   json.dumps(meta)  # config.json holds it
+
+
+class _Crash(Exception):
+  pass
+
+
+def test_checkpoint_every_n_rounds_resumes_exactly_after_a_crash(tmp_path, monkeypatch):
+  """`checkpoint_every=2` over 5 rounds writes checkpoints 2, 4 and 5 (the last round always);
+  a crash at checkpoint 4 leaves rows of rounds 3-4 ahead of checkpoint 2, which the rerun
+  cuts back and recomputes: the rows equal a run that saved every round."""
+  config = tiny_swap_config(rounds=5)
+  runner.run(config, "tiny", runner.RunOptions(workdir=str(tmp_path / "ref"), progress=False))
+
+  def options():
+    return runner.RunOptions(workdir=str(tmp_path / "w"), progress=False, checkpoint_every=2)
+
+  saved, save = [], runner.checkpoint.Checkpointer.save
+
+  def crashing(self, step, state):
+    saved.append(step)
+    if step == 4:
+      raise _Crash
+    save(self, step, state)
+
+  monkeypatch.setattr(runner.checkpoint.Checkpointer, "save", crashing)
+  with pytest.raises(_Crash):
+    runner.run(config, "tiny", options())
+  assert saved == [2, 4]
+  assert {r["round"] for r in _rows(tmp_path / "w")} == {1, 2, 3, 4}  # ahead of checkpoint 2
+  monkeypatch.undo()
+  runner.run(config, "tiny", options())
+  assert _rows(tmp_path / "w") == _rows(tmp_path / "ref")
+  steps = sorted(int(p.name) for p in (tmp_path / "w" / "checkpoints").iterdir())
+  assert steps == [2, 4, 5]
+  a, b = np.load(tmp_path / "ref" / "membership.npz"), np.load(tmp_path / "w" / "membership.npz")
+  for key in a.files:
+    np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_checkpoint_every_is_checked():
+  from swapjax import api
+  from swapjax.config import ConfigError
+
+  with pytest.raises(ConfigError, match="checkpoint_every=0: must be an integer >= 1"):
+    api.run("tiny", checkpoint_every=0)
+  result = _cli("--experiment=tiny", "--checkpoint_every=0")
+  assert result.returncode != 0 and "Traceback" not in result.stderr
+  assert "--checkpoint_every=0" in result.stderr
