@@ -1,6 +1,7 @@
-"""On-device augmentation of training batches: random horizontal flips and random rotation.
+"""On-device augmentation of training batches: random flips and random rotation.
 
-Semantics of the Keras preprocessing layers `RandomFlip("horizontal")` followed by
+Semantics of the Keras preprocessing layers `RandomFlip("horizontal")` (`augment_flip=1`) or
+`RandomFlip("horizontal_and_vertical")` (`augment_flip=2`) followed by
 `RandomRotation(factor, fill_mode="reflect", interpolation="bilinear")`. The switches are traced
 arrays, not Python values, so runs with augmentation on and off share one compiled program
 (`augment` is vmapped over runs and members); with both off the batch passes through unchanged,
@@ -59,11 +60,17 @@ def rotate(x_HxWxC: jax.Array, angle: jax.Array) -> jax.Array:
 def augment(
   key: jax.Array, x_BxHxWxC: jax.Array, flip: jax.Array, rotation: jax.Array
 ) -> jax.Array:
-  """Random left-right flips (p = 0.5 when `flip`) then rotations in +-`rotation` * 2 pi."""
+  """Random left-right flips (p = 0.5 when `flip` is 1 or 2), upside-down flips (p = 0.5, drawn
+  apart, when `flip` is 2), then rotations in +-`rotation` * 2 pi."""
   key_flip, key_rotate = jax.random.split(key)
-  B = x_BxHxWxC.shape[0]
-  mirror_B = jax.random.bernoulli(key_flip, 0.5, (B,)) & (jnp.asarray(flip) != 0)
+  B, flip = x_BxHxWxC.shape[0], jnp.asarray(flip)
+  mirror_B = jax.random.bernoulli(key_flip, 0.5, (B,)) & (flip != 0)
   flipped_BxHxWxC = jnp.where(mirror_B[:, None, None, None], x_BxHxWxC[:, :, ::-1], x_BxHxWxC)
+  # A key of its own, so that flip=1 draws exactly what it drew before flip=2 existed.
+  upside_B = jax.random.bernoulli(jax.random.fold_in(key_flip, 1), 0.5, (B,)) & (flip == 2)
+  flipped_BxHxWxC = jnp.where(
+    upside_B[:, None, None, None], flipped_BxHxWxC[:, ::-1], flipped_BxHxWxC
+  )
   rotation = jnp.asarray(rotation, jnp.float32)
   angle_B = jax.random.uniform(key_rotate, (B,), minval=-1.0, maxval=1.0) * rotation * 2 * math.pi
   rotated_BxHxWxC = jax.vmap(rotate)(flipped_BxHxWxC, angle_B)

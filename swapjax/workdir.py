@@ -35,6 +35,16 @@ def upgrade_config(config_json: dict[str, Any]) -> dict[str, Any]:
   return upgraded
 
 
+def selected_variants(config_json: dict[str, Any]) -> dict[str, Any]:
+  """The stored config as its runs see it: variants that `groups` leaves out are no part of the
+  study (an experiment may define new ones and its workdirs still resume)."""
+  groups, text = config_json.get("groups"), config_json.get("variants")
+  if not groups or not text:
+    return config_json
+  kept = [entry for entry in text.split(";") if entry.split(":", 1)[0] in groups]
+  return {**config_json, "variants": ";".join(kept)}
+
+
 class WorkdirError(RuntimeError):
   """A workdir that cannot be used; the message is one line meant for the user."""
 
@@ -133,7 +143,8 @@ class Workdir:
           "config.json; use an empty workdir or --restart"
         )
       return False
-    old_config = upgrade_config(old.get("config", {}))
+    old_config = selected_variants(upgrade_config(old.get("config", {})))
+    config_json = selected_variants(config_json)
     diff = sorted(
       k for k in set(old_config) | set(config_json) if old_config.get(k) != config_json.get(k)
     )

@@ -63,6 +63,22 @@ def test_flip_only_mirrors_about_half():
   assert 16 <= mirrored_B.sum() <= 48, mirrored_B.sum()
 
 
+def test_flip_2_also_turns_about_half_upside_down_and_keeps_flip_1s_draws():
+  """augment_flip=2 (Keras' "horizontal_and_vertical"): left-right as flip=1 draws it on the
+  same key, and upside down from a key of its own, each about half the images."""
+  x = _images(3, b=128, h=4, w=4, c=2)
+  key = jax.random.key(4)
+  one = np.asarray(augment(key, x, jnp.int32(1), jnp.float32(0.0)))
+  two = np.asarray(augment(key, x, jnp.int32(2), jnp.float32(0.0)))
+  x = np.asarray(x)
+  mirrored_B = (one == x[:, :, ::-1]).all(axis=(1, 2, 3))
+  unturned_B = (two == one).all(axis=(1, 2, 3))
+  turned_B = (two == one[:, ::-1]).all(axis=(1, 2, 3))
+  assert (unturned_B ^ turned_B).all()  # each image: flip=1's image, or it upside down
+  assert 40 <= turned_B.sum() <= 88, turned_B.sum()
+  assert 0 < (turned_B & mirrored_B).sum() < turned_B.sum()  # drawn apart from left-right
+
+
 def test_rotate_90_degrees_is_rot90():
   x = _images(5, b=1, h=7, w=7)[0]
   out = rotate(x, jnp.float32(math.pi / 2))

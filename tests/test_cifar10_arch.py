@@ -45,8 +45,37 @@ def test_groups_are_the_reports_trials_in_order():
   assert by["dropout_gap_flip"].augment_rotation == (0.0,)
   assert "leaky_relu" in by["vgg_like_leaky"].layers and "relu" not in by["vgg_like_leaky"].layers
   assert by["dropout_gap"].layers.count("dropout:0.4") == 4 and "gap" in by["dropout_gap"].layers
+  # The report's steps the default study leaves out (its old workdirs resume).
+  dropout = by["vgg_like_dropout"]
+  assert dropout.layers.count("dropout:0.2") == 3 and dropout.batch_size == 1024
+  assert [x for x in dropout.layers if x != "dropout:0.2"] == list(by["vgg_like_b1024"].layers)
+  assert by["dropout_gap_aug_updown"].augment_flip == (2,)
+  assert by["dropout_gap_aug_updown"].augment_rotation == (0.1,)
   with pytest.raises(C.ConfigError, match="groups=nope: not a variant"):
     C.validate(dataclasses.replace(cfg, groups=("nope",)))
+
+
+def test_a_workdir_of_the_default_study_resumes_after_variants_were_added(tmp_path):
+  """A cifar10_arch config.json as recorded before `vgg_like_dropout` and
+  `dropout_gap_aug_updown` existed holds the same study; a changed selected variant does not."""
+  from pathlib import Path
+
+  from swapjax.workdir import Workdir, WorkdirError
+
+  stored = json.loads((Path(__file__).parent / "golden" / "experiment_configs.json").read_text())
+  old = {**stored["defaults"], **stored["experiments"]["cifar10_arch"]}
+  assert "vgg_like_dropout" not in old["variants"]  # recorded before the variant existed
+  new = registry.get_config("cifar10_arch").to_json()
+  assert "vgg_like_dropout" in new["variants"]
+  wd = Workdir(str(tmp_path / "w"))
+  wd.path.mkdir()
+  wd.write_config(
+    {"experiment": "cifar10_arch", "config": {**old, "description": new["description"]}}
+  )
+  assert wd.check_config(new, "cifar10_arch") is True
+  changed = {**new, "variants": new["variants"].replace("batch_size=1024", "batch_size=512", 1)}
+  with pytest.raises(WorkdirError, match="holds a different study"):
+    wd.check_config(changed, "cifar10_arch")
 
 
 def test_flip_augmentation_changes_training_and_off_changes_nothing(tmp_path):

@@ -72,7 +72,7 @@ def test_bool_spellings(text, value):
     (["mesh_data=1"], ["mesh_data=0"]),
     (["conditions=none,one", "pool_size=4", "batch_size=1"], ["pool_size=2"]),
     (["conditions=none,one", "pool_size=6", "batch_size=1"], ["pool_size=5"]),
-    (["augment_flip=0,1"], ["augment_flip=2"]),
+    (["augment_flip=0,1,2"], ["augment_flip=3"]),
     (["augment_rotation=0.5"], ["augment_rotation=0.6"]),
     (
       ["conditions=none,one", "pool_size=4", "validation_split=0.5", "batch_size=1"],

@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 from distributed_job import BOUND_S, finish, lose_one, membership, rows
 
 from swapjax import peers
@@ -26,17 +25,23 @@ MOMENTS = {
 }
 
 
-def _kill_and_rerun(tmp_path, uninterrupted, count: int, victim: int, moment: str):
-  workdir = tmp_path / "w"
+def _lose(tmp_path, workdir: Path, count: int, victim: int, moment: str) -> None:
+  """Starts the study (a first run or a rerun), kills process `victim` at `moment`, and checks
+  what the others did: status 75 within the bound, one line naming the lost process."""
   at = MOMENTS[moment]
-  outcome = lose_one(workdir, count, victim, lambda job: at(job, workdir, victim), tmp_path / "1")
+  logs = tmp_path / moment.replace(" ", "-")
+  outcome = lose_one(workdir, count, victim, lambda job: at(job, workdir, victim), logs)
   for i, (code, seconds, last) in outcome.items():
-    assert code == peers.EXIT_RERUN, (i, code, last)
-    assert seconds < BOUND_S, (i, seconds)
-    assert last.startswith("swapjax: error: "), last
-    assert f"process {victim} of {count}" in last and "was lost" in last, last
+    assert code == peers.EXIT_RERUN, (moment, i, code, last)
+    assert seconds < BOUND_S, (moment, i, seconds)
+    assert last.startswith("swapjax: error: "), (moment, last)
+    assert f"process {victim} of {count}" in last and "was lost" in last, (moment, last)
     assert "the last committed checkpoint is " in last and "rerun the same command" in last
   print(f"{moment}: survivors' exits {sorted(s for _, s, _ in outcome.values())} s after the kill")
+
+
+def _finish_like_uninterrupted(tmp_path, workdir: Path, count: int, uninterrupted) -> None:
+  """The rerun of the same command ends with the uninterrupted run's rows and memberships."""
   finish(workdir, count, tmp_path / "rerun")
   reference_rows, reference_membership = uninterrupted(count)
   assert rows(workdir) == reference_rows
@@ -46,16 +51,19 @@ def _kill_and_rerun(tmp_path, uninterrupted, count: int, victim: int, moment: st
     np.testing.assert_array_equal(got[key], value, err_msg=key)
 
 
-@pytest.mark.parametrize(
-  "moment, victim",
-  [("start-up", 1), ("mid-round", 1), ("checkpoint write", 0)],
-)
-def test_two_processes_survive_a_lost_one(tmp_path, uninterrupted, moment, victim):
-  _kill_and_rerun(tmp_path, uninterrupted, 2, victim, moment)
+def test_two_processes_survive_a_lost_one_at_each_moment(tmp_path, uninterrupted):
+  """One workdir, three kills in turn: the first run loses process 1 at start-up, its rerun
+  loses process 0 while a checkpoint is written, the next rerun loses process 1 mid-round;
+  each time the survivor exits 75, and the last rerun ends as the uninterrupted run."""
+  workdir = tmp_path / "w"
+  for moment, victim in (("start-up", 1), ("checkpoint write", 0), ("mid-round", 1)):
+    _lose(tmp_path, workdir, 2, victim, moment)
+  _finish_like_uninterrupted(tmp_path, workdir, 2, uninterrupted)
 
 
 def test_four_processes_survive_a_lost_one(tmp_path, uninterrupted):
-  _kill_and_rerun(tmp_path, uninterrupted, 4, 2, "mid-round")
+  _lose(tmp_path, tmp_path / "w", 4, 2, "start-up")
+  _finish_like_uninterrupted(tmp_path, tmp_path / "w", 4, uninterrupted)
 
 
 def test_a_process_lost_before_it_joined_ends_the_others_at_the_startup_timeout(tmp_path):

@@ -157,8 +157,8 @@ class Config:
   dropout_rate: tuple[float, ...] = (0.0,)
   # Traced run-axis numbers of the network and the data (one program for all their values):
   # the slope of `leaky_relu` layers without their own; augmentation of training batches on the
-  # device (seeds/001): random horizontal flips (1) and random rotation (Keras RandomRotation
-  # factor: angles in +-factor x 360 degrees, corners filled by reflection).
+  # device (seeds/001): random left-right flips (1; 2: upside-down flips too) and random rotation
+  # (Keras RandomRotation factor: angles in +-factor x 360 degrees, corners filled by reflection).
   leaky_slope: tuple[float, ...] = (0.3,)
   # Gaussian noise (standard deviation) added to float targets, drawn per seed (seeds/002's
   # regression): data on the run axis.

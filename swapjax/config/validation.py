@@ -159,7 +159,9 @@ def _check_data_axes(config: Config) -> None:
   for slope in config.leaky_slope:
     _check(0.0 <= slope < 1.0, f"leaky_slope={slope}: must be in [0, 1)")
   for flip in config.augment_flip:
-    _check(flip in (0, 1), f"augment_flip={flip}: must be 0 or 1")
+    _check(
+      flip in (0, 1, 2), f"augment_flip={flip}: must be 0, 1 (left-right) or 2 (and upside down)"
+    )
   for factor in config.augment_rotation:
     _check(0.0 <= factor <= 0.5, f"augment_rotation={factor}: must be in [0, 0.5]")
   _check(
