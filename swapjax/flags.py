@@ -53,6 +53,15 @@ HEARTBEAT_TIMEOUT = flags.DEFINE_integer(
   "heartbeat and shutdown timeouts.",
   lower_bound=2,
 )
+STALL_TIMEOUT = flags.DEFINE_integer(
+  "stall_timeout",
+  0,
+  "With --distributed: a process whose study finishes no round (nor its start-up and "
+  "compilation) for this many seconds is stopped and every process exits with status 75, as "
+  "for a lost one: a hung process. 0 (default): off. Set it above the longest start-up plus "
+  "round.",
+  lower_bound=0,
+)
 STARTUP_TIMEOUT = flags.DEFINE_integer(
   "startup_timeout",
   300,

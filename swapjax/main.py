@@ -42,7 +42,8 @@ def main(argv):
   distributed = None
   if swapflags.DISTRIBUTED.value:
     if not peers.supervised():  # this process watches the others; a child runs the study
-      sys.exit(peers.supervise(sys.argv[1:], workdir_path, swapflags.HEARTBEAT_TIMEOUT.value))
+      timeouts = (swapflags.HEARTBEAT_TIMEOUT.value, swapflags.STALL_TIMEOUT.value)
+      sys.exit(peers.supervise(sys.argv[1:], workdir_path, *timeouts))
     distributed = dict(
       coordinator_address=swapflags.COORDINATOR.value,
       num_processes=swapflags.NUM_PROCESSES.value,

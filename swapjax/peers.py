@@ -10,6 +10,11 @@ resumes from that checkpoint. The study's own process cannot do this alone: when
 distributed runtime loses a process, it aborts the others from C++ (SIGABRT, no Python
 handler runs), and a collective waiting on a vanished host can wait for a long time.
 
+A process that hangs without dying (a stuck file system, a deadlock) keeps beating, and the
+others wait for it in their next collective. With `--stall_timeout=S` each watcher also
+expects its study to finish a round (or its start-up) every S seconds; one that does not is
+stopped, marked failed, and every process exits 75 as for a lost one.
+
 Exit statuses of a `--distributed` process: 0 done; 75 (EX_TEMPFAIL) stopped with its
 checkpoints committed (SIGTERM, a lost process, a distributed runtime that did not start):
 rerun the same command; 2 bad input; 3 diverged runs; 1 anything else.
@@ -55,6 +60,13 @@ def report_identity(process: int, count: int) -> None:
   if supervised():
     path = Path(os.environ[CHILD_ENV]) / "identity.json"
     _write_json(path, {"process": process, "count": count})
+
+
+def report_progress() -> None:
+  """Tells the watcher that the study moved on (a round done): the stall watch's clock."""
+  if supervised():
+    with contextlib.suppress(OSError):
+      (Path(os.environ[CHILD_ENV]) / "progress").touch()
 
 
 def fail_to_watcher(error: BaseException) -> None:
@@ -200,7 +212,9 @@ class _Watch:
   talk: Path  # the study's process reports here (identity, traceback)
   workdir: Path
   timeout: float
+  stall_timeout: float = 0.0  # 0: no stall watch
   hearts: Heartbeats | None = None
+  began: float = dataclasses.field(default_factory=time.time)
 
   def identity(self) -> Heartbeats | None:
     """The heartbeat files, once the study's process knows which process it is."""
@@ -215,6 +229,25 @@ class _Watch:
     self.hearts.read(now)
     index = lost_peer(self.hearts.peers, now, timeout)
     return None if index is None else (index, now)
+
+  def stalled_for(self) -> float | None:
+    """Seconds since the study last moved on, if that is more than --stall_timeout."""
+    if not self.stall_timeout:
+      return None
+    try:
+      moved = max(self.began, (self.talk / "progress").stat().st_mtime)
+    except OSError:
+      moved = self.began
+    idle = time.time() - moved
+    return idle if idle > self.stall_timeout else None
+
+  def say_stalled(self, idle: float) -> int:
+    reason = f"its study made no progress for {idle:.0f} s (--stall_timeout)"
+    if self.identity() is None:
+      return say_rerun(f"this process {reason}", self.workdir)
+    self.hearts.beat(FAILED, reason)
+    where = f"this process, {self.hearts.process} of {self.hearts.count},"
+    return say_rerun(f"{where} was stopped: {reason}", self.workdir)
 
   def say_lost(self, found: tuple[int, float]) -> int:
     index, now = found
@@ -235,7 +268,7 @@ def _forward_signals(child: subprocess.Popen) -> None:
     signal.signal(s, forward)
 
 
-def supervise(argv: list[str], workdir: str, timeout: float) -> int:
+def supervise(argv: list[str], workdir: str, timeout: float, stall_timeout: float = 0.0) -> int:
   """Runs `python -m swapjax.main argv...` as the study's process and watches the job; returns
   this process's exit status."""
   talk = Path(tempfile.mkdtemp(prefix="swapjax-peers-"))
@@ -246,14 +279,14 @@ def supervise(argv: list[str], workdir: str, timeout: float) -> int:
     start_new_session=True,
   )
   _forward_signals(child)
-  watch = _Watch(child, talk, Path(workdir).expanduser(), timeout)
+  watch = _Watch(child, talk, Path(workdir).expanduser(), timeout, stall_timeout)
   try:
     return _watch(watch)
   finally:
     if child.poll() is None:  # the watcher itself failed: its study goes with it
       child.kill()
       child.wait()
-    for name in ("identity.json", "traceback.txt"):
+    for name in ("identity.json", "traceback.txt", "progress"):
       with contextlib.suppress(OSError):
         (talk / name).unlink()
     with contextlib.suppress(OSError):
@@ -268,6 +301,10 @@ def _watch(watch: _Watch) -> int:
       watch.child.kill()
       watch.child.wait()
       return watch.say_lost(found)
+    if idle := watch.stalled_for():
+      watch.child.kill()
+      watch.child.wait()
+      return watch.say_stalled(idle)
     time.sleep(BEAT_S)
   return _after_exit(watch, code)
 
@@ -301,6 +338,12 @@ def _after_exit(watch: _Watch, code: int) -> int:
     if found := watch.lost(min(watch.timeout, LOOKING_S)):
       return watch.say_lost(found)
     time.sleep(BEAT_S)
+  if code == -signal.SIGABRT and not (watch.talk / "traceback.txt").exists():
+    # JAX's runtime found a process silent that still beats here: one frozen whole (a
+    # suspended VM, SIGSTOP), or a network between them lost. The checkpoints are intact.
+    reason = "JAX's distributed runtime aborted its study, and no process was found lost"
+    hearts.beat(FAILED, reason)
+    return say_rerun(f"this process, {hearts.process} of {hearts.count}: {reason}", watch.workdir)
   hearts.beat(FAILED, f"its study ended with status {code}")
   return _ended(watch, code)
 

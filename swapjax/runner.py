@@ -18,7 +18,7 @@ import flax
 import jax
 import numpy as np
 
-from swapjax import backend, checkpoint, network_check, registry, report, study
+from swapjax import backend, checkpoint, network_check, peers, registry, report, study
 from swapjax import mesh as meshlib
 from swapjax.config import Config, program_configs, row_axes, run_table, validate
 from swapjax.health import (  # noqa: F401 - StudyStopped and the statuses: the runner's API
@@ -297,6 +297,7 @@ def _run_locked(
   phases["build"], began = time.perf_counter() - began, time.perf_counter()
   if start < config.rounds:
     programs, compile_s, peak_bytes = compile_programs(programs, states)
+    peers.report_progress()
   phases["compile"], began = time.perf_counter() - began, time.perf_counter()
   clock = _Clock()
   with StopFlag() as stop, events:
@@ -350,6 +351,7 @@ def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock,
     stopping = stop.signal or (options.stop_after and rnd + 1 - start >= options.stop_after)
     if fit_all or stopping or rnd + 1 == config.rounds or (rnd + 1) % options.checkpoint_every == 0:
       ckpt.save(rnd + 1, checkpoint.pack(programs, states))
+    peers.report_progress()  # the stall watch of a --distributed job (swapjax/peers.py)
     clock.acc_history.append(round_acc(results))
     # The ETA and the progress line go by the whole round's wall time: rows, TensorBoard
     # and the checkpoint included (they dominate studies of tiny models).

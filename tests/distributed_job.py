@@ -79,6 +79,13 @@ class Job:
         p.wait()
 
 
+def study_pid(watcher: subprocess.Popen) -> int:
+  """The pid of the study process a `--distributed` command's watcher started (Linux)."""
+  children = Path(f"/proc/{watcher.pid}/task/{watcher.pid}/children").read_text().split()
+  assert len(children) == 1, children
+  return int(children[0])
+
+
 def until(predicate, timeout: float = 300, every: float = 0.002):
   end = time.monotonic() + timeout
   while time.monotonic() < end:

@@ -4,10 +4,13 @@ while a checkpoint is being written."""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
-from distributed_job import BOUND_S, finish, lose_one, membership, rows
+from distributed_job import BOUND_S, Job, finish, lose_one, membership, rows, study_pid, until
 
 from swapjax import peers
 
@@ -64,6 +67,43 @@ def test_two_processes_survive_a_lost_one_at_each_moment(tmp_path, uninterrupted
 def test_four_processes_survive_a_lost_one(tmp_path, uninterrupted):
   _lose(tmp_path, tmp_path / "w", 4, 2, "start-up")
   _finish_like_uninterrupted(tmp_path, tmp_path / "w", 4, uninterrupted)
+
+
+def test_a_frozen_process_ends_the_job(tmp_path):
+  """A process frozen whole (SIGSTOP to its study once it joined, as a suspended VM) keeps its
+  watcher beating, but JAX's runtime misses its heartbeats and aborts the other's study: every
+  process exits 75 (none exits 1), and the frozen study does not outlive its watcher."""
+  job = Job(tmp_path / "w", 2, tmp_path / "logs")
+  try:
+    until(lambda: "swapjax: data" in job.out(1))
+    frozen = study_pid(job.procs[1])
+    os.kill(frozen, signal.SIGSTOP)
+    stopped_at = time.monotonic()
+    codes = job.wait(timeout=BOUND_S + 60)
+    seconds = time.monotonic() - stopped_at
+  finally:
+    job.kill()
+  lines = [job.err(i).strip().splitlines()[-1] for i in range(2)]
+  assert codes == [peers.EXIT_RERUN] * 2, lines
+  assert seconds < 2 * BOUND_S, seconds
+  assert "this process, 0 of 2: JAX's distributed runtime aborted its study" in lines[0]
+  assert "process 0 of 2" in lines[1] and "was lost" in lines[1], lines[1]
+  for line in lines:
+    assert line.startswith("swapjax: error: ") and "rerun the same command" in line, line
+  assert not Path(f"/proc/{frozen}").exists()
+
+
+def test_the_stall_watch_counts_from_the_last_progress(tmp_path, monkeypatch):
+  """--stall_timeout: a study that reported no progress (a round, its start-up) for longer is
+  stalled; report_progress, called by the runner each round, resets the clock."""
+  monkeypatch.setenv(peers.CHILD_ENV, str(tmp_path))
+  watch = peers._Watch(None, tmp_path, tmp_path / "w", timeout=10, stall_timeout=5)
+  assert watch.stalled_for() is None
+  watch.began -= 60
+  assert 59 < watch.stalled_for() < 61
+  peers.report_progress()
+  assert watch.stalled_for() is None
+  assert peers._Watch(None, tmp_path, tmp_path / "w", 10).stalled_for() is None  # off: 0
 
 
 def test_a_process_lost_before_it_joined_ends_the_others_at_the_startup_timeout(tmp_path):
