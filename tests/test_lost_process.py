@@ -73,7 +73,8 @@ def test_a_frozen_process_ends_the_job(tmp_path):
   """A process frozen whole (SIGSTOP to its study once it joined, as a suspended VM) keeps its
   watcher beating, but JAX's runtime misses its heartbeats and aborts the other's study: every
   process exits 75 (none exits 1), and the frozen study does not outlive its watcher."""
-  job = Job(tmp_path / "w", 2, tmp_path / "logs")
+  # JAX's runtime misses the frozen process' beats for --heartbeat_timeout (5 s here).
+  job = Job(tmp_path / "w", 2, tmp_path / "logs", ("--heartbeat_timeout=5",))
   try:
     until(lambda: "swapjax: data" in job.out(1))
     frozen = study_pid(job.procs[1])
@@ -108,11 +109,11 @@ def test_the_stall_watch_counts_from_the_last_progress(tmp_path, monkeypatch):
 
 def test_a_process_lost_before_it_joined_ends_the_others_at_the_startup_timeout(tmp_path):
   outcome = lose_one(
-    tmp_path / "w", 2, 1, lambda job: True, tmp_path / "logs", ("--startup_timeout=10",)
+    tmp_path / "w", 2, 1, lambda job: True, tmp_path / "logs", ("--startup_timeout=5",)
   )
   code, seconds, last = outcome[0]
   assert code == peers.EXIT_RERUN, last
-  assert seconds < 10 + 15, seconds
+  assert seconds < 5 + 15, seconds
   assert last.startswith("swapjax: error: JAX's distributed runtime did not start"), last
   assert "last committed checkpoint is none yet" in last
 

@@ -240,11 +240,11 @@ def _run_round_keys(rows):
 
 
 @pytest.mark.parametrize(
-  "study",
-  [("--experiment=tiny",), SEVERAL_PROGRAMS, CIFAR10_ARCH],
+  "study, kills",
+  [(("--experiment=tiny",), (1, 5)), (SEVERAL_PROGRAMS, (1, 5)), (CIFAR10_ARCH, (5,))],
   ids=["tiny", "programs", "cifar10_arch"],
 )
-def test_kill_9_and_rerun_matches_uninterrupted(tmp_path, study):
+def test_kill_9_and_rerun_matches_uninterrupted(tmp_path, study, kills):
   """Guards exact resume after kill -9 at any moment: the killed process really died by
   SIGKILL (exit -9) before finishing, a leftover `*.orbax-checkpoint-tmp` folder of an
   interrupted save does not break the rerun, and the resumed metrics.jsonl has each
@@ -252,7 +252,7 @@ def test_kill_9_and_rerun_matches_uninterrupted(tmp_path, study):
   reference = _cli(*study, f"--workdir={tmp_path / 'ref'}")
   assert reference.returncode == 0, reference.stderr
   target = tmp_path / "killed"
-  for rows_before_kill in (1, 5):  # kill inside round 1, then inside round 2 or 3
+  for rows_before_kill in kills:  # kill inside round 1, then inside round 2 or 3
     proc = _spawn_tiny(target, subprocess.DEVNULL, study)
     _wait_for_rows(target / "metrics.jsonl", rows_before_kill, proc)
     proc.send_signal(signal.SIGKILL)
