@@ -119,7 +119,7 @@ def finish(workdir: Path, count: int, logs: Path) -> None:
 
 def uninterrupted_runs(tmp_path_factory):
   """get(count) -> (rows, membership) of the study run without a kill on `count` processes,
-  each count run once (a session fixture in conftest.py)."""
+  each count run once per pytest run (the `uninterrupted` fixture in conftest.py)."""
   found = {}
 
   def get(count: int):
