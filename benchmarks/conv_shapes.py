@@ -11,7 +11,6 @@ where they load). Writes `conv_shapes_<experiment>.json` and
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import statistics
 
@@ -39,7 +38,7 @@ IMPLS = flags.DEFINE_list("impls", None, "Formulations to time (default: every o
 def conv_shapes(experiment: str, input_shape=(32, 32, 3)):
   """{(H, W, C_in, C_out, padding): [groups]} of the experiment's 3x3 convolutions."""
   cfg = registry.get_config(experiment)
-  cfg = dataclasses.replace(cfg, pool_size=cfg.pool_size or 1000, groups=())
+  cfg = cfg.replace(pool_size=cfg.pool_size or 1000, groups=())
   shapes = {}
   for variant in C.variant_configs(cfg):
     _, outputs = memory._shapes(variant, input_shape, 1)

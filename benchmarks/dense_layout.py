@@ -16,7 +16,6 @@ bitwise equal to `jax_transpose`'s.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import statistics
 import time
@@ -73,7 +72,7 @@ def main(argv):
     cfg = apply_overrides(registry.get_config(EXPERIMENT.value), SET.value)
   except ConfigError as e:
     raise app.UsageError(str(e)) from None
-  cfg = dataclasses.replace(cfg, source="synthetic")
+  cfg = cfg.replace(source="synthetic")
   cpu_process.set_xla_flags(cpu_process.study_xla_flags(cfg))  # before JAX starts, as the engine
   if cfg.dataset in data.SHAPES:
     ds = data.synthetic(cfg.dataset, max(cfg.pool_size, 3000), cfg.holdout_size)

@@ -10,7 +10,6 @@ data of the study's shapes, as the benchmark; median of `--repeats` after a warm
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import json
 import statistics
@@ -107,7 +106,7 @@ def main(argv):
   del argv
   preset = bench.PRESETS[PRESET.value]
   base = registry.get_config(preset["experiment"])
-  base = dataclasses.replace(base, source="synthetic", rounds=1_000_000, **preset["overrides"])
+  base = base.replace(source="synthetic", rounds=1_000_000, **preset["overrides"])
   cfg = bench.population(base, preset["scaling"][0])
   ds = data.synthetic(cfg.dataset, max(cfg.pool_size, 3000), cfg.holdout_size)
   report = {

@@ -9,7 +9,6 @@ alternate in repeated trials in one process; prints the seconds per round of eac
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import statistics
 import time
@@ -27,8 +26,7 @@ POOL = flags.DEFINE_integer("pool_size", 2000, "Training images of the larger pr
 
 def _programs():
   cfg = registry.get_config("fashion_dropout")
-  cfg = dataclasses.replace(
-    cfg,
+  cfg = cfg.replace(
     source="synthetic",
     pool_size=POOL.value,
     test_from_train=500,

@@ -149,8 +149,7 @@ PEAK_FLOPS = {"gpu": 67e12}
 
 def population(base, runs: int):
   """The study's shapes with `runs` runs of one condition (the scaling table's R)."""
-  return dataclasses.replace(
-    base,
+  return base.replace(
     conditions=base.conditions[-1:],
     warmup=base.warmup[:1],
     label_corruption=base.label_corruption[-1:],
@@ -267,7 +266,7 @@ def _summarise(result, cfg, ds, times):
   steps = -(-cfg.num_train // batch)
   holdout = cfg.holdout_size if tests_every_round(cfg) else 0  # else every few rounds
   images_fwd = cfg.train_pool + holdout + 3 * steps * batch
-  layers = config_layers(dataclasses.replace(cfg, dropout=False))
+  layers = config_layers(cfg.replace(dropout=False))
   result["flops_per_round"] = (
     forward_flops_per_image(layers, ds.image_shape) * images_fwd * result["models"]
   )
@@ -298,7 +297,7 @@ def _time_sequential(cfg, ds, repeats):
   model = dataclasses.replace(backend.kernels(cfg), conv=conv3x3_lax).model(cfg)
   optimizer = train.make_optimizer(cfg)
   # A population of one run and one member: vmap over size-1 axes is the plain convolution.
-  one = dataclasses.replace(cfg, num_seeds=1, conditions=cfg.conditions[:1], warmup=(0,))
+  one = cfg.replace(num_seeds=1, conditions=cfg.conditions[:1], warmup=(0,))
   pool = study.build_pool(one, ds, run_table(one)[:1])
   train_epoch = train.make_train_epoch(one, model, optimizer, "host")
   evaluate = jax.jit(train.make_evaluate(one, model, "vmap"))
@@ -383,7 +382,7 @@ def main(argv):
   if FULL_STUDY.value is not None:
     preset["full_study"] = FULL_STUDY.value
   base = registry.get_config(preset["experiment"])
-  base = dataclasses.replace(base, source="synthetic", rounds=1_000_000, **preset["overrides"])
+  base = base.replace(source="synthetic", rounds=1_000_000, **preset["overrides"])
   cpu_process.set_xla_flags(cpu_process.study_xla_flags(base))  # before JAX starts, as the engine
   if not STRATEGIES.value and onednn.unavailable_reason():
     preset["strategies"] = _without_onednn(preset["strategies"])
@@ -549,7 +548,7 @@ def _time_chunks(config, runs: int, ds, repeats, devices) -> dict:
   """A group's round as the runner runs it on a split CPU: its runs in equal chunks on the
   single devices (study.build_programs, each compiled once per device by the runner's
   `compile_programs`), every chunk dispatched before any is awaited."""
-  config = dataclasses.replace(config, num_seeds=runs)
+  config = config.replace(num_seeds=runs)
   programs = study.build_programs(config, {config.dataset: ds}, None, devices, len(devices))
   states = study.init_states(programs)
   programs, compile_s, _ = compile_programs(programs, states)

@@ -287,7 +287,7 @@ def _tensor(array, dtype=None, device="cpu"):
 
 def build_protocol(cfg, ds, device: str = "cpu") -> Protocol:
   """The pool, holdout and run numbers `_time_sequential` trains every model on."""
-  one = dataclasses.replace(cfg, num_seeds=1, conditions=cfg.conditions[:1], warmup=(0,))
+  one = cfg.replace(num_seeds=1, conditions=cfg.conditions[:1], warmup=(0,))
   run = run_table(one)[0]
   pool = study.build_pool(one, ds, [run])
   label_dtype = torch.long if cfg.task == "softmax" else torch.float32

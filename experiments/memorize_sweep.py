@@ -32,14 +32,11 @@ Runtime: one seed of one learning rate (9 runs) took a median 62 s per epoch on 
   --set num_seeds=1`).
 """
 
-import dataclasses
-
 from swapjax.experiments import memorize_mnist
 
 
 def get_config():
-  return dataclasses.replace(
-    memorize_mnist.get_config(),
+  return memorize_mnist.get_config().replace(
     description=__doc__.splitlines()[0],
     num_seeds=2,
     learning_rate=(0.001, 0.0001),

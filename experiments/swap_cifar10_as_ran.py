@@ -30,14 +30,11 @@ Result (that run, round 50, mean of 2 seeds): on B / on A 0.959 / 0.963 without 
   CIFAR-10 test images the same networks reach 0.63-0.66 (docs/results.md).
 """
 
-import dataclasses
-
 from swapjax.experiments import swap_cifar10_shared
 
 
 def get_config():
-  return dataclasses.replace(
-    swap_cifar10_shared.get_config(),
+  return swap_cifar10_shared.get_config().replace(
     description=__doc__.splitlines()[0],
     exchange="copy",
     warmup=(0,),

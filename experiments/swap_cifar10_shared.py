@@ -11,12 +11,8 @@ Measured 2026-11-23 on a 2-core AMD EPYC (`--set pool_size=2000 --set num_seeds=
   and 0.367 against 0.400 and 0.356 (docs/results.md).
 """
 
-import dataclasses
-
 from swapjax.experiments import swap_cifar10
 
 
 def get_config():
-  return dataclasses.replace(
-    swap_cifar10.get_config(), shared_model=True, description=__doc__.splitlines()[0]
-  )
+  return swap_cifar10.get_config().replace(shared_model=True, description=__doc__.splitlines()[0])

@@ -6,14 +6,11 @@ Used by the tests and tools/kill_resume.py. Expected: every workdir file written
 near chance (synthetic images with random labels); swaps under the small schedule.
 """
 
-import dataclasses
-
 from swapjax.experiments import swap_cifar10
 
 
 def get_config():
-  return dataclasses.replace(
-    swap_cifar10.get_config(),
+  return swap_cifar10.get_config().replace(
     description=__doc__.splitlines()[0],
     source="synthetic",
     pool_size=64,

@@ -246,11 +246,17 @@ def without_fixed_dropout(layers, dropout: bool) -> tuple[str, ...]:
   return tuple(layers) if dropout else tuple(x for x in layers if not x.startswith("dropout:"))
 
 
+def network_layers(model) -> tuple[str, ...]:
+  """A config's model section as layers: its `layers`, else its named model's (fixed dropout
+  per `dropout`)."""
+  if model.layers:
+    return without_fixed_dropout(model.layers, model.dropout)
+  return model_layers(model.name, model.dropout)
+
+
 def config_layers(config) -> tuple[str, ...]:
-  """A config's network: its `layers`, else its named `model`'s (fixed dropout per `dropout`)."""
-  if config.layers:
-    return without_fixed_dropout(config.layers, config.dropout)
-  return model_layers(config.model, config.dropout)
+  """A config's network (`network_layers` of its model section)."""
+  return network_layers(config.model)
 
 
 def chance_accuracy(config) -> float | None:

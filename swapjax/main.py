@@ -12,7 +12,7 @@ from absl import app
 
 from swapjax import config as configlib
 from swapjax import flags as swapflags
-from swapjax import peers, registry, sections, startup
+from swapjax import peers, registry, startup
 
 
 def _fail(message: str) -> None:
@@ -36,7 +36,7 @@ def main(argv):
   except configlib.ConfigError as e:
     _fail(str(e))
   if swapflags.SHOW_CONFIG.value:
-    print(json.dumps(sections.nested(config.to_json()), indent=2))
+    print(json.dumps(config.to_nested(), indent=2))
     return
   workdir_path = swapflags.WORKDIR.value or f"runs/{name}"
   distributed = None

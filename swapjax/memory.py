@@ -10,7 +10,6 @@ compiled program (`memory_analysis`) goes into timing.json beside it.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 
@@ -120,7 +119,7 @@ def micro_batches_to_fit(config: Config, input_shape, budget: int, target_shape=
   fits `budget`; 0 if even one sample at a time does not."""
   batch = min(config.batch_size, max(1, config.num_train))
   for k in (d for d in range(1, batch + 1) if batch % d == 0):
-    sliced = dataclasses.replace(config, micro_batches=k)
+    sliced = config.replace(micro_batches=k)
     per_run, per_program = program_bytes(sliced, input_shape, target_shape)
     if per_run + per_program <= budget:
       return k

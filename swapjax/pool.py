@@ -198,7 +198,7 @@ def load_datasets(config: Config, data_dir: str | None, tfds_data_dir: str | Non
   """{name: dataset} of every data set the study's variants train on (the config's first)."""
   names = dict.fromkeys([config.dataset] + [v.dataset for v in program_configs(config)])
   return {
-    name: load_data(dataclasses.replace(config, dataset=name, variants=""), data_dir, tfds_data_dir)
+    name: load_data(config.replace(dataset=name, variants=""), data_dir, tfds_data_dir)
     for name in names
   }
 
@@ -207,8 +207,7 @@ def resolve_sizes(config: Config, ds: datalib.Dataset) -> Config:
   """`pool_size=0`: every training image the data has (after a `test_from_train` split);
   `holdout_size=0`: every test image (every holdout image with `test_from_train`)."""
   held = ds.holdout_images if ds.holdout_images is not None else ds.test_images
-  return dataclasses.replace(
-    config,
+  return config.replace(
     pool_size=config.pool_size or len(ds.train_images),
     holdout_size=config.holdout_size or len(held),
   )

@@ -44,7 +44,7 @@ def progress_line(config: Config, rnd: int, metrics_list, round_s: float, eta_s:
     k: np.concatenate([np.asarray(m[k], np.float64).reshape(-1) for m in metrics_list])
     for k in metrics_list[0]
   }
-  return PROGRESS[config.study](config, rnd, metrics, round_s, eta_s)
+  return PROGRESS[config.study.kind](config, rnd, metrics, round_s, eta_s)
 
 
 TRAIN_ACC = ("train/acc", "/train_acc")  # metric names ending so: a training accuracy

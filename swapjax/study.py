@@ -142,7 +142,7 @@ def build_whole(config: Config, ds: datalib.Dataset, mesh=None, chunk: int = 0) 
   evaluate = jax.jit(evaluate, static_argnames="part")
   runs = build_runs(config, table)
   init_state = make_init_state(config, model, optimizer, ds.image_shape)
-  round_fn = rounds.ROUND_MAKERS[config.study](config, train_epoch, evaluate)
+  round_fn = rounds.ROUND_MAKERS[config.study.kind](config, train_epoch, evaluate)
   if mesh is None:
     init_fn = jax.jit(init_state, compiler_options=backend.init_compiler_options())
     if driver == "scan":  # the state is not donated: a pipelined round reads it still
@@ -268,7 +268,7 @@ def fit_batch(config: Config, input_shape, target_shape=()) -> Config:
       f"{config.variant or 'the study'}: one run needs ~{per_run / 2**30:.1f} GiB even one "
       f"sample at a time, more than the {budget / 2**30:.1f} GiB budget of the device"
     )
-  return dataclasses.replace(config, micro_batches=slices)
+  return config.replace(micro_batches=slices)
 
 
 def build_programs(

@@ -1,6 +1,5 @@
 """Test set-up: CPU, a persistent compilation cache, absl flags parsed, shared tiny configs."""
 
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -23,8 +22,8 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def tiny_swap_config(**changes):
   from swapjax import registry
 
-  base = dataclasses.replace(registry.get_config("tiny"), rounds=2, num_seeds=2)
-  return dataclasses.replace(base, **changes)
+  base = registry.get_config("tiny").replace(rounds=2, num_seeds=2)
+  return base.replace(**changes)
 
 
 def run_rows(config, experiment: str, workdir) -> list[dict]:

@@ -8,7 +8,6 @@ engine must reproduce them exactly.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import tempfile
@@ -24,11 +23,8 @@ def configs():
 
   # The pure-JAX formulation, pinned: `auto` picks oneDNN where it is installed, whose float
   # order differs (tests/test_onednn.py compares the two).
-  swap = dataclasses.replace(
-    registry.get_config("tiny"), rounds=3, num_seeds=2, conv_impl="patches"
-  )
-  memorize = dataclasses.replace(
-    registry.get_config("memorize_mnist"),
+  swap = registry.get_config("tiny").replace(rounds=3, num_seeds=2, conv_impl="patches")
+  memorize = registry.get_config("memorize_mnist").replace(
     source="synthetic",
     pool_size=64,
     holdout_size=32,

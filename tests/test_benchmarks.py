@@ -83,12 +83,10 @@ def test_presets_time_onednn_strategies_as_patches_without_onednn(monkeypatch, c
 
 def _two_rnn_groups():
   """binary_addition's `base` and `tanh` groups on 40 pairs, as the preset builds them."""
-  import dataclasses
 
   from swapjax import study
 
-  base = dataclasses.replace(
-    bench.registry.get_config("binary_addition"),
+  base = bench.registry.get_config("binary_addition").replace(
     source="synthetic",
     rounds=1_000_000,
     pool_size=40,

@@ -1,7 +1,6 @@
 """cifar10_arch (seeds/001): its groups, on-device augmentation through the engine, and
 memory-based chunks of runs."""
 
-import dataclasses
 import json
 
 import numpy as np
@@ -17,7 +16,7 @@ def _shrunk(**changes):
     source="synthetic", pool_size=64, holdout_size=16, rounds=2, num_seeds=1, batch_size=8,
     eval_batch_size=16, test_every=2,
   )  # fmt: skip
-  return dataclasses.replace(cfg, **{**small, **changes})
+  return cfg.replace(**{**small, **changes})
 
 
 def _rows(workdir):
@@ -37,7 +36,7 @@ def test_groups_are_the_reports_trials_in_order():
     "baseline", "vgg_like", "vgg_like_leaky", "vgg_like_b1024", "dropout_gap",
     "dropout_gap_aug", "dropout_gap_flip",
   ]  # fmt: skip
-  by = {v.variant: v for v in C.variant_configs(dataclasses.replace(cfg, groups=()))}
+  by = {v.variant: v for v in C.variant_configs(cfg.replace(groups=()))}
   assert by["vgg_like_b1024"].batch_size == 1024 and by["dropout_gap_flip_b2000"].batch_size == 2000
   assert by["dropout_gap_aug"].augment_rotation == (0.1,) and by[
     "dropout_gap_aug"
@@ -52,7 +51,7 @@ def test_groups_are_the_reports_trials_in_order():
   assert by["dropout_gap_aug_updown"].augment_flip == (2,)
   assert by["dropout_gap_aug_updown"].augment_rotation == (0.1,)
   with pytest.raises(C.ConfigError, match="groups=nope: not a variant"):
-    C.validate(dataclasses.replace(cfg, groups=("nope",)))
+    C.validate(cfg.replace(groups=("nope",)))
 
 
 def test_a_workdir_of_the_default_study_resumes_after_variants_were_added(tmp_path):
@@ -83,9 +82,9 @@ def test_flip_augmentation_changes_training_and_off_changes_nothing(tmp_path):
   study without augmentation exactly (both programs of two runs: XLA compiles another program
   for another run count); the run with flips on trains differently."""
   base = _shrunk(groups=("dropout_gap",), rounds=1)
-  plain = _run(dataclasses.replace(base, num_seeds=2), tmp_path / "plain")
+  plain = _run(base.replace(num_seeds=2), tmp_path / "plain")
   gap = next(v for v in C.variant_configs(base) if v.variant == "dropout_gap")
-  both = dataclasses.replace(base, variants="", groups=(), layers=gap.layers, augment_flip=(0, 1))
+  both = base.replace(variants="", groups=(), layers=gap.layers, augment_flip=(0, 1))
   rows = _run(both, tmp_path / "flips")
   off = next(r for r in rows if r["augment_flip"] == 0)
   on = next(r for r in rows if r["augment_flip"] == 1)
@@ -124,7 +123,7 @@ def test_memory_estimate_grows_with_the_batch_and_counts_conv_patches():
     v for v in C.variant_configs(_shrunk(pool_size=4000, groups=())) if v.variant == "vgg_like"
   )
   small, _ = memory.program_bytes(cfg, (32, 32, 3))
-  large, _ = memory.program_bytes(dataclasses.replace(cfg, batch_size=1024), (32, 32, 3))
+  large, _ = memory.program_bytes(cfg.replace(batch_size=1024), (32, 32, 3))
   # vgg_like's second conv alone keeps 1024 x 28 x 28 x 9 x 64 floats of patches.
   assert large - small > 4 * (1024 - 8) * 28 * 28 * 9 * 64
   params, _ = memory._shapes(cfg, (32, 32, 3), 1)
@@ -149,7 +148,7 @@ def _memorize(**changes):
     source="synthetic", pool_size=80, holdout_size=16, rounds=2, num_seeds=2, batch_size=24,
     eval_batch_size=16, label_corruption=(0.0,), early_stop=False, test_every=1,
   )  # fmt: skip
-  return dataclasses.replace(cfg, **{**small, **changes})
+  return cfg.replace(**{**small, **changes})
 
 
 def _metrics(rows):
@@ -172,7 +171,7 @@ def test_a_batch_that_does_not_fit_is_sliced_and_one_that_never_fits_is_refused(
 ):
   cfg = _memorize(num_seeds=1)
   per_run, per_program = memory.program_bytes(cfg, (28, 28, 1))
-  sliced, _ = memory.program_bytes(dataclasses.replace(cfg, micro_batches=3), (28, 28, 1))
+  sliced, _ = memory.program_bytes(cfg.replace(micro_batches=3), (28, 28, 1))
   assert sliced < per_run
   monkeypatch.setattr(memory, "device_budget", lambda device=None: per_program + sliced + 1)
   _run_named(cfg, tmp_path / "fits")

@@ -7,8 +7,6 @@ report's shuffled `A_miss` and `B_correct`; the rows A and B hold after the NumP
 the pool rows of the memberships the rule returns, round after round.
 """
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -183,7 +181,7 @@ def test_copy_rounds_keep_b_and_count_a_duplicates():
       assert np.isin(idx[run, 0][changed], idx0[run, 1]).all()
       assert m["swap/duplicates"][run] == np.isin(idx[run, 0], idx[run, 1]).sum()
   assert moved.min() > 0 and m["swap/duplicates"].min() > 0
-  swapped = dataclasses.replace(cfg, exchange="swap")
+  swapped = cfg.replace(exchange="swap")
   built = study.build(swapped, ds)
   _, m = jax.device_get(study.step_round(built, built.init_state(built.runs)))
   assert m["swap/moved"].min() > 0 and (m["swap/duplicates"] == 0).all()

@@ -110,7 +110,7 @@ def test_config_takes_layer_values_or_text():
   values = C.Config(study="epochs", layers=(L.RNN(16, "relu"), L.Dense(3)))
   typed = C.apply_overrides(C.Config(study="epochs"), ["layers=rnn:16:relu,dense:3"])
   assert values.layers == typed.layers == ("rnn:16:relu", "dense:3")
-  assert values == dataclasses.replace(values)  # normalizing is idempotent
+  assert values == values.replace() == dataclasses.replace(values)  # normalizing is idempotent
   assert C.Config(layers=["conv:8:same", L.relu]).layers == ("conv:8:same", "relu")
   assert C.from_json(values.to_json()) == values
 
@@ -201,7 +201,7 @@ def test_conditions_and_warmup_follow_the_study_kind():
   assert (epochs.conditions, epochs.warmup) == (("none",), (0,))
   assert C.Config(study="memorize").conditions == ("none",)
   assert C.Config(study="swap", conditions=("one",), warmup=(3,)).warmup == (3,)
-  C.validate(dataclasses.replace(epochs, pool_size=100, holdout_size=10))
+  C.validate(epochs.replace(pool_size=100, holdout_size=10))
 
 
 # ------------------------------------------------------------------ the experiments

@@ -1,7 +1,6 @@
 """Every registered experiment runs one shrunk round end to end, and fashion_dropout's rows
 keep the contract of its issue."""
 
-import dataclasses
 import json
 
 import numpy as np
@@ -25,9 +24,9 @@ def shrunk(name, **changes):
     rounds=1,
     num_seeds=1,
   )
-  if cfg.study == "swap":
+  if cfg.study.kind == "swap":
     small["swap_schedules"] = "none=0:0;one=0:1;schedule=20:5,2:2,0:1"
-  return dataclasses.replace(cfg, **{**small, **changes})
+  return cfg.replace(**{**small, **changes})
 
 
 def _rows(workdir):

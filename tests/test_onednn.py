@@ -6,7 +6,6 @@ need it are skipped with the reason (with `CI` set, a missing oneDNN or a failed
 instead; a machine without a C++ compiler skips).
 """
 
-import dataclasses
 import os
 
 import jax
@@ -111,7 +110,7 @@ def test_tiny_study_with_onednn_matches_patches(tmp_path, needs_onednn):
 
   def rows(conv_impl):
     work = tmp_path / conv_impl
-    cfg = dataclasses.replace(config, conv_impl=conv_impl)
+    cfg = config.replace(conv_impl=conv_impl)
     runner.run(cfg, experiment, runner.RunOptions(workdir=str(work), progress=False))
     return rows_of(work)
 
@@ -136,7 +135,7 @@ def test_build_is_cached_and_keyed(tmp_path, monkeypatch, needs_onednn):
 
 
 def test_float32_only(needs_onednn):
-  cfg = dataclasses.replace(tiny_swap_config(), conv_impl="onednn", compute_dtype="bfloat16")
+  cfg = tiny_swap_config().replace(conv_impl="onednn", compute_dtype="bfloat16")
   with pytest.raises(configlib.ConfigError, match="float32"):
     configlib.validate(cfg)
 

@@ -1,8 +1,6 @@
 """eval_shared_prefixes: a causal sequence network evaluated once per distinct input prefix
 (swapjax/prefixes.py) gives every sample the outputs of the per-sample evaluation."""
 
-import dataclasses
-
 import jax
 import numpy as np
 import pytest
@@ -51,7 +49,7 @@ def test_causal_networks_only():
 
 def _binary_addition(overrides, seeds=2):
   base = apply_overrides(registry.get_config("binary_addition"), ["cpu_devices=1", *overrides])
-  cfg = dataclasses.replace(variant_configs(base)[0], num_seeds=seeds)
+  cfg = variant_configs(base)[0].replace(num_seeds=seeds)
   ds = generated.binary_addition(cfg.seed)
   return study.resolve_sizes(cfg, ds), ds
 
@@ -102,9 +100,9 @@ def test_option_off_and_non_causal_networks_evaluate_per_sample():
   cfg_on, ds = _binary_addition(["groups=base"])
   built = study.build(cfg_on, ds)
   assert study.eval_forests(cfg, built.pool) == {}
-  flat = dataclasses.replace(cfg_on, layers=("rnn:4", "flatten", "dense:8"))
+  flat = cfg_on.replace(layers=("rnn:4", "flatten", "dense:8"))
   assert study.eval_forests(flat, built.pool) == {}
-  few = dataclasses.replace(cfg_on, pool_size=300, holdout_size=100)
+  few = cfg_on.replace(pool_size=300, holdout_size=100)
   small = study.build(few, ds)  # 300 random pairs share too few prefixes to be worth it
   assert study.eval_forests(few, small.pool) == {}
 
@@ -114,8 +112,7 @@ def test_study_rows_equal_either_way(tmp_path):
   equal the per-sample evaluation's to float rounding (training is the same program)."""
 
   def rows(name, shared):
-    cfg = dataclasses.replace(
-      registry.get_config("binary_addition"),
+    cfg = registry.get_config("binary_addition").replace(
       num_seeds=2,
       rounds=2,
       pool_size=2000,

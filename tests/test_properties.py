@@ -2,7 +2,6 @@
 `--set` / config.json round trips. Array shapes are fixed (N, K_MAX) so that jax compiles each
 op once and hypothesis only varies the contents."""
 
-import dataclasses
 import json
 import string
 import typing
@@ -15,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from swapjax import config as C
-from swapjax import registry, sections, swap
+from swapjax import registry, swap
+from swapjax.config import keys
 
 N, K_MAX = 16, 8
 JAX_SETTINGS = settings(max_examples=60, deadline=None)
@@ -189,15 +189,14 @@ def test_every_field_accepts_its_printed_value(name):
   string, bools read as truthy strings, ints as floats, a type hint the parser does not know)."""
   cfg = C.Config() if name is None else registry.get_config(name)
   types = C.field_types()
-  settable = [f for f in dataclasses.fields(cfg) if f.name not in sections.INTERNAL]
-  for f in settable:
-    value = getattr(cfg, f.name)
-    parsed = C.parse_value(f.name, _typed(value))
-    assert parsed == value, f.name
-    assert type(parsed) is type(value), f.name
-    if typing.get_origin(types[f.name]) is tuple:
-      assert all(type(p) is typing.get_args(types[f.name])[0] for p in parsed), f.name
-  overrides = [f"{f.name}={_typed(getattr(cfg, f.name))}" for f in settable]
+  settable = {k: v for k, v in cfg.flat().items() if k not in keys.INTERNAL}
+  for name, value in settable.items():
+    parsed = C.parse_value(name, _typed(value))
+    assert parsed == value, name
+    assert type(parsed) is type(value), name
+    if typing.get_origin(types[name]) is tuple:
+      assert all(type(p) is typing.get_args(types[name])[0] for p in parsed), name
+  overrides = [f"{name}={_typed(value)}" for name, value in settable.items()]
   assert C.apply_overrides(C.Config(), overrides) == cfg
 
 
@@ -231,8 +230,8 @@ CONFIGS = st.fixed_dictionaries({k: _values(t) for k, t in C.field_types().items
 def test_any_typed_value_parses_back(cfg):
   """Guards: `--set` parsing that loses precision (floats through a format), mangles negative or
   big ints, or splits/strips tuple items wrongly."""
-  for key, value in dataclasses.asdict(cfg).items():
-    if key in sections.INTERNAL:  # set by the engine; `--set` refuses it (test_sections.py)
+  for key, value in cfg.flat().items():
+    if key in keys.INTERNAL:  # set by the engine; `--set` refuses it (test_sections.py)
       continue
     parsed = C.parse_value(key, _typed(value))
     assert parsed == value, key
@@ -248,4 +247,4 @@ def test_config_json_round_trip(cfg):
   assert set(data) == set(C.field_types())
   rebuilt = C.from_json({**data, "a_field_from_a_newer_version": 1})
   assert rebuilt == cfg
-  assert all(type(getattr(rebuilt, k)) is type(v) for k, v in dataclasses.asdict(cfg).items())
+  assert all(type(rebuilt.flat()[k]) is type(v) for k, v in cfg.flat().items())

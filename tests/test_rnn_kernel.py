@@ -79,8 +79,7 @@ def test_native_layer_is_keras_recurrence(activation, needs_kernel):
 
 def _study_rows(tmp_path, rnn_impl: str, name: str):
   """Two epochs of every binary_addition group (2 seeds, 400 pairs): all metric rows."""
-  cfg = dataclasses.replace(
-    registry.get_config("binary_addition"),
+  cfg = registry.get_config("binary_addition").replace(
     num_seeds=2,
     rounds=2,
     pool_size=400,
@@ -145,7 +144,7 @@ def test_native_is_cpu_only_and_auto_says_why_not(monkeypatch, capsys):
   cfg = registry.get_config("binary_addition")
   monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
   with pytest.raises(configlib.ConfigError, match="rnn_impl=native runs on the CPU only"):
-    backend.rnn_impl(dataclasses.replace(cfg, rnn_impl="native"))
+    backend.rnn_impl(cfg.replace(rnn_impl="native"))
   assert backend.rnn_impl(cfg) == "scan"  # auto on an accelerator
   monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
   monkeypatch.setattr(rnn_kernel, "unavailable_reason", lambda: "no compiler here")
@@ -175,8 +174,7 @@ def test_fused_epoch_is_the_step_by_step_epoch(units, activation, outputs, needs
   kernel: the same new weights, loss and running accuracy to float rounding, with a partial last
   batch (25 samples in batches of 3), widths off the vector width, two outputs per step; a run
   that is not active keeps its weights exactly; the epoch repeats itself bitwise."""
-  base = dataclasses.replace(
-    registry.get_config("binary_addition"),
+  base = registry.get_config("binary_addition").replace(
     layers=(f"rnn:{units}:{activation}", f"dense:{outputs}"),
     pool_size=25,
     holdout_size=4,
@@ -199,7 +197,7 @@ def test_fused_epoch_is_the_step_by_step_epoch(units, activation, outputs, needs
   keys = jax.random.split(jax.random.key(3), r).reshape(r, 1)
 
   def epoch(rnn_impl):
-    cfg = dataclasses.replace(base, rnn_impl=rnn_impl)
+    cfg = base.replace(rnn_impl=rnn_impl)
     kernels = dataclasses.replace(backend.kernels(cfg), conv=models.conv3x3_lax)
     model, optimizer = kernels.model(cfg), train.make_optimizer(cfg)
     params, opt_state = jax.vmap(lambda k: train.init_members(model, optimizer, k, 1, (8, 2)))(
@@ -208,7 +206,7 @@ def test_fused_epoch_is_the_step_by_step_epoch(units, activation, outputs, needs
     fn = jax.jit(train.make_train_epoch(cfg, model, optimizer, "scan", None, kernels.train_epoch))
     return params, fn(params, opt_state, pool, idx, keys, runs, active)
 
-  assert backend.kernels(dataclasses.replace(base, rnn_impl="fused")).train_epoch is not None
+  assert backend.kernels(base.replace(rnn_impl="fused")).train_epoch is not None
   start, (want, _, want_loss, want_acc) = epoch("native")
   _, (got, _, got_loss, got_acc) = epoch("fused")
   _, (again, _, again_loss, _) = epoch("fused")
@@ -241,4 +239,4 @@ def test_fused_config_checks(needs_kernel):
   fused_epochs = [backend.kernels(c).train_epoch is not None for c in programs]
   assert fused_epochs == [False, True] + [False] * 5
   assert [backend.rnn_impl(c) for c in programs[:2]] == ["native", "fused"]
-  assert backend.rnn_impl(dataclasses.replace(programs[0], rnn_impl="fused")) == "fused"
+  assert backend.rnn_impl(programs[0].replace(rnn_impl="fused")) == "fused"

@@ -1,7 +1,5 @@
 """The compiled round on a tiny pool: membership invariants, honest metrics, drivers, modes."""
 
-import dataclasses
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -64,7 +62,7 @@ def test_membership_is_a_partition_and_moves_are_counted(tiny):
 def _predictions(cfg, ds, params_M):
   """Class predictions (M, P) of each member on the whole pool, computed here with a plain
   `lax` model, independently of the study's evaluation code."""
-  model = make_model(cfg.model, conv3x3_lax, cfg.dropout)
+  model = make_model(cfg.model.name, conv3x3_lax, cfg.dropout)
   x = train.normalize(jnp.asarray(ds.train_images[: cfg.pool_size]), cfg.normalize)
   apply = jax.jit(lambda p: jnp.argmax(model.apply({"params": p}, x, train=False), -1))
   members = jax.tree.leaves(params_M)[0].shape[0]
@@ -111,12 +109,12 @@ def test_shared_mode_judges_b_before_and_a_after_the_b_epoch(tiny):
   by the network after its A epoch and before its B epoch, A's misses by the network after
   its B epoch. The A-epoch network is rebuilt here from the round's own keys."""
   cfg, ds = tiny
-  cfg = dataclasses.replace(cfg, shared_model=True, num_seeds=1, conditions=("schedule",))
+  cfg = cfg.replace(shared_model=True, num_seeds=1, conditions=("schedule",))
   built = study.build(cfg, ds)
   before = built.init_state(built.runs)
   after, m = jax.device_get(study.step_round(built, jax.tree.map(jnp.copy, before)))
   idx0 = np.asarray(before.idx_RxMxN)
-  model = make_model(cfg.model, backend.conv_function(built.conv_impl), cfg.dropout)
+  model = make_model(cfg.model.name, backend.conv_function(built.conv_impl), cfg.dropout)
   train_epoch = jax.jit(train.make_train_epoch(cfg, model, train.make_optimizer(cfg), built.driver))
   k_train, _ = rounds.round_keys(rounds.run_keys(cfg.seed, built.runs.seed_R), before.round)
   keys = rounds.member_keys(k_train, 2)
@@ -157,7 +155,7 @@ def test_epoch_trains_on_the_first_num_train_positions_each_once(tiny, monkeypat
   `num_train` positions of its half, each once, and never on a validation position (the last
   `validation_split` of the half). The padding of the last partial batch is masked out."""
   cfg, ds = tiny
-  cfg = dataclasses.replace(cfg, num_seeds=1, driver=driver)
+  cfg = cfg.replace(num_seeds=1, driver=driver)
   assert cfg.num_train % cfg.batch_size  # a partial last batch
   batches = _recording(monkeypatch)
   built = study.build(cfg, ds)
@@ -209,16 +207,16 @@ def test_seen_tracking_and_unseen_metrics(tiny):
 
 def test_warmup_suppresses_swaps(tiny):
   cfg, ds = tiny
-  cfg = dataclasses.replace(cfg, warmup=(1,), conditions=("one",))
+  cfg = cfg.replace(warmup=(1,), conditions=("one",))
   _, _, history = _run(cfg, ds, 2)
   assert (history[0]["swap/k"] == 0).all() and (history[1]["swap/k"] == 1).all()
 
 
 def test_scan_and_host_drivers_agree(tiny):
   cfg, ds = tiny
-  cfg = dataclasses.replace(cfg, num_seeds=1)
+  cfg = cfg.replace(num_seeds=1)
   _, s1, h1 = _run(cfg, ds, 1)
-  _, s2, h2 = _run(dataclasses.replace(cfg, driver="host"), ds, 1)
+  _, s2, h2 = _run(cfg.replace(driver="host"), ds, 1)
   np.testing.assert_array_equal(s1.idx_RxMxN, s2.idx_RxMxN)
   for key in h1[0]:
     np.testing.assert_allclose(h1[0][key], h2[0][key], rtol=2e-4, atol=2e-5, err_msg=key)
@@ -226,9 +224,9 @@ def test_scan_and_host_drivers_agree(tiny):
 
 def test_conv_formulations_give_the_same_round(tiny):
   cfg, ds = tiny
-  cfg = dataclasses.replace(cfg, num_seeds=1, conditions=("none",))
+  cfg = cfg.replace(num_seeds=1, conditions=("none",))
   _, _, h1 = _run(cfg, ds, 1)
-  _, _, h2 = _run(dataclasses.replace(cfg, conv_impl="lax", eval_population="vmap"), ds, 1)
+  _, _, h2 = _run(cfg.replace(conv_impl="lax", eval_population="vmap"), ds, 1)
   for key in h1[0]:
     np.testing.assert_allclose(h1[0][key], h2[0][key], rtol=2e-4, atol=2e-5, err_msg=key)
 
@@ -251,7 +249,7 @@ def test_round_compiles_once(tiny, monkeypatch):
   monkeypatch.setitem(
     rounds.ROUND_MAKERS, "swap", lambda *a, **k: chex.assert_max_traces(make(*a, **k), n=1)
   )
-  built = study.build(dataclasses.replace(cfg, num_seeds=1), ds)
+  built = study.build(cfg.replace(num_seeds=1), ds)
   state = built.init_state(built.runs)
   for _ in range(3):
     state, _ = study.step_round(built, state)
@@ -260,7 +258,7 @@ def test_round_compiles_once(tiny, monkeypatch):
 
 def test_shared_model_mode(tiny):
   cfg, ds = tiny
-  cfg = dataclasses.replace(cfg, shared_model=True, num_seeds=1)
+  cfg = cfg.replace(shared_model=True, num_seeds=1)
   built, state, history = _run(cfg, ds, 2)
   assert jax.tree.leaves(state.params)[0].shape[1] == 1
   seen = np.asarray(state.seen_RxMxP)

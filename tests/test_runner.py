@@ -1,7 +1,6 @@
 """The workdir contract end to end: files, resume equality, refusals, CLI errors, kills."""
 
 import collections
-import dataclasses
 import json
 import os
 import signal
@@ -472,7 +471,7 @@ def test_eta_is_a_budget_bound_with_an_estimate_when_runs_are_fitting():
   assert text == "ETA <= 1992 s (fit in ~22 s at the current pace)"
   flat = [(np.array([0.5, 0.3]), np.array([True, True]))] * 4
   assert progress.eta(cfg, times, 3, flat) == "ETA <= 1992 s"  # no progress: no estimate
-  no_stop = dataclasses.replace(cfg, early_stop=False)
+  no_stop = cfg.replace(early_stop=False)
   assert progress.eta(no_stop, times, 3, history) == "ETA 1992 s"
   # The round a run reaches the target it is still marked active (its metrics' `active` is the
   # round's input): no negative estimate (the main job printed "fit in ~-5 s").

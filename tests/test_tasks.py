@@ -1,8 +1,6 @@
 """Tasks beyond softmax classification (sigmoid bits, regression) and the SimpleRNN layer,
 against numpy references; binary addition's generated data; an RNN study that learns."""
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -168,8 +166,7 @@ def test_binary_addition_rnn_learns_and_logs_both_accuracies(tmp_path):
   """Two seeds of the report's network on 2,000 pairs for 3 epochs: both learn (test per-bit
   accuracy well above the 0.5 of guessing; a broken gradient or task stays near it), and the
   rows carry the issue's fields."""
-  cfg = dataclasses.replace(
-    registry.get_config("binary_addition"),
+  cfg = registry.get_config("binary_addition").replace(
     num_seeds=2,
     rounds=3,
     pool_size=2000,
@@ -190,8 +187,7 @@ def test_binary_addition_rnn_learns_and_logs_both_accuracies(tmp_path):
 def test_batch_larger_than_the_training_set_is_one_partial_batch(tmp_path, capsys):
   """Keras trains one partial batch per epoch when the batch exceeds the training set: the
   same numbers as a batch of exactly the training set, and a log line says so."""
-  base = dataclasses.replace(
-    registry.get_config("binary_addition"),
+  base = registry.get_config("binary_addition").replace(
     num_seeds=1,
     rounds=2,
     pool_size=40,
@@ -201,7 +197,7 @@ def test_batch_larger_than_the_training_set_is_one_partial_batch(tmp_path, capsy
   )
   rows = {}
   for batch in (36, 1000):  # 36 = 40 x 0.9 training samples
-    cfg = dataclasses.replace(base, batch_size=batch)
+    cfg = base.replace(batch_size=batch)
     C.validate(cfg)
     rows[batch] = run_rows(cfg, "binary_addition", tmp_path / str(batch))
   out = capsys.readouterr().out
@@ -241,9 +237,7 @@ def test_iris_ships_with_its_checksum(tmp_path, monkeypatch):
 def test_target_noise_is_drawn_per_seed_on_training_targets_only():
   from swapjax import study
 
-  cfg = dataclasses.replace(
-    registry.get_config("regression"), variants="", num_seeds=2, target_noise=(0.0, 1.0)
-  )
+  cfg = registry.get_config("regression").replace(variants="", num_seeds=2, target_noise=(0.0, 1.0))
   ds = generated.load("line_a", 0)
   table = C.run_table(cfg)
   pool = study.build_pool(cfg, ds, table)
@@ -260,14 +254,14 @@ def test_target_noise_is_drawn_per_seed_on_training_targets_only():
 def test_split_per_seed_orders_each_seeds_pool_at_random():
   from swapjax import study
 
-  cfg = dataclasses.replace(registry.get_config("iris"), variants="", num_seeds=3)
+  cfg = registry.get_config("iris").replace(variants="", num_seeds=3)
   built = study.build(cfg, generated.load("iris", 0))
   idx = np.asarray(built.init_state(built.runs).idx_RxMxN)[:, 0]
   for row in idx:
     assert sorted(row.tolist()) == list(range(150))  # every sample once
   held_out = [set(row[120:].tolist()) for row in idx]  # Keras' validation_split 0.2: the last 30
   assert held_out[0] != held_out[1] != held_out[2]
-  plain = study.build(dataclasses.replace(cfg, split_per_seed=False), generated.load("iris", 0))
+  plain = study.build(cfg.replace(split_per_seed=False), generated.load("iris", 0))
   assert np.array_equal(
     np.asarray(plain.init_state(plain.runs).idx_RxMxN)[:, 0], np.tile(np.arange(150), (3, 1))
   )
@@ -276,8 +270,7 @@ def test_split_per_seed_orders_each_seeds_pool_at_random():
 def test_variant_datasets_row_fields_and_parameters_in_rows(tmp_path):
   """logic_gates' variants train on different data sets in one study and name `gate` and
   `network` in their rows; regression logs every parameter of its Dense(1)."""
-  cfg = dataclasses.replace(
-    registry.get_config("logic_gates"),
+  cfg = registry.get_config("logic_gates").replace(
     num_seeds=2,
     rounds=2,
     groups=("or_perceptron", "xor_hidden"),

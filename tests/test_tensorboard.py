@@ -1,6 +1,5 @@
 """TensorBoard event files read back by TensorBoard's own loader equal the metrics rows."""
 
-import dataclasses
 import json
 import sys
 
@@ -125,7 +124,7 @@ def test_a_missing_writer_is_one_line_before_anything_is_written(tmp_path, monke
     runner.run(cfg, "tiny", options)
   assert "\n" not in str(e.value)
   assert not (tmp_path / "w").exists()
-  runner.run(dataclasses.replace(cfg, tensorboard=False), "tiny", options)
+  runner.run(cfg.replace(tensorboard=False), "tiny", options)
   assert (tmp_path / "w" / "metrics.jsonl").exists()
 
 
@@ -140,7 +139,7 @@ def test_a_real_study_reads_back_equal_to_metrics_jsonl(tmp_path):
   rows = [json.loads(x) for x in (tmp_path / "w" / "metrics.jsonl").read_text().splitlines()]
   assert len(rows) == 4 and "AtoB/test_unseen_acc" in rows[0]
   _assert_equal_to_rows(tmp_path / "w" / "tensorboard", rows, "round")
-  off = dataclasses.replace(cfg, rounds=1, tensorboard=False)
+  off = cfg.replace(rounds=1, tensorboard=False)
   runner.run(off, "tiny", runner.RunOptions(workdir=str(tmp_path / "off"), progress=False))
   assert not (tmp_path / "off" / "tensorboard").exists()
 

@@ -2,7 +2,6 @@
 parameters, forward passes, losses and optimiser steps, and the sequential baseline's work per
 round. Skipped where PyTorch is not installed (`pip install -e '.[bench]'`)."""
 
-import dataclasses
 import json
 import math
 
@@ -163,7 +162,7 @@ def test_per_sample_losses_equal_swapjax(task, loss, out_shape, target):
   "changes", [dict(), dict(optimizer="sgd", momentum=0.9), dict(optimizer="sgd")]
 )
 def test_optimizer_steps_equal_swapjax(changes):
-  cfg = dataclasses.replace(registry.get_config("tiny"), **changes)
+  cfg = registry.get_config("tiny").replace(**changes)
   rng = np.random.default_rng(1)
   # Small gradients, so that Adam's eps (1e-7, not torch's 1e-8) shows in the update.
   w0 = rng.normal(size=(3, 4)).astype(np.float32) * 1e-5
@@ -196,8 +195,8 @@ def assert_same_work(row, baseline, cfg):
 
 
 def test_time_torch_swap_round_does_the_sequential_baselines_work():
-  base = dataclasses.replace(
-    registry.get_config("swap_cifar10"), source="synthetic", pool_size=64, holdout_size=16
+  base = registry.get_config("swap_cifar10").replace(
+    source="synthetic", pool_size=64, holdout_size=16
   )
   cfg = bench.population(base, 2)
   ds = data.synthetic("cifar10", 64, 16)
@@ -207,7 +206,7 @@ def test_time_torch_swap_round_does_the_sequential_baselines_work():
 
 
 def test_time_torch_rnn_round_does_the_sequential_baselines_work():
-  base = dataclasses.replace(registry.get_config("binary_addition"), pool_size=64, holdout_size=16)
+  base = registry.get_config("binary_addition").replace(pool_size=64, holdout_size=16)
   cfg = bench.population(variant_configs(base)[-1], 2)  # recurrent dropout, batch 2
   ds = study.load_data(cfg, None, None)
   row = tr.time_torch(cfg, ds, 1)

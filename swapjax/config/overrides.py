@@ -5,7 +5,6 @@ How one key and its text read is swapjax.config.values; what is allowed, swapjax
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +22,6 @@ def apply_overrides(config: Config, overrides: Sequence[str]) -> Config:
       raise ConfigError(f"--set {item}: expected key=value")
     key, text = item.split("=", 1)
     changes[field_of(key.strip())] = parse_value(key.strip(), text)
-  config = dataclasses.replace(config, **changes)
+  config = config.replace(**changes)
   validate(config)
   return config

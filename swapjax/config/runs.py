@@ -8,33 +8,15 @@ programs of their own.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from typing import Any
 
+from swapjax.config.choices import RUN_AXES
 from swapjax.config.errors import ConfigError
 from swapjax.config.fields import Config
+from swapjax.config.keys import flat_defaults
 from swapjax.config.text import KEY_SEPARATOR
 from swapjax.config.values import field_of, parse_value
-
-RUN_AXES = (
-  "condition",
-  "warmup",
-  "learning_rate",
-  "label_corruption",
-  "input_corruption",
-  "train_fraction",
-  "dropout_rate",
-  "leaky_slope",
-  "augment_flip",
-  "augment_rotation",
-  "target_noise",
-  "seed",
-)
-# Run axes whose values are numbers the compiled program reads per run (RunArrays.numbers).
-TRACED_AXES = ("learning_rate", "dropout_rate", "leaky_slope", "augment_flip", "augment_rotation")
-# Run axes whose values change shapes or loop lengths: each value is its own compiled program.
-STATIC_AXES = ("train_fraction",)
 
 
 def run_table(config: Config) -> list[dict[str, Any]]:
@@ -57,7 +39,7 @@ def run_table(config: Config) -> list[dict[str, Any]]:
 def axis_defaults(config: Config) -> dict[str, Any]:
   """{run axis: the one value a run takes when the experiment leaves the axis alone}: the
   engine's default, and the study kind's first condition and warmup."""
-  fields = {f.name: f.default for f in dataclasses.fields(config)}
+  fields = flat_defaults()
   fields.update(condition=config.kind.conditions, warmup=config.kind.warmup)
   return {a: fields[a][0] for a in RUN_AXES if isinstance(fields.get(a), tuple) and fields[a]}
 
@@ -112,11 +94,7 @@ def _axis_values(config: Config, axis: str) -> tuple:
 
 def program_configs(config: Config) -> list[Config]:
   """One config per compiled program: each variant narrowed to one value of each static axis."""
-  return [
-    dataclasses.replace(v, train_fraction=(f,))
-    for v in variant_configs(config)
-    for f in v.train_fraction
-  ]
+  return [v.replace(train_fraction=(f,)) for v in variant_configs(config) for f in v.train_fraction]
 
 
 # Keys a variant may not change: they are the study's, shared by all its programs.
@@ -196,7 +174,7 @@ def variant_configs(config: Config) -> list[Config]:
       + ", ".join(name for name, _ in variants)
     )
   return [
-    dataclasses.replace(config, variants="", groups=(), variant=name, **changes)
+    config.replace(variants="", groups=(), variant=name, **changes)
     for name, changes in variants
     if not config.groups or name in config.groups
   ]

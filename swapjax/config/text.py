@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import re
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from swapjax import sections
 from swapjax.config.errors import ConfigError
 from swapjax.layers import layers_text
 
@@ -73,11 +72,16 @@ def row_fields_text(fields: Mapping[str, Any]) -> tuple[str, ...]:
 KEY_SEPARATOR = re.compile(r"(?<![0-9][eE])\+")
 
 
-def variants_text(variants: Mapping[str, Mapping[str, Any]], types: Mapping[str, Any]) -> str:
+def variants_text(
+  variants: Mapping[str, Mapping[str, Any]],
+  types: Mapping[str, Any],
+  field_of: Callable[[str], str],
+) -> str:
   """{name: {key: value}} as the stored text `name:key=value+key=value;...`, in the order given.
   Values are Python values of the key's field (a scalar for a run axis is its one value; layer
   values, schedule tables and row-field mappings as in the config). A name or value the text
-  cannot hold is a ConfigError (one line); `validate` parses the text as it parses `--set`."""
+  cannot hold is a ConfigError (one line); `validate` parses the text as it parses `--set`.
+  `types` are the fields' types and `field_of` the flat key a key names (swapjax.config.keys)."""
   if not variants:
     return ""
   entries = []
@@ -88,7 +92,7 @@ def variants_text(variants: Mapping[str, Mapping[str, Any]], types: Mapping[str,
       raise ConfigError(f"variants: '{name}' is not a mapping of key: value")
     items = []
     for key, value in changes.items():
-      stored = _variant_value(key, value, types)
+      stored = _variant_value(key, value, types, field_of)
       text = _text(stored)
       if ";" in text or KEY_SEPARATOR.search(text):
         raise ConfigError(f"variants: '{name}' sets {key}={value!r}, whose text holds ';' or '+'")
@@ -99,11 +103,11 @@ def variants_text(variants: Mapping[str, Mapping[str, Any]], types: Mapping[str,
   )
 
 
-def _variant_value(key: str, value: Any, types: Mapping[str, Any]) -> Any:
+def _variant_value(key: str, value: Any, types: Mapping[str, Any], field_of) -> Any:
   """A variant's value in its field's stored form (what `parse_value` gives for its text)."""
   try:
-    field = sections.field_of(key, types)
-  except ValueError as e:
+    field = field_of(key)
+  except ConfigError as e:
     raise ConfigError(f"variants: {e}") from None
   if field == "layers":
     return layers_text(value)

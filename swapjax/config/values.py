@@ -1,5 +1,5 @@
 """`--set key=text` read as a field and a typed value: `section.name` or a bare `name` names the
-field (swapjax.sections), the field's type says how the text parses, tuples take
+field (swapjax.config.keys), the field's type says how the text parses, tuples take
 comma-separated values. Applying overrides to a config is swapjax.config.overrides.
 """
 
@@ -7,23 +7,15 @@ from __future__ import annotations
 
 import typing
 
-from swapjax import sections
 from swapjax.config import text
+from swapjax.config.choices import STUDY_ALIASES
 from swapjax.config.errors import ConfigError
-from swapjax.config.fields import STUDY_ALIASES, field_types
-
-
-def field_of(key: str) -> str:
-  """The field a `--set` key names (`section.name` or `name`); ConfigError if none."""
-  try:
-    return sections.field_of(key, field_types())
-  except ValueError as e:
-    raise ConfigError(str(e)) from None
+from swapjax.config.keys import field_of, field_types
 
 
 def parse_value(key: str, text: str):
   """Parses `text` as the type of the field `key` names (`section.name` or `name`,
-  swapjax.sections); tuples take comma-separated values."""
+  swapjax.config.keys); tuples take comma-separated values."""
   key = field_of(key)
   kind = field_types()[key]
   if typing.get_origin(kind) is tuple:
@@ -65,7 +57,7 @@ def mapping_text(key: str, value) -> str:
   schedules or row fields; ConfigError for another key."""
   field = field_of(key)
   if field == "variants":
-    return text.variants_text(value, field_types())
+    return text.variants_text(value, field_types(), field_of)
   if field == "swap_schedules":
     return text.schedules_text(value)
   if field == "row_fields":
