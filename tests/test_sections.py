@@ -68,3 +68,58 @@ def test_show_config_prints_the_sections():
   assert list(shown) == list(keys.SECTIONS)
   assert shown["optim"]["batch_size"] == 4 and shown["backend"]["conv_impl"] == "auto"
   assert "variant" not in {k for section in shown.values() for k in section}
+
+
+def test_a_config_is_its_sections_and_reads_flat():
+  cfg = registry.get_config("iris")
+  assert isinstance(cfg.data, C.Data) and isinstance(cfg.optim, C.Optim)
+  assert cfg.pool_size == cfg.data.pool_size and cfg.learning_rate == cfg.optim.learning_rate
+  assert cfg.study.kind == "epochs" and cfg.to_json()["study"] == "epochs"
+  assert C.Config(model="cnn_004").model.name == "cnn_004"
+  assert C.Config(data=C.Data(pool_size=300)).pool_size == 300
+
+
+def test_replace_keeps_every_other_field():
+  cfg = C.Config(rounds=7, conditions=("none",), warmup=(0,), pool_size=500)
+  kind = cfg.replace(study="epochs")
+  assert (kind.study.kind, kind.rounds, kind.conditions, kind.pool_size) == (
+    "epochs",
+    7,
+    ("none",),
+    500,
+  )
+  assert cfg.replace(data=C.Data(dataset="mnist")).rounds == 7
+  assert cfg.replace(variant="v").variant == "v" and cfg.replace() == cfg
+  with pytest.raises(TypeError, match="config.replace"):
+    dataclasses.replace(cfg, study="epochs")  # would drop the rest of the study section
+  with pytest.raises(TypeError, match="no field nope"):
+    cfg.replace(nope=1)
+
+
+def test_full_keys_of_the_renamed_fields():
+  base = registry.get_config("tiny")
+  assert C.apply_overrides(
+    base, ["study.kind=epochs", "conditions=none", "warmup=0"]
+  ).study.kind == ("epochs")
+  assert C.apply_overrides(base, ["model.name=cifar_cnn"]).model.name == "cifar_cnn"
+  assert keys.full("study") == "study.kind" and keys.full("model") == "model.name"
+
+
+@pytest.mark.parametrize(
+  "section,message",
+  [
+    (C.Data(augment_flip=(3,)), "augment_flip=3: must be 0, 1"),
+    (C.Data(dataset="iris", augment_flip=(1,)), "dataset iris has no images to augment"),
+    (C.Optim(learning_rate=(0.0,)), "learning_rate=0.0: must be in (0, 10)"),
+    (C.Runs(num_seeds=0), "num_seeds=0: must be >= 1"),
+    (C.Engine(checkpoint_keep=0), "checkpoint_keep=0: must be >= 1"),
+    (C.Backend(rnn_impl="cuda"), "rnn_impl=cuda: allowed values are"),
+    (C.Model(layers=("dense:3",), dropout_rate=(0.5,)), "layers has no dropout layer"),
+    (C.Study(kind="epochs", conditions=("one",)), "the epochs study has no swaps"),
+  ],
+)
+def test_each_section_checks_itself(section, message):
+  with pytest.raises(C.ConfigError) as e:
+    section.validate()
+  assert message in str(e.value) and "\n" not in str(e.value)
+  type(section)().validate()  # the defaults are valid
