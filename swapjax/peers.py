@@ -241,13 +241,14 @@ class _Watch:
     idle = time.time() - moved
     return idle if idle > self.stall_timeout else None
 
-  def say_stalled(self, idle: float) -> int:
-    reason = f"its study made no progress for {idle:.0f} s (--stall_timeout)"
+  def say_failed(self, what: str, reason: str) -> int:
+    """This process ends the job: its heartbeat says FAILED with `reason` (so the others name
+    it), and one line says `what` happened to it and how to rerun."""
     if self.identity() is None:
-      return say_rerun(f"this process {reason}", self.workdir)
+      return say_rerun(f"this process {what} ({reason})", self.workdir)
     self.hearts.beat(FAILED, reason)
-    where = f"this process, {self.hearts.process} of {self.hearts.count},"
-    return say_rerun(f"{where} was stopped: {reason}", self.workdir)
+    who = f"this process, {self.hearts.process} of {self.hearts.count},"
+    return say_rerun(f"{who} {what} ({reason})", self.workdir)
 
   def say_lost(self, found: tuple[int, float]) -> int:
     index, now = found
@@ -304,7 +305,9 @@ def _watch(watch: _Watch) -> int:
     if idle := watch.stalled_for():
       watch.child.kill()
       watch.child.wait()
-      return watch.say_stalled(idle)
+      return watch.say_failed(
+        "was stopped", f"its study made no progress for {idle:.0f} s (--stall_timeout)"
+      )
     time.sleep(BEAT_S)
   return _after_exit(watch, code)
 
@@ -327,11 +330,7 @@ def _after_exit(watch: _Watch, code: int) -> int:
       hearts.beat(DONE if code == 0 else LEFT)
     return _ended(watch, code)
   if code < 0 and code != -signal.SIGABRT:
-    reason = f"its study was killed with {signal.Signals(-code).name}"
-    hearts.beat(FAILED, reason)
-    return say_rerun(
-      f"this process, {hearts.process} of {hearts.count}, was lost ({reason})", watch.workdir
-    )
+    return watch.say_failed("was lost", f"its study was killed with {signal.Signals(-code).name}")
   deadline = time.monotonic() + watch.timeout + BEAT_S
   while time.monotonic() < deadline:
     hearts.beat(STOPPING)
@@ -341,9 +340,9 @@ def _after_exit(watch: _Watch, code: int) -> int:
   if code == -signal.SIGABRT and not (watch.talk / "traceback.txt").exists():
     # JAX's runtime found a process silent that still beats here: one frozen whole (a
     # suspended VM, SIGSTOP), or a network between them lost. The checkpoints are intact.
-    reason = "JAX's distributed runtime aborted its study, and no process was found lost"
-    hearts.beat(FAILED, reason)
-    return say_rerun(f"this process, {hearts.process} of {hearts.count}: {reason}", watch.workdir)
+    return watch.say_failed(
+      "was stopped", "JAX's distributed runtime aborted its study, and no process was found lost"
+    )
   hearts.beat(FAILED, f"its study ended with status {code}")
   return _ended(watch, code)
 

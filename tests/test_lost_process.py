@@ -87,7 +87,9 @@ def test_a_frozen_process_ends_the_job(tmp_path):
   lines = [job.err(i).strip().splitlines()[-1] for i in range(2)]
   assert codes == [peers.EXIT_RERUN] * 2, lines
   assert seconds < 2 * BOUND_S, seconds
-  assert "this process, 0 of 2: JAX's distributed runtime aborted its study" in lines[0]
+  assert (
+    "this process, 0 of 2, was stopped (JAX's distributed runtime aborted its study" in lines[0]
+  )
   assert "process 0 of 2" in lines[1] and "was lost" in lines[1], lines[1]
   for line in lines:
     assert line.startswith("swapjax: error: ") and "rerun the same command" in line, line
