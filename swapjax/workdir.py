@@ -38,10 +38,12 @@ def upgrade_config(config_json: dict[str, Any]) -> dict[str, Any]:
 def selected_variants(config_json: dict[str, Any]) -> dict[str, Any]:
   """The stored config as its runs see it: variants that `groups` leaves out are no part of the
   study (an experiment may define new ones and its workdirs still resume)."""
+  from swapjax.config.text import variant_entries
+
   groups, text = config_json.get("groups"), config_json.get("variants")
   if not groups or not text:
     return config_json
-  kept = [entry for entry in text.split(";") if entry.split(":", 1)[0] in groups]
+  kept = [entry for name, entry in variant_entries(text) if name in groups]
   return {**config_json, "variants": ";".join(kept)}
 
 

@@ -15,7 +15,7 @@ from swapjax.config.choices import RUN_AXES
 from swapjax.config.errors import ConfigError
 from swapjax.config.fields import Config
 from swapjax.config.keys import flat_defaults
-from swapjax.config.text import KEY_SEPARATOR
+from swapjax.config.text import KEY_SEPARATOR, variant_entries
 from swapjax.config.values import field_of, parse_value
 
 
@@ -133,9 +133,8 @@ def parse_variants(text: str) -> list[tuple[str, dict[str, Any]]]:
     return ConfigError(f"variants={text}: each variant is name:key=value+...; {why}")
 
   out = []
-  for entry in filter(None, (e.strip() for e in text.split(";"))):
-    name, sep, body = entry.partition(":")
-    name = name.strip()
+  for name, entry in variant_entries(text):
+    _, sep, body = entry.partition(":")
     if not sep and "=" in entry:
       raise bad(f"'{entry}' has no name (name:{entry})")
     if not sep:

@@ -68,6 +68,13 @@ def row_fields_text(fields: Mapping[str, Any]) -> tuple[str, ...]:
   return tuple(f"{key}={value}" for key, value in fields.items())
 
 
+def variant_entries(text: str) -> list[tuple[str, str]]:
+  """The stored variants text `name:key=value+...;...` as [(name, entry)], entries as written
+  (empty ones dropped); the entry's name is the text before its first ':'."""
+  entries = [e.strip() for e in text.split(";")]
+  return [(e.partition(":")[0].strip(), e) for e in entries if e]
+
+
 # `+` between a variant's keys; not the sign of an exponent (`1e+3`).
 KEY_SEPARATOR = re.compile(r"(?<![0-9][eE])\+")
 
