@@ -41,8 +41,12 @@ def free_port() -> int:
 class Job:
   """`count` processes of one distributed study, each with its output in files."""
 
-  def __init__(self, workdir: Path, count: int, logs: Path, extra: tuple[str, ...] = ()):
-    env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
+  def __init__(
+    self, workdir: Path, count: int, logs: Path, extra: tuple[str, ...] = (), first_path=None
+  ):
+    """`first_path`: a folder put before the repository on PYTHONPATH (a test's sitecustomize)."""
+    path = os.pathsep.join(str(p) for p in (first_path, REPO) if p)
+    env = dict(os.environ, PYTHONPATH=path, JAX_PLATFORMS="cpu")
     env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
     port, self.logs, self.count = free_port(), logs, count
     logs.mkdir(parents=True, exist_ok=True)

@@ -145,3 +145,44 @@ def test_the_last_committed_checkpoint_skips_unfinished_writes(tmp_path):
   (tmp_path / "checkpoints" / "3").mkdir(parents=True)
   (tmp_path / "checkpoints" / "4.orbax-checkpoint-tmp-17").mkdir()
   assert peers.last_checkpoint(tmp_path) == f"round 3 ({tmp_path / 'checkpoints' / '3'})"
+
+
+# Process 1's study hangs after its first round with every thread alive (its JAX runtime keeps
+# beating, so nothing aborts it): the stall watch is what ends the job.
+HANG_AFTER_ROUND_1 = """
+import os, sys
+if os.environ.get("SWAPJAX_PEERS_DIR") and "--process_id=1" in sys.argv:
+  import time
+  import swapjax.peers as peers
+  reported, calls = peers.report_progress, []
+  def report_progress():
+    calls.append(1)
+    if len(calls) == 2:  # after the compile, then after round 1
+      time.sleep(3600)
+    reported()
+  peers.report_progress = report_progress
+"""
+
+
+def test_a_hung_study_is_stopped_by_the_stall_watch(tmp_path):
+  """A study hung with its threads alive (a deadlock, a collective that never returns) keeps
+  JAX's heartbeats going; with --stall_timeout both processes exit 75 soon after the timeout."""
+  hook = tmp_path / "hook"
+  hook.mkdir()
+  (hook / "sitecustomize.py").write_text(HANG_AFTER_ROUND_1)
+  stall = 30
+  job = Job(tmp_path / "w", 2, tmp_path / "logs", (f"--stall_timeout={stall}",), first_path=hook)
+  try:
+    until(lambda: "round 1/2" in job.out(0))  # process 0 prints the progress lines
+    hung_at = time.monotonic()
+    codes = job.wait(timeout=stall + BOUND_S + 60)
+    seconds = time.monotonic() - hung_at
+  finally:
+    job.kill()
+  lines = [job.err(i).strip().splitlines()[-1] for i in range(2)]
+  assert codes == [peers.EXIT_RERUN] * 2, lines
+  assert seconds < stall + BOUND_S, seconds
+  assert "this process, 1 of 2, was stopped (its study made no progress for" in lines[1], lines
+  assert "process 1 of 2" in lines[0], lines
+  for line in lines:
+    assert line.startswith("swapjax: error: ") and "rerun the same command" in line, line
