@@ -41,7 +41,7 @@ def shared_data():
   return SHARED_DATA
 
 
-# One run per pytest invocation (pytest names that scope "session"), shared by test files.
+# One run per pytest invocation, shared by test files.
 @pytest.fixture(scope="session")
 def uninterrupted(tmp_path_factory):
   """get(count) -> (rows, membership) of tests/distributed_job.py's study run on `count`

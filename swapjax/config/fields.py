@@ -21,7 +21,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-from swapjax.config.choices import STUDY_ALIASES, STUDY_KINDS, StudyKind
+from swapjax.config.choices import STUDY_KINDS, StudyKind
 from swapjax.config.keys import FLAT, field_of, field_types
 from swapjax.config.sections import (
   SECTION_TYPES,
@@ -54,10 +54,7 @@ class Config:
   variant: str = ""  # set by `program_configs`: the variant a program belongs to
 
   def __init__(self, variant: str = "", **values):
-    sections = {}
-    for name, cls in SECTION_TYPES.items():
-      if isinstance(values.get(name), cls):
-        sections[name] = values.pop(name)
+    sections = _take_sections(values)
     if sections and any(name in values for name in SECTION_TYPES):
       # dataclasses.replace(config, study="epochs") would drop the rest of the study section.
       raise TypeError("change a config's flat keys with config.replace(...)")
@@ -81,10 +78,7 @@ class Config:
   def replace(self, **changes) -> Config:
     """A copy with `changes`: flat keys (`pool_size=2000`, `study="epochs"`), whole sections
     (`data=Data(...)`) or `variant`; every other field as it is."""
-    sections = {name: getattr(self, name) for name in SECTION_TYPES}
-    for name, cls in SECTION_TYPES.items():
-      if isinstance(changes.get(name), cls):
-        sections[name] = changes.pop(name)
+    sections = {name: getattr(self, name) for name in SECTION_TYPES} | _take_sections(changes)
     variant = changes.pop("variant", self.variant)
     new = object.__new__(Config)
     new._assign(sections, changes, variant)
@@ -142,6 +136,16 @@ class Config:
     }
 
 
+def _take_sections(values: dict[str, Any]) -> dict[str, Any]:
+  """Pops the whole sections out of `values` (a section's name holding its dataclass; a flat
+  `study="epochs"` or `model="cnn_004"` stays)."""
+  return {
+    name: values.pop(name)
+    for name, cls in SECTION_TYPES.items()
+    if isinstance(values.get(name), cls)
+  }
+
+
 def _flat_property(section: str, name: str) -> property:
   return property(
     lambda self: getattr(getattr(self, section), name), doc=f"config.{section}.{name}"
@@ -164,6 +168,4 @@ def from_json(data: Mapping[str, Any]) -> Config:
   for key, value in data.items():
     if key in types:
       values[key] = tuple(value) if typing.get_origin(types[key]) is tuple else value
-  if "study" in values:
-    values["study"] = STUDY_ALIASES.get(values["study"], values["study"])
-  return Config(**values)
+  return Config(**values)  # Study reads old study names as today's

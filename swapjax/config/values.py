@@ -8,7 +8,6 @@ from __future__ import annotations
 import typing
 
 from swapjax.config import text
-from swapjax.config.choices import STUDY_ALIASES
 from swapjax.config.errors import ConfigError
 from swapjax.config.keys import field_of, field_types
 
@@ -26,8 +25,7 @@ def parse_value(key: str, text: str):
     if not parts:
       raise ConfigError(f"--set {key}={text}: expected a comma-separated list")
     return tuple(_parse_scalar(inner, p, key) for p in parts)
-  value = _parse_scalar(kind, text, key)
-  return STUDY_ALIASES.get(value, value) if key == "study" else value
+  return _parse_scalar(kind, text, key)  # an old study name: Study reads it as today's
 
 
 def _parse_scalar(kind: type, text: str, key: str):
