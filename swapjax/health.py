@@ -78,14 +78,15 @@ def unhealthy(built, metrics, best_acc: dict[int, float]) -> dict[int, str]:
   to chance (`collapse_bounds`); `best_acc` (by study-wide run id) is updated."""
   why = {int(r): "NaN/Inf loss" for r in study.nonfinite_runs(built, metrics)}
   acc = train_acc(metrics)
-  bounds = collapse_bounds(built.config)
-  for r, run_id in enumerate(built.run_ids):
-    best = best_acc.get(run_id, 0.0)
-    fell = bounds and best > bounds[0] and np.isfinite(acc[r]) and acc[r] <= bounds[1]
-    if fell and r not in why:
-      why[r] = f"collapse (training accuracy {acc[r]:.3f} after {best:.3f})"
-    if np.isfinite(acc[r]):
-      best_acc[run_id] = max(best, float(acc[r]))
+  best = np.array([best_acc.get(run_id, 0.0) for run_id in built.run_ids], np.float64)
+  finite = np.isfinite(acc)
+  if bounds := collapse_bounds(built.config):
+    for r in np.flatnonzero((best > bounds[0]) & finite & (acc <= bounds[1])).tolist():
+      if r not in why:
+        why[r] = f"collapse (training accuracy {acc[r]:.3f} after {best[r]:.3f})"
+  seen = np.flatnonzero(finite)
+  ids, highest = np.asarray(built.run_ids)[seen], np.maximum(best, acc)[seen]
+  best_acc.update(zip(ids.tolist(), highest.tolist(), strict=True))
   return why
 
 

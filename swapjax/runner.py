@@ -32,6 +32,7 @@ from swapjax.health import (  # noqa: F401 - StudyStopped and the statuses: the 
 from swapjax.programs import compile_programs, runs_per_call, timing_report
 from swapjax.progress import eta, progress_line, round_acc
 from swapjax.report import references
+from swapjax.rows import Layout
 from swapjax.state import StudyState
 from swapjax.tensorboard import EventWriter, require_writer
 from swapjax.version import __version__
@@ -253,15 +254,6 @@ class _Clock:
   acc_history: list = dataclasses.field(default_factory=list)  # (accuracy, active) per round
 
 
-def _round_rows(results, rnd: int, previous: dict, round_s: float, axes) -> list[dict[str, Any]]:
-  rows = (
-    row
-    for built, metrics in results
-    for row in study.metric_rows(built, metrics, rnd, previous, round_s, axes)
-  )
-  return sorted(rows, key=lambda row: row["run"])
-
-
 def _run_locked(
   config: Config,
   experiment: str,
@@ -323,6 +315,7 @@ def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock,
   writer, round_key, table = jax.process_index() == 0, study.round_key(config), run_table(config)
   best_acc = best_train_acc(rows)  # for collapse detection across a resume
   previous = {r["run"]: r for r in rows if r.get(round_key) == start}
+  layout = Layout(programs, axes, round_key)
   # Pipelined: round r+1 goes to the device before round r's results are read and written
   # (the host driver dispatches every step itself, so it runs its rounds one after another).
   pipeline = options.pipeline and all(p.driver == "scan" for p in programs)
@@ -342,11 +335,11 @@ def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock,
       flight |= _dispatch(config, programs, states, rnd + 1, changed)
     clock.round_s.append(time.perf_counter() - t0)
     clock.program_s.append(program_s)
-    rows = _round_rows(results, rnd, previous, clock.round_s[-1], axes)
-    previous = {r["run"]: r for r in rows}
+    rows = layout.rows(results, rnd, previous, clock.round_s[-1])
+    previous = rows  # a stopped run's next row repeats its metrics
     if writer:
-      wd.append_metrics(rows)
-      events.write(rows, round_key)
+      wd.append_metrics_text(rows.text())
+      events.write_round(rows)
     fit_all = config.early_stop and not any_active
     stopping = stop.signal or (options.stop_after and rnd + 1 - start >= options.stop_after)
     if fit_all or stopping or rnd + 1 == config.rounds or (rnd + 1) % options.checkpoint_every == 0:

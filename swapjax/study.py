@@ -1,6 +1,6 @@
 """Building a study from its config: its compiled programs (initial state and round) over
-chunks of runs, with their device data from swapjax.pool (whose loaders study re-exports), and
-the host-side rows written to `metrics.jsonl`.
+chunks of runs, with their device data from swapjax.pool (whose loaders study re-exports); the
+rows of `metrics.jsonl` are swapjax.rows'.
 
 Runs that share a seed share their initial networks, their A/B split and their shuffles, so
 conditions are compared on paired runs.
@@ -9,7 +9,6 @@ conditions are compared on paired runs.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import jax
@@ -321,65 +320,7 @@ def test_due(config: Config, round_index: int) -> bool:
   return epoch == 1 or epoch % config.test_every == 0 or epoch == config.rounds
 
 
-# ------------------------------------------------------------------ rows
-def _clean(value):
-  value = value.item() if hasattr(value, "item") else value
-  if isinstance(value, float) and not math.isfinite(value):
-    return None
-  return value
-
-
-def _clean_column(values) -> list:
-  """A metric's per-run values as `_clean` makes each one (Python scalars, None for NaN and
-  Inf), converted at once: thousands of runs a round spent most of the row time per value."""
-  array = np.asarray(values)
-  if array.ndim != 1:
-    return [_clean(v) for v in values]
-  column = array.tolist()
-  if array.dtype.kind == "f" and not np.isfinite(array).all():
-    bad = (~np.isfinite(array)).tolist()
-    column = [None if b else v for v, b in zip(column, bad, strict=True)]
-  return column
-
-
-def metric_rows(
-  study: Study,
-  metrics: dict[str, np.ndarray],
-  round_index: int,
-  previous: dict[int, dict] | None,
-  round_s: float,
-  axes: tuple[str, ...] | None = None,
-) -> list[dict[str, Any]]:
-  """One JSON-able row per run for this round: the round (`round`, or `epoch` for a
-  single-model study), the run's study-wide index, its group, variant and values of the run
-  axes `axes` (config.row_axes; None: every axis, as workdirs recorded before it), then its
-  metrics. A run that stopped (`active` false) repeats its last row's metrics."""
-  names = [k for k in metrics if k != "active"]
-  columns = [_clean_column(metrics[k]) for k in names]
-  fit = names.index("fit_epoch") if "fit_epoch" in names else None
-  stopped = ~np.asarray(metrics["active"], bool) if "active" in metrics and previous else None
-  fields = [tuple(field.split("=", 1)) for field in study.config.row_fields]
-  kept: dict[tuple, list[str]] = {}  # the run-axis keys a row carries, by the run's keys
-  head, seconds, rows = {round_key(study.config): round_index + 1}, round(round_s, 4), []
-  by_run = zip(*columns, strict=True) if columns else [()] * len(study.runs_table)
-  for r, (run, values) in enumerate(zip(study.runs_table, by_run, strict=True)):
-    row = {**head, "run": study.run_ids[r], "group": study.groups[r]}
-    if (keys := kept.get(tuple(run))) is None:
-      keys = kept[tuple(run)] = [k for k in run if axes is None or k in axes or k == "variant"]
-    for k in keys:
-      row[k] = run[k]
-    row.update(fields)
-    values = dict(zip(names, values, strict=True))
-    if fit is not None and not values["fit_epoch"] > 0:
-      values["fit_epoch"] = None
-    if stopped is not None and stopped[r] and (prev := previous.get(study.run_ids[r])):
-      values = {k: prev.get(k) for k in values}  # stopped: metrics stay frozen
-    row.update(values)
-    row["time/round_s"] = seconds
-    rows.append(row)
-  return rows
-
-
+# ------------------------------------------------------------------ round results
 def round_key(config: Config) -> str:
   return config.kind.round_key
 

@@ -55,7 +55,7 @@ def scalar(value: Any) -> float | None:
   return value if math.isfinite(value) else None
 
 
-def _finite_mean(values: list[Any]) -> float | None:
+def finite_mean(values: list[Any]) -> float | None:
   """The mean of the values that are finite numbers (as `scalar` picks them), or None."""
   if set(map(type, values)) <= {float, int, type(None)}:  # the common case, at once
     array = np.asarray(values, np.float64)  # None becomes NaN
@@ -92,7 +92,7 @@ def group_means(rows: list[dict[str, Any]], round_key: str) -> list[dict[str, An
     merged = {**conditions, "run": index, "group": group, "runs": len(members)}
     merged[round_key] = members[0][round_key]
     for key in split_row(members[0])[1]:
-      mean = _finite_mean([m.get(key) for m in members])
+      mean = finite_mean([m.get(key) for m in members])
       if mean is not None:
         merged[key] = mean
     out.append(merged)
@@ -151,6 +151,19 @@ class EventWriter:
     if len(rows) > MAX_RUN_SERIES or self.per_group:
       self.per_group = True
       rows = group_means(rows, round_key)
+    self._add(rows, round_key)
+
+  def write_round(self, rows) -> None:
+    """`write` for a round's `swapjax.rows.RoundRows`: group means from its columns."""
+    if not self.enabled:
+      return
+    if len(rows) > MAX_RUN_SERIES or self.per_group:
+      self.per_group = True
+      self._add(rows.group_means(), rows.round_key)
+    else:
+      self._add(rows.dicts(), rows.round_key)
+
+  def _add(self, rows: list[dict[str, Any]], round_key: str) -> None:
     for row in rows:
       writer = self._writer(row)
       step = int(row[round_key])

@@ -195,10 +195,11 @@ class Workdir:
       atomic_write_text(self.metrics_path, text)
     return rows
 
-  def append_metrics(self, rows: list[dict[str, Any]]) -> None:
+  def append_metrics_text(self, text: str) -> None:
+    """Appends JSON lines to metrics.jsonl and syncs them to disk."""
     try:
       with open(self.metrics_path, "a") as f:
-        f.write("".join(json.dumps(r) + "\n" for r in rows))
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
     except OSError as e:

@@ -278,20 +278,20 @@ def test_kill_9_and_rerun_matches_uninterrupted(tmp_path, study, kills):
 # The tiny study with its writes of round 2 held: once round 2's rows are in metrics.jsonl,
 # the process notes how many rounds it has dispatched and sleeps before round 2's checkpoint.
 HOLD_AFTER_ROWS_OF_ROUND_2 = """
-import sys, time
+import json, sys, time
 from pathlib import Path
 from swapjax import main, study, workdir
 marker = Path(sys.argv.pop(1))
-dispatched, step, append = [], study.step_round, workdir.Workdir.append_metrics
+dispatched, step, append = [], study.step_round, workdir.Workdir.append_metrics_text
 def counting(built, state, test_due=False):
   dispatched.append(1)
   return step(built, state, test_due)
-def holding(self, rows):
-  append(self, rows)
-  if rows and rows[0].get("round") == 2:
+def holding(self, text):
+  append(self, text)
+  if text and json.loads(text.splitlines()[0]).get("round") == 2:
     marker.write_text(str(len(dispatched)))
     time.sleep(600)
-study.step_round, workdir.Workdir.append_metrics = counting, holding
+study.step_round, workdir.Workdir.append_metrics_text = counting, holding
 main.run()
 """
 

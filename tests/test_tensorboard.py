@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import tiny_swap_config
 
-from swapjax import runner, study
+from swapjax import runner
 from swapjax import tensorboard as tb
 from swapjax.config import ConfigError
 from swapjax.tensorboard import EventWriter, run_dir_name, scalar, split_row
@@ -164,27 +164,9 @@ def test_a_large_population_writes_one_mean_series_per_group(tmp_path, monkeypat
   assert means["group_001_gate=xor"] == pytest.approx((0.75 + 0.0) / 2)  # run 5 has none
 
 
-@pytest.mark.parametrize(
-  "values",
-  [
-    np.array([0.5, np.nan, np.inf, -1.25], np.float32),
-    np.array([3, 0, 7], np.int32),
-    np.array([True, False]),
-    np.array([1.0, 2.0], np.float64),
-  ],
-)
-def test_metric_columns_clean_like_each_value(values):
-  """Rows convert a metric's per-run values at once: the same Python values (None for NaN and
-  Inf) and types as the per-value `_clean`, so metrics.jsonl is unchanged."""
-  got = study._clean_column(values)
-  want = [study._clean(v) for v in values]
-  assert got == want and [type(g) for g in got] == [type(w) for w in want]
-  assert json.dumps(got) == json.dumps(want)
-
-
 def test_group_means_of_finite_numbers():
   """The fast mean equals the per-value one; NaN, None, bools and text are skipped."""
   values = [0.25, 1, float("nan"), None, 0.5, float("inf")]
-  assert tb._finite_mean(values) == pytest.approx((0.25 + 1 + 0.5) / 3, rel=1e-12)
-  assert tb._finite_mean([0.25, 1.0, True, "x"]) == pytest.approx(0.625, rel=1e-12)
-  assert tb._finite_mean([float("nan"), None]) is None
+  assert tb.finite_mean(values) == pytest.approx((0.25 + 1 + 0.5) / 3, rel=1e-12)
+  assert tb.finite_mean([0.25, 1.0, True, "x"]) == pytest.approx(0.625, rel=1e-12)
+  assert tb.finite_mean([float("nan"), None]) is None

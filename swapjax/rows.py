@@ -1,0 +1,219 @@
+"""A round's metrics rows, one per run, as `metrics.jsonl` and TensorBoard take them.
+
+A row is the round (`round`, or `epoch` for a single-network study), the run's fixed fields
+(its study-wide index `run`, its `group`, its `variant`, the values of the run axes the
+experiment uses, the experiment's row fields) and the run's metrics this round, then
+`time/round_s`. The fixed fields are laid out once per study (`Layout`, their JSON text
+included); a round adds its metric columns (`RoundRows`). The JSON lines are written from the
+columns: a study of thousands of tiny networks writes thousands of rows a round, and a dict and
+a `json.dumps` per row cost several times such a round. `RoundRows.dicts()` gives the same rows
+as dicts, in run order.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+from swapjax.tensorboard import finite_mean, split_row
+
+
+def clean(value):
+  """A metric value as a JSON-able Python scalar; None for NaN and Inf."""
+  value = value.item() if hasattr(value, "item") else value
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
+  return value
+
+
+def clean_column(values) -> list:
+  """A metric's per-run values as `clean` makes each one, converted at once."""
+  array = np.asarray(values)
+  if array.ndim != 1:
+    return [clean(v) for v in values]
+  column = array.tolist()
+  if array.dtype.kind == "f" and not np.isfinite(array).all():
+    bad = (~np.isfinite(array)).tolist()
+    column = [None if b else v for v, b in zip(column, bad, strict=True)]
+  return column
+
+
+def _kind(values) -> str:
+  """The numpy kind of a metric's per-run values ("b", "i", "u", "f"), "O" if not a vector."""
+  array = np.asarray(values)
+  return array.dtype.kind if array.ndim == 1 else "O"
+
+
+def _encoded(column: list, kind: str) -> list[str]:
+  """Each value's JSON text: one `json.dumps` for a column of numbers, booleans and nulls
+  (whose texts hold no ", "), one per value otherwise."""
+  if not column:
+    return []
+  if kind in "biuf":
+    return json.dumps(column)[1:-1].split(", ")
+  return [json.dumps(v) for v in column]
+
+
+class Layout:
+  """The fixed part of every round's rows: per program (in the study's order) each run's
+  fixed fields as a dict (`heads`) and as JSON text, and the order of all runs by run id."""
+
+  def __init__(self, programs, axes: tuple[str, ...] | None, round_key: str):
+    self.round_key = round_key
+    self.heads: list[list[dict[str, Any]]] = []
+    for built in programs:
+      fields = [tuple(field.split("=", 1)) for field in built.config.row_fields]
+      heads = []
+      for run_id, group, run in zip(built.run_ids, built.groups, built.runs_table, strict=True):
+        head = {"run": run_id, "group": group}
+        head.update((k, run[k]) for k in run if axes is None or k in axes or k == "variant")
+        head.update(fields)
+        heads.append(head)
+      self.heads.append(heads)
+    self.texts = [[json.dumps(h)[1:-1] for h in heads] for heads in self.heads]
+    places = [(h["run"], b, i) for b, heads in enumerate(self.heads) for i, h in enumerate(heads)]
+    self.order = [(b, i) for _, b, i in sorted(places)]
+    self.place = {run_id: (b, i) for run_id, b, i in places}
+    self.offsets = np.cumsum([0, *map(len, self.heads)])[:-1].tolist()
+    self._groups: dict[str, list[tuple[int, int]]] | None = None
+    self._shared: dict[tuple[str, str], bool] = {}
+    self._flat: dict[str, np.ndarray] = {}
+
+  def groups(self) -> dict[str, list[tuple[int, int]]]:
+    """{group: its runs' places (program, position)}, groups in order of appearance."""
+    if self._groups is None:
+      self._groups = {}
+      for b, i in self.order:
+        self._groups.setdefault(str(self.heads[b][i].get("group", "all")), []).append((b, i))
+    return self._groups
+
+  def flat(self, group: str) -> np.ndarray:
+    """The places of `group`'s runs in the programs' runs one after another."""
+    if group not in self._flat:
+      self._flat[group] = np.array([self.offsets[b] + i for b, i in self.groups()[group]], int)
+    return self._flat[group]
+
+  def shared(self, group: str, key: str) -> bool:
+    """Whether every run of `group` has the first one's fixed field `key`."""
+    if (group, key) not in self._shared:
+      members = self.groups()[group]
+      b0, i0 = members[0]
+      value = self.heads[b0][i0][key]
+      self._shared[group, key] = all(self.heads[b][i].get(key) == value for b, i in members)
+    return self._shared[group, key]
+
+  def rows(self, results, rnd: int, previous, round_s: float) -> RoundRows:
+    """Round `rnd`'s rows from [(program, host metrics)] in the study's order. A run that
+    stopped (`active` false) repeats its last row's metrics (`previous.get(run_id)`)."""
+    blocks = []
+    for b, (built, metrics) in enumerate(results):
+      names = [k for k in metrics if k != "active"]
+      columns = [clean_column(metrics[k]) for k in names]
+      if "fit_epoch" in names:
+        j = names.index("fit_epoch")
+        columns[j] = [v if v is not None and v > 0 else None for v in columns[j]]
+      if "active" in metrics and previous:
+        for r in np.flatnonzero(~np.asarray(metrics["active"], bool)).tolist():
+          if prev := previous.get(built.run_ids[r]):  # stopped: metrics stay frozen
+            for column, name in zip(columns, names, strict=True):
+              column[r] = prev.get(name)
+      blocks.append((names, columns, [_kind(metrics[k]) for k in names]))
+      assert len(self.heads[b]) == len(built.run_ids), "the programs changed"
+    return RoundRows(self, rnd + 1, round(round_s, 4), blocks)
+
+
+class RoundRows:
+  """One round's rows as columns (see the module); `len` counts its runs."""
+
+  def __init__(self, layout: Layout, round_value: int, seconds: float, blocks):
+    self.layout, self.round_value, self.seconds = layout, round_value, seconds
+    self.round_key = layout.round_key
+    self.blocks: list[tuple[list[str], list[list], list[str]]] = blocks  # names, columns, kinds
+
+  def __len__(self) -> int:
+    return len(self.layout.order)
+
+  def _row(self, b: int, i: int) -> dict[str, Any]:
+    names, columns, _ = self.blocks[b]
+    row = {self.round_key: self.round_value, **self.layout.heads[b][i]}
+    row.update(zip(names, (column[i] for column in columns), strict=True))
+    row["time/round_s"] = self.seconds
+    return row
+
+  def dicts(self) -> list[dict[str, Any]]:
+    return [self._row(b, i) for b, i in self.layout.order]
+
+  def get(self, run_id: int, default=None) -> dict[str, Any] | None:
+    place = self.layout.place.get(run_id)
+    return default if place is None else self._row(*place)
+
+  def text(self) -> str:
+    """The rows as JSON lines, in run order: `"".join(json.dumps(row) + "\\n")` of `dicts()`."""
+    start = f"{{{json.dumps(self.round_key)}: {json.dumps(self.round_value)}, "
+    end = f"{json.dumps('time/round_s')}: {json.dumps(self.seconds)}}}\n"
+    lines = []
+    for b, (names, columns, kinds) in enumerate(self.blocks):
+      keys = [json.dumps(name).replace("%", "%%") + ": %s, " for name in names]
+      template = start + "%s, " + "".join(keys) + end
+      encoded = [_encoded(column, kind) for column, kind in zip(columns, kinds, strict=True)]
+      values = zip(self.layout.texts[b], *encoded, strict=True)
+      lines.append([template % v for v in values])
+    return "".join(lines[b][i] for b, i in self.layout.order)
+
+  def group_means(self) -> list[dict[str, Any]]:
+    """`tensorboard.group_means(self.dicts())`, from the columns: one row per group, its
+    fixed fields shared by all its runs, each metric's mean over its runs' finite values."""
+    out, numbers_of = [], {}
+    for index, (group, members) in enumerate(self.layout.groups().items()):
+      first = self._row(*members[0])
+      conditions, metrics = split_row(first)
+      merged = {
+        k: v
+        for k, v in conditions.items()
+        if k not in ("run", "seed") and self._shared(group, members, k, v)
+      }
+      merged.update({"run": index, "group": group, "runs": len(members)})
+      merged[self.round_key] = self.round_value
+      for key in metrics:
+        if key not in numbers_of:
+          numbers_of[key] = self._numbers(key)
+        numbers = numbers_of[key]
+        if numbers is None:
+          mean = finite_mean(self._values(members, key))
+        else:
+          values = numbers[self.layout.flat(group)]
+          finite = values[np.isfinite(values)]
+          mean = float(finite.mean()) if finite.size else None
+        if mean is not None:
+          merged[key] = mean
+      out.append(merged)
+    return out
+
+  def _values(self, members, key: str) -> list:
+    if key == "time/round_s":
+      return [self.seconds] * len(members)
+    columns = [cols[names.index(key)] if key in names else None for names, cols, _ in self.blocks]
+    return [None if columns[b] is None else columns[b][i] for b, i in members]
+
+  def _numbers(self, key: str) -> np.ndarray | None:
+    """A numeric metric's values (NaN where none) of every run, the programs one after
+    another, as `finite_mean` reads them; None if some program's values are not numbers."""
+    if key == "time/round_s":
+      return np.full(len(self), self.seconds)
+    parts = []
+    for (names, columns, kinds), heads in zip(self.blocks, self.layout.heads, strict=True):
+      if key not in names:
+        parts.append(np.full(len(heads), np.nan))
+      elif kinds[names.index(key)] in "iuf":
+        parts.append(np.asarray(columns[names.index(key)], np.float64))
+      else:
+        return None
+    return np.concatenate(parts)
+
+  def _shared(self, group: str, members, key: str, value) -> bool:
+    if key in self.layout.heads[members[0][0]][members[0][1]]:
+      return self.layout.shared(group, key)
+    return all(v == value for v in self._values(members, key))

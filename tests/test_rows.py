@@ -1,0 +1,111 @@
+"""Metrics rows built as columns (swapjax.rows) are the rows one dict per run gives: the same
+dicts, the same JSON text, the same TensorBoard group means."""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from swapjax import rows as rowlib
+from swapjax import tensorboard as tb
+
+
+@pytest.mark.parametrize(
+  "values",
+  [
+    np.array([0.5, np.nan, np.inf, -1.25], np.float32),
+    np.array([3, 0, 7], np.int32),
+    np.array([True, False]),
+    np.array([1.0, 2.0], np.float64),
+  ],
+)
+def test_metric_columns_clean_like_each_value(values):
+  """A metric's per-run values are converted at once: the same Python values (None for NaN and
+  Inf) and types as the per-value `clean`, so metrics.jsonl is unchanged."""
+  got = rowlib.clean_column(values)
+  want = [rowlib.clean(v) for v in values]
+  assert got == want and [type(g) for g in got] == [type(w) for w in want]
+  assert json.dumps(got) == json.dumps(want)
+
+
+def reference_rows(built, metrics, rnd, previous, round_s, axes, round_key):
+  """A row per run, one dict at a time: the rows as they are meant (see swapjax.rows)."""
+  names = [k for k in metrics if k != "active"]
+  stopped = ~np.asarray(metrics["active"], bool) if "active" in metrics and previous else None
+  out = []
+  for r, run in enumerate(built.runs_table):
+    row = {round_key: rnd + 1, "run": built.run_ids[r], "group": built.groups[r]}
+    row.update((k, run[k]) for k in run if axes is None or k in axes or k == "variant")
+    row.update(tuple(f.split("=", 1)) for f in built.config.row_fields)
+    values = {k: rowlib.clean(np.asarray(metrics[k])[r]) for k in names}
+    if "fit_epoch" in values and not (values["fit_epoch"] or 0) > 0:
+      values["fit_epoch"] = None
+    if stopped is not None and stopped[r] and (prev := previous.get(built.run_ids[r])):
+      values = {k: prev.get(k) for k in values}
+    row.update(values)
+    row["time/round_s"] = round(round_s, 4)
+    out.append(row)
+  return out
+
+
+def program(run_ids, group, fields=()):
+  runs = [{"variant": group, "seed": i % 3, "condition": "none", "unused": 1} for i in run_ids]
+  config = SimpleNamespace(row_fields=fields)
+  return SimpleNamespace(run_ids=tuple(run_ids), groups=(group,) * len(run_ids), runs_table=runs,
+                         config=config)  # fmt: skip
+
+
+def metrics_of(rng, n, active=None):
+  m = {
+    "train/acc": rng.random(n).astype(np.float32),
+    "train/loss": np.where(rng.random(n) < 0.3, np.nan, rng.random(n)).astype(np.float32),
+    "fit_epoch": rng.integers(0, 3, n).astype(np.int32),
+    "flag%s": rng.random(n) < 0.5,
+    "test/acc": np.full(n, np.inf, np.float32),
+  }
+  if active is not None:
+    m["active"] = active
+  return m
+
+
+@pytest.mark.parametrize("axes", [None, ("seed",)])
+def test_columns_give_the_rows_of_one_dict_per_run(axes):
+  rng = np.random.default_rng(0)
+  programs = [
+    program([0, 2, 4, 6, 8], "a, b", ("task=x",)),
+    program([1, 3, 5], "é%d"),
+    program([7, 9, 10, 11], "a, b"),
+  ]
+  layout = rowlib.Layout(programs, axes, "epoch")
+  previous = {}
+  for rnd in range(3):
+    active = None if rnd == 0 else [rng.random(len(p.run_ids)) < 0.6 for p in programs]
+    results = [
+      (p, metrics_of(rng, len(p.run_ids), None if active is None else active[i]))
+      for i, p in enumerate(programs)
+    ]
+    del results[2][1]["test/acc"]  # a program without one metric: its group means lack it
+    got = layout.rows(results, rnd, previous, 0.123456)
+    rows = [reference_rows(p, m, rnd, previous, 0.123456, axes, "epoch") for p, m in results]
+    want = sorted((row for program_rows in rows for row in program_rows), key=lambda r: r["run"])
+    assert got.dicts() == want
+    assert got.text() == "".join(json.dumps(row) + "\n" for row in want)
+    assert [json.loads(line) for line in got.text().splitlines()] == json.loads(json.dumps(want))
+    assert got.group_means() == tb.group_means(want, "epoch")
+    assert got.get(5) == next(row for row in want if row["run"] == 5) and got.get(99) is None
+    assert len(got) == 12
+    if active is not None:
+      assert any((~a).any() for a in active), "the test needs a stopped run"
+    previous = got
+
+
+def test_a_stopped_run_repeats_its_last_metrics():
+  p = program([0, 1], "g")
+  layout = rowlib.Layout([p], None, "round")
+  first = layout.rows([(p, {"a/x": np.array([0.5, 0.25])})], 0, {}, 1.0)
+  second = layout.rows(
+    [(p, {"a/x": np.array([0.75, 0.125]), "active": np.array([True, False])})], 1, first, 1.0
+  )
+  assert [row["a/x"] for row in second.dicts()] == [0.75, 0.25]
+  assert [row["round"] for row in second.dicts()] == [2, 2]
