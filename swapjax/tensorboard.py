@@ -74,6 +74,9 @@ def run_dir_name(run: int, group: str) -> str:
 # `group_<i>_<name>/`) instead of one per run: thousands of event files cost seconds a round
 # and no one reads thousands of curves; metrics.jsonl keeps every run.
 MAX_RUN_SERIES = 256
+# Event files are flushed at most this often while a study runs (a flush per file costs about
+# 1 ms: every round, it would cost more than a round of tiny networks) and when it ends.
+FLUSH_S = 2.0
 
 
 def group_means(rows: list[dict[str, Any]], round_key: str) -> list[dict[str, Any]]:
@@ -121,6 +124,7 @@ class EventWriter:
     self.per_group = False  # set on the first round with more than MAX_RUN_SERIES runs
     self._writers: dict[int, Any] = {}
     self._suffix = f".{time.time_ns()}.{os.getpid()}"  # sorts in start order
+    self._flushed = -math.inf  # time.monotonic() of the last flush
 
   def _writer(self, row: dict[str, Any]):
     run = int(row["run"])
@@ -144,8 +148,8 @@ class EventWriter:
     return self._writers[run]
 
   def write(self, rows: list[dict[str, Any]], round_key: str) -> None:
-    """Adds each row's numeric metrics at step `row[round_key]`, then flushes (one call per
-    round keeps TensorBoard current while the study runs)."""
+    """Adds each row's numeric metrics at step `row[round_key]`; flushes the files at most
+    every FLUSH_S seconds (TensorBoard stays current while the study runs) and on close."""
     if not self.enabled:
       return
     if len(rows) > MAX_RUN_SERIES or self.per_group:
@@ -171,8 +175,10 @@ class EventWriter:
         value = scalar(value)
         if value is not None:
           writer.add_scalar(tag, value, global_step=step)
-    for writer in self._writers.values():
-      writer.flush()
+    if time.monotonic() - self._flushed >= FLUSH_S:
+      for writer in self._writers.values():
+        writer.flush()
+      self._flushed = time.monotonic()
 
   def close(self) -> None:
     for writer in self._writers.values():
