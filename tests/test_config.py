@@ -101,11 +101,13 @@ def test_validation_boundaries(ok, bad):
 
 
 def test_unknown_key_lists_every_valid_key():
-  """Guards: the unknown-key message losing the list users pick the right key from."""
+  """Guards: the unknown-key message losing the list users pick the right key from (section by
+  section) and the nearest key."""
   with pytest.raises(C.ConfigError) as e:
     C.parse_value("round", "3")
-  settable = [keys.full(k) for k in sorted(C.field_types()) if k not in keys.INTERNAL]
-  assert str(e.value).endswith("valid keys: " + ", ".join(settable))
+  settable = [keys.full(k) for s in keys.SECTIONS.values() for k in s if k not in keys.INTERNAL]
+  assert sorted(settable) == sorted(keys.full(k) for k in C.field_types() if k not in keys.INTERNAL)
+  assert str(e.value).endswith("did you mean study.rounds? valid keys: " + ", ".join(settable))
 
 
 @pytest.mark.parametrize(

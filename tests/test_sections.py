@@ -35,9 +35,12 @@ def test_dotted_and_bare_keys_set_the_same_field():
   [
     ("model.learning_rate=1", "'learning_rate' is in section optim (optim.learning_rate)"),
     ("optimiser.learning_rate=1", "unknown section 'optimiser'"),
-    ("lerning_rate=1", "unknown config key 'lerning_rate'; valid keys: optim.adam_eps"),
+    (
+      "lerning_rate=1",
+      "unknown config key 'lerning_rate'; did you mean optim.learning_rate? valid",
+    ),
     ("optim.rounds=1", "'rounds' is in section study (study.rounds)"),
-    ("optim.nope=1", "section optim has no key 'nope'"),
+    ("optim.nope=1", "section optim has no key 'nope'; valid keys: optim.optimizer, optim."),
     ("variant=x", "set by the engine for each group, not a config key"),
     ("variants=a:variant=x", "set by the engine"),
   ],

@@ -9,6 +9,7 @@ one field; a key that names none gets one line listing the valid ones.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import typing
 from collections.abc import Mapping
 from typing import Any
@@ -72,8 +73,11 @@ def field_of(key: str) -> str:
   elif name in FLAT:
     raise ConfigError(f"--set {key}: '{name}' is in section {SECTION_OF[name]} ({full(name)})")
   what = f"section {section} has no key" if dot else "unknown config key"
+  valid = [k for k in (SECTIONS[section] if dot else FLAT) if k not in INTERNAL]
+  close = difflib.get_close_matches(name, valid, n=1)
+  hint = f"did you mean {full(close[0])}? " if close else ""
   raise ConfigError(
-    f"--set {key}: {what} '{name}'; valid keys: " + ", ".join(full(k) for k in sorted(FLAT))
+    f"--set {key}: {what} '{name}'; {hint}valid keys: " + ", ".join(full(k) for k in valid)
   )
 
 
