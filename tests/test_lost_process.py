@@ -164,9 +164,10 @@ if os.environ.get("SWAPJAX_PEERS_DIR") and "--process_id=1" in sys.argv:
 """
 
 
-def test_a_hung_study_is_stopped_by_the_stall_watch(tmp_path):
+def test_a_hung_study_is_stopped_by_the_stall_watch(tmp_path, uninterrupted):
   """A study hung with its threads alive (a deadlock, a collective that never returns) keeps
-  JAX's heartbeats going; with --stall_timeout both processes exit 75 soon after the timeout."""
+  JAX's heartbeats going; with --stall_timeout both processes exit 75 soon after the timeout,
+  and the rerun ends as the uninterrupted run."""
   hook = tmp_path / "hook"
   hook.mkdir()
   (hook / "sitecustomize.py").write_text(HANG_AFTER_ROUND_1)
@@ -186,3 +187,4 @@ def test_a_hung_study_is_stopped_by_the_stall_watch(tmp_path):
   assert "process 1 of 2" in lines[0], lines
   for line in lines:
     assert line.startswith("swapjax: error: ") and "rerun the same command" in line, line
+  _finish_like_uninterrupted(tmp_path, tmp_path / "w", 2, uninterrupted)
