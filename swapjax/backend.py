@@ -115,10 +115,12 @@ def resolve_rnn_impl(rnn_impl: str, compute_dtype: str = "float32", unroll: bool
 
 
 def _conv_impl(config: Config) -> str:
-  conv_impl = resolve_conv_impl(config.conv_impl, config.compute_dtype)
+  conv_impl = resolve_conv_impl(config.backend.conv_impl, config.engine.compute_dtype)
   cnn = any(layer.startswith("conv:") for layer in config_layers(config))
-  if config.conv_impl == "auto" and platform() == "cpu" and cnn and conv_impl != "onednn":
-    reason = _cpu().conv_unavailable_reason("onednn") or f"compute_dtype={config.compute_dtype}"
+  if config.backend.conv_impl == "auto" and platform() == "cpu" and cnn and conv_impl != "onednn":
+    reason = (
+      _cpu().conv_unavailable_reason("onednn") or f"compute_dtype={config.engine.compute_dtype}"
+    )
     _say_once(f"swapjax: convolutions by XLA ({conv_impl}), not oneDNN: {reason}")
   return conv_impl
 
@@ -129,10 +131,12 @@ def rnn_impl(config: Config) -> str | None:
   if not any(layer.startswith("rnn:") for layer in config_layers(config)):
     return None
   check(config)
-  impl = resolve_rnn_impl(config.rnn_impl, config.compute_dtype, config.rnn_unroll)
+  impl = resolve_rnn_impl(
+    config.backend.rnn_impl, config.engine.compute_dtype, config.model.rnn_unroll
+  )
   cpu = _cpu()
-  if cpu and config.rnn_impl == "auto" and impl != "native" and not config.rnn_unroll:
-    reason = cpu.rnn_unavailable_reason() or f"compute_dtype={config.compute_dtype}"
+  if cpu and config.backend.rnn_impl == "auto" and impl != "native" and not config.model.rnn_unroll:
+    reason = cpu.rnn_unavailable_reason() or f"compute_dtype={config.engine.compute_dtype}"
     _say_once(f"swapjax: recurrences by lax.scan, not the C++ time loop: {reason}")
   return "fused" if cpu and cpu.fused_epoch(config) else impl
 
@@ -147,7 +151,7 @@ def kernels(config: Config) -> Kernels:
   return Kernels(
     conv_impl=conv_impl,
     conv=conv_function(conv_impl),
-    eval_conv=conv_function(config.eval_conv_impl),
+    eval_conv=conv_function(config.backend.eval_conv_impl),
     rnn_impl=rnn,
     recurrence=recurrence,
     train_epoch=cpu.train_epoch(config) if rnn == "fused" else None,

@@ -40,12 +40,12 @@ def make_population_logits(member_logits, population: str):
 def make_forest_evaluate(config: Config, member_logits):
   """Returns `on_forest(params, sequences_VxNxTxF, variant_R, labels_RxN, slope_R, forest)`:
   per-sample (loss, correct) (R, M, N, T) from each distinct prefix evaluated once."""
-  task, loss_kind = config.task, task_loss(config)
+  task, loss_kind = config.model.task, task_loss(config)
 
   def on_forest(params, sequences_VxNxTxF, variant_R, labels_RxN, slope_R, forest):
     v, n, t = forest.row_VxNxT.shape
     flat = sequences_VxNxTxF.reshape(v * n, t, -1)
-    x_SxF = normalize(flat[forest.source_S, forest.step_S], config.normalize)
+    x_SxF = normalize(flat[forest.source_S, forest.step_S], config.data.normalize)
     out_RxMxS = map_members(
       params,
       slope_R,
@@ -62,7 +62,7 @@ def make_forest_evaluate(config: Config, member_logits):
 def make_chunked_evaluate(config: Config, logits_RxM, chunk: int):
   """Returns `in_chunks(params, images_VxTx..., variant_R, labels_RxT, slope_R)`: per-sample
   (loss, correct) (R, M, T), `chunk` samples at a time (`lax.map`), the last chunk padded."""
-  task, loss_kind = config.task, task_loss(config)
+  task, loss_kind = config.model.task, task_loss(config)
 
   def in_chunks(params, images_VxTxHxWxC, variant_R, labels_RxT, slope_R):
     total = images_VxTxHxWxC.shape[1]
@@ -75,7 +75,7 @@ def make_chunked_evaluate(config: Config, logits_RxM, chunk: int):
     def one_chunk(c):
       x = jax.lax.dynamic_slice_in_dim(images, c * size, size, axis=1)[variant_R]
       y = jax.lax.dynamic_slice_in_dim(labels, c * size, size, axis=1)
-      logits = logits_RxM(params, normalize(x, config.normalize), slope_R)  # (R, M, B, ...)
+      logits = logits_RxM(params, normalize(x, config.data.normalize), slope_R)  # (R, M, B, ...)
       return per_sample(task, loss_kind, logits, y[:, None], labels_RxT.ndim - 2)
 
     loss, correct = jax.lax.map(one_chunk, jnp.arange(n_chunks))  # (chunks, R, M, size)
@@ -99,7 +99,7 @@ def make_evaluate(config: Config, model: SpecNet, population: str = "map", fores
   model in turn, instead of every sample (`eval_shared_prefixes`).
   """
   forests = forests or {}
-  chunk = config.eval_batch_size or (500 if jax.default_backend() == "cpu" else 1000)
+  chunk = config.engine.eval_batch_size or (500 if jax.default_backend() == "cpu" else 1000)
 
   def member_logits(params, x_BxHxWxC, slope, forest=None):
     return model.apply({"params": params}, x_BxHxWxC, train=False, leaky_slope=slope, forest=forest)

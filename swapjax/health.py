@@ -102,7 +102,7 @@ def check_health(config: Config, built, state, active, metrics, rnd, table, best
     f": {why[r]}"
     for r in bad[:5]
   )
-  if config.on_nan == "stop":
+  if config.study.on_nan == "stop":
     ckpt.close()
     raise StudyStopped(
       EXIT_DIVERGED,

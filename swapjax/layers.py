@@ -262,9 +262,9 @@ def config_layers(config) -> tuple[str, ...]:
 def chance_accuracy(config) -> float | None:
   """The accuracy of guessing, from the task: 1 / classes for softmax (the output layer's
   width), 0.5 per bit for sigmoid outputs, None for regression (no accuracy)."""
-  if config.task == "regression":
+  if config.model.task == "regression":
     return None
-  if config.task == "sigmoid":
+  if config.model.task == "sigmoid":
     return 0.5
   last = parse_layer(config_layers(config)[-1])
   return 1.0 / int(last[1][0]) if last[0] == "dense" else None

@@ -22,9 +22,9 @@ def normalize(images, mode: str):
 def task_loss(config: Config) -> str:
   """The loss a config trains with: its `loss`, or its task's own (cross-entropy; mean
   squared error for regression)."""
-  if config.loss != "auto":
-    return config.loss
-  return "mean_squared_error" if config.task == "regression" else "cross_entropy"
+  if config.model.loss != "auto":
+    return config.model.loss
+  return "mean_squared_error" if config.model.task == "regression" else "cross_entropy"
 
 
 def per_sample(task: str, loss: str, outputs, targets, event_ndim: int):

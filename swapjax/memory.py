@@ -43,7 +43,8 @@ def program_bytes(config: Config, input_shape, target_shape=()) -> tuple[int, in
   """(bytes per run, bytes per program): estimated device memory of training one run of
   `config` (all its members, its targets and bookkeeping), and of the evaluation every program
   does one model at a time. `target_shape`: one sample's target (() for a class label)."""
-  batch = min(config.batch_size, max(1, config.num_train)) // max(1, config.micro_batches)
+  optim = config.optim
+  batch = min(optim.batch_size, max(1, config.num_train)) // max(1, optim.micro_batches)
   params, outputs = _shapes(config, input_shape, batch)
   activations = sum(math.prod(shape) for _, shape in outputs)
   patches, previous = 0, (batch, *input_shape)
@@ -59,7 +60,7 @@ def program_bytes(config: Config, input_shape, target_shape=()) -> tuple[int, in
   per_run += math.prod(target_shape) * pool + config.members * (config.half_size + pool // 4)
   per_run += pool + 2 * config.members * pool
   # Forward only, one model at a time: at most a layer's input and output are live.
-  eval_chunk = config.eval_batch_size or 500
+  eval_chunk = config.engine.eval_batch_size or 500
   _, single = _shapes(config, input_shape, 1)
   sizes = [math.prod(input_shape)] + [math.prod(shape) for _, shape in single]
   per_program = eval_chunk * max(a + b for a, b in zip(sizes, sizes[1:], strict=False))
@@ -76,7 +77,7 @@ CALL_FLOPS = {"gpu": 2e11, "tpu": 2e11}
 def step_flops(config: Config, input_shape) -> float:
   """The training FLOPs of one step of one run (all its members): the forward pass's
   multiply-adds of convolutions, dense and recurrent layers, twice for the backward pass."""
-  batch = min(config.batch_size, max(1, config.num_train))
+  batch = min(config.optim.batch_size, max(1, config.num_train))
   _, outputs = _shapes(config, input_shape, 1)
   macs, previous = 0, tuple(input_shape)
   for text, shape in outputs:
@@ -117,7 +118,7 @@ def largest_divisor(n: int, limit: int) -> int:
 def micro_batches_to_fit(config: Config, input_shape, budget: int, target_shape=()) -> int:
   """The fewest slices of a training batch (a divisor of it) with which one run of `config`
   fits `budget`; 0 if even one sample at a time does not."""
-  batch = min(config.batch_size, max(1, config.num_train))
+  batch = min(config.optim.batch_size, max(1, config.num_train))
   for k in (d for d in range(1, batch + 1) if batch % d == 0):
     sliced = config.replace(micro_batches=k)
     per_run, per_program = program_bytes(sliced, input_shape, target_shape)

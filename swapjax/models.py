@@ -345,5 +345,5 @@ def make_model(
 def config_model(config, conv=conv3x3_patches, recurrence=None) -> SpecNet:
   """The network a config trains, with the 3x3 convolution `conv` and the recurrent layers'
   time loop `recurrence` (None: the `lax.scan`); swapjax.backend chooses both."""
-  dtype = jnp.dtype(config.compute_dtype)
-  return SpecNet(config_layers(config), conv, dtype, config.rnn_unroll, recurrence)
+  dtype = jnp.dtype(config.engine.compute_dtype)
+  return SpecNet(config_layers(config), conv, dtype, config.model.rnn_unroll, recurrence)

@@ -71,10 +71,10 @@ def check_network(
 ) -> tuple[int, ...]:
   """Raises ConfigError (one line) when `config`'s network does not run on one sample of
   `input_shape` or its outputs do not fit targets of `target_shape` (one sample's; () for a
-  class label) with `classes` classes (None: float targets) under `config.task`; else
+  class label) with `classes` classes (None: float targets) under `config.model.task`; else
   returns one sample's output shape."""
   where = f"variant {config.variant}: " if config.variant else ""
-  shape, source = tuple(input_shape), config.dataset
+  shape, source = tuple(input_shape), config.data.dataset
   last = ""  # the last layer that sets the outputs
   for i, text in enumerate(config_layers(config), start=1):
     try:
@@ -96,7 +96,7 @@ def check_network(
 def output_problem(config: Config, shape, name: str, target_shape, classes: int | None):
   """Why outputs of one sample's `shape` (from the layer `name`) do not fit the task's targets,
   or None when they do (swapjax.train.per_sample)."""
-  data, task = config.dataset, config.task
+  data, task = config.data.dataset, config.model.task
   if task == "softmax":
     if classes is None:
       return (

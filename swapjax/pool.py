@@ -40,7 +40,7 @@ def run_targets(
 ) -> np.ndarray:
   """The report's random labels (a permutation of all training labels, first P), given to a
   random `corruption` fraction of the pool; the rest keep their true labels."""
-  rng = np.random.default_rng([config.seed, seed, 1])
+  rng = np.random.default_rng([config.runs.seed, seed, 1])
   random_labels = all_labels[rng.permutation(len(all_labels))][: len(pool_labels)]
   n_corrupt = int(round(corruption * len(pool_labels)))
   corrupt = rng.permutation(len(pool_labels))[:n_corrupt]
@@ -52,9 +52,9 @@ def run_targets(
 def _pool_sets(config: Config, ds: datalib.Dataset):
   """The pool, the test set and the second holdout set (empty if the data has none), each
   (images, labels), cut from the data set to the config's sizes."""
-  p, t = config.train_pool, config.holdout_size
-  if config.test_from_train:
-    t = config.test_from_train
+  p, t = config.train_pool, config.data.holdout_size
+  if config.data.test_from_train:
+    t = config.data.test_from_train
   if len(ds.train_images) < p:
     raise datalib.DataError(
       f"{ds.source}: {len(ds.train_images)} training images, pool_size={p} asked for"
@@ -66,8 +66,8 @@ def _pool_sets(config: Config, ds: datalib.Dataset):
   images, labels = ds.train_images[:p], ds.train_labels[:p]
   holdout, holdout_labels = ds.test_images[:t], ds.test_labels[:t]
   if ds.holdout_images is not None:
-    extra = ds.holdout_images[: config.holdout_size]
-    extra_labels = ds.holdout_labels[: config.holdout_size]
+    extra = ds.holdout_images[: config.data.holdout_size]
+    extra_labels = ds.holdout_labels[: config.data.holdout_size]
   else:
     extra = np.zeros((0, *images.shape[1:]), np.uint8)
     extra_labels = np.zeros(0, np.int32)
@@ -82,7 +82,7 @@ def _input_variants(config: Config, table, images, holdout, extra):
   for run in table:
     key = (run["input_corruption"], run["seed"])
     if run["input_corruption"] != "none" and key not in variant_of:
-      rng = np.random.default_rng([config.seed, run["seed"], 2])
+      rng = np.random.default_rng([config.runs.seed, run["seed"], 2])
       stats = stats or {"mean": float(images.mean()), "std": float(images.std())}
       stats["fixed_perm"] = rng.permutation(images[0].size)
       variants.append(
@@ -103,7 +103,7 @@ def _run_labels(config: Config, table, labels: np.ndarray, all_labels: np.ndarra
   for run in table:
     row = run_targets(config, run["seed"], run["label_corruption"], labels, all_labels)
     if run["target_noise"]:  # regression targets with Gaussian noise, drawn per seed
-      rng = np.random.default_rng([config.seed, run["seed"], 3])
+      rng = np.random.default_rng([config.runs.seed, run["seed"], 3])
       row = row + (run["target_noise"] * rng.normal(size=row.shape)).astype(row.dtype)
     rows.append(row)
   return np.stack(rows)
@@ -128,7 +128,9 @@ def build_pool(config: Config, ds: datalib.Dataset, table) -> Pool:
 def build_runs(config: Config, table) -> RunArrays:
   tables = config.schedules()
   # Every condition of the study, not only this table's: chunks of runs share one shape.
-  width = max(len(tables[name]) for name in {*config.conditions, *(r["condition"] for r in table)})
+  width = max(
+    len(tables[name]) for name in {*config.study.conditions, *(r["condition"] for r in table)}
+  )
   thr = np.full((len(table), width), np.iinfo(np.int32).max, np.int32)
   ks = np.zeros((len(table), width), np.int32)
   for i, run in enumerate(table):
@@ -146,7 +148,7 @@ def build_runs(config: Config, table) -> RunArrays:
 def eval_forests(config: Config, pool: Pool) -> dict:
   """{part: prefixes.Forest} of the evaluation sets whose distinct prefixes a causal sequence
   network evaluates once each (`eval_shared_prefixes`), where that halves the work or better."""
-  if not (config.eval_shared_prefixes and prefixes.causal(config_layers(config))):
+  if not (config.engine.eval_shared_prefixes and prefixes.causal(config_layers(config))):
     return {}
   forests = {}
   parts = {
@@ -166,18 +168,18 @@ def load_data(config: Config, data_dir: str | None, tfds_data_dir: str | None):
   """The dataset; with `test_from_train`, its test set is the training images after the pool
   and its own test images become the holdout set."""
   ds = datalib.load(
-    config.dataset,
-    config.source,
+    config.data.dataset,
+    config.data.source,
     data_dir,
     tfds_data_dir,
     num_train=config.data_size,
-    num_test=config.holdout_size,
-    seed=config.seed,
+    num_test=config.data.holdout_size,
+    seed=config.runs.seed,
   )
-  if not config.test_from_train:
+  if not config.data.test_from_train:
     return ds
-  t = config.test_from_train
-  p = config.pool_size or len(ds.train_images) - t
+  t = config.data.test_from_train
+  p = config.data.pool_size or len(ds.train_images) - t
   if len(ds.train_images) < p + t or p <= 0:
     raise datalib.DataError(
       f"{ds.source}: {len(ds.train_images)} training images, pool_size={p} + "
@@ -196,7 +198,7 @@ def load_data(config: Config, data_dir: str | None, tfds_data_dir: str | None):
 
 def load_datasets(config: Config, data_dir: str | None, tfds_data_dir: str | None):
   """{name: dataset} of every data set the study's variants train on (the config's first)."""
-  names = dict.fromkeys([config.dataset] + [v.dataset for v in program_configs(config)])
+  names = dict.fromkeys([config.data.dataset] + [v.dataset for v in program_configs(config)])
   return {
     name: load_data(config.replace(dataset=name, variants=""), data_dir, tfds_data_dir)
     for name in names
@@ -208,6 +210,6 @@ def resolve_sizes(config: Config, ds: datalib.Dataset) -> Config:
   `holdout_size=0`: every test image (every holdout image with `test_from_train`)."""
   held = ds.holdout_images if ds.holdout_images is not None else ds.test_images
   return config.replace(
-    pool_size=config.pool_size or len(ds.train_images),
-    holdout_size=config.holdout_size or len(held),
+    pool_size=config.data.pool_size or len(ds.train_images),
+    holdout_size=config.data.holdout_size or len(held),
   )

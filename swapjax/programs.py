@@ -100,7 +100,7 @@ def timing_report(meta, programs, compile_s, peak_bytes, times, finished_early) 
       {
         "program": i,
         "variant": of(i)[0].config.variant,
-        "train_fraction": of(i)[0].config.train_fraction[0],
+        "train_fraction": of(i)[0].config.data.train_fraction[0],
         "groups": sorted({g for p in of(i) for g in p.groups}),
         "runs": sum(len(p.runs_table) for p in of(i)),
         "runs_per_call": sizes[i],

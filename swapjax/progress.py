@@ -12,7 +12,7 @@ from swapjax.config import Config
 def swap_progress(config: Config, rnd: int, metrics, round_s: float, eta_s: str) -> str:
   acc = lambda k: float(np.nanmean(metrics[k]))
   return (
-    f"round {rnd}/{config.rounds}  AtoB test {acc('AtoB/test_acc'):.3f} "
+    f"round {rnd}/{config.study.rounds}  AtoB test {acc('AtoB/test_acc'):.3f} "
     f"(unseen {acc('AtoB/test_unseen_acc'):.3f})  BtoA test {acc('BtoA/test_acc'):.3f} "
     f"(unseen {acc('BtoA/test_unseen_acc'):.3f})  moved {int(np.sum(metrics['swap/moved']))}  "
     f"{round_s:.2f} s/round  {eta_s}"
@@ -28,7 +28,7 @@ def single_progress(config: Config, rnd: int, metrics, round_s: float, eta_s: st
     return f"{np.nanmean(values):.{digits}f}" if np.isfinite(values).any() else "-"
 
   return (
-    f"epoch {rnd}/{config.rounds}  train acc {mean('train/acc')} "
+    f"epoch {rnd}/{config.study.rounds}  train acc {mean('train/acc')} "
     f"loss {mean('train/loss', 4)}  val acc {mean('val/acc')}"
     f"  test acc {mean('test/acc')}  fit {fit}/{len(test)}  {round_s:.2f} s/epoch  "
     f"{eta_s}"
@@ -68,8 +68,8 @@ def eta(config: Config, round_times, rnd: int, acc_history) -> str:
   early; with early stopping, also an estimate: each training run's accuracy extrapolated
   linearly (over the last 5 rounds) to `fit_target`, the slowest run deciding."""
   per_round = statistics.median(round_times[-5:])
-  left = config.rounds - rnd - 1
-  if not config.early_stop:
+  left = config.study.rounds - rnd - 1
+  if not config.study.early_stop:
     return f"ETA {per_round * left:.0f} s"
   text = f"ETA <= {per_round * left:.0f} s"
   if len(acc_history) < 3 or not left:
@@ -77,7 +77,9 @@ def eta(config: Config, round_times, rnd: int, acc_history) -> str:
   recent = acc_history[-5:]
   acc, active = np.stack([a for a, _ in recent]), recent[-1][1].astype(bool)
   slope = (acc[-1] - acc[0]) / (len(recent) - 1)
-  need = np.where(active, (config.fit_target - acc[-1]) / np.where(slope > 0, slope, np.nan), 0)
+  need = np.where(
+    active, (config.study.fit_target - acc[-1]) / np.where(slope > 0, slope, np.nan), 0
+  )
   if not active.any() or not np.isfinite(need).all():
     return text
   # A run at the target this round is still marked active (the round's input): 0 rounds left.

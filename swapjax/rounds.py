@@ -101,7 +101,7 @@ def parameter_metrics(params) -> dict[str, jax.Array]:
 def k_max(config: Config) -> int:
   """The static maximum of pairs any schedule of the study can ask to exchange."""
   tables = config.schedules()
-  return max(1, max(k for name in config.conditions for _, k in tables[name]))
+  return max(1, max(k for name in config.study.conditions for _, k in tables[name]))
 
 
 def eval_pool(evaluate, params, pool: Pool, slope_R):
@@ -197,9 +197,9 @@ def make_paired_halves(config: Config, train_epoch, evaluate):
 def make_exchange(config: Config):
   """Returns `exchange(state, runs, k_swap_R, idx_a, idx_b, a_miss, b_correct)` -> (new A
   (R, N), new B (R, N), move counts (R, P), `swap/*` metrics): the round's pairs by the
-  schedule, moved by `config.exchange` (swap.EXCHANGES)."""
+  schedule, moved by `config.study.exchange` (swap.EXCHANGES)."""
   most = k_max(config)
-  rule = swaplib.EXCHANGES[config.exchange]
+  rule = swaplib.EXCHANGES[config.study.exchange]
 
   def exchange(state: StudyState, runs: RunArrays, k_swap, idx_a, idx_b, a_miss, b_correct):
     table = swaplib.ScheduleTable(runs.threshold_RxT, runs.k_RxT)
@@ -227,17 +227,17 @@ def make_swap_round(config: Config, train_epoch, evaluate):
   """The swap study's round: returns `round_fn(state, pool, runs, test_due) -> (state,
   metrics)`; every round evaluates both halves and the holdout set (`test_due` unused).
 
-  The pairs move by `config.exchange` (swap.EXCHANGES). `swap/duplicates` counts the positions
+  The pairs move by `config.study.exchange` (swap.EXCHANGES). `swap/duplicates` counts the positions
   of A that hold a pool index B also holds after this round's swap: 0 under "swap"; under
   "copy", A's duplicates of B's samples (A still has N positions, so N - duplicates of them
   hold samples of A's own)."""
-  make_halves = make_shared_halves if config.shared_model else make_paired_halves
+  make_halves = make_shared_halves if config.study.shared_model else make_paired_halves
   halves = make_halves(config, train_epoch, evaluate)
   exchange = make_exchange(config)
 
   def round_fn(state: StudyState, pool: Pool, runs: RunArrays, test_due):
     del test_due
-    k_train, k_swap = round_keys(run_keys(config.seed, runs.seed_R), state.round)
+    k_train, k_swap = round_keys(run_keys(config.runs.seed, runs.seed_R), state.round)
     idx_a, idx_b = state.idx_RxMxN[:, 0], state.idx_RxMxN[:, 1]
     trained = halves(state, pool, runs, k_train, idx_a, idx_b)
     metrics = {}
@@ -318,11 +318,11 @@ def make_epochs_round(config: Config, train_epoch, evaluate):
   program, the test pass only runs when needed); otherwise test metrics are NaN.
   """
   n_train = config.num_train
-  stopping = policies.early_stopping(config.fit_target, config.early_stop)
+  stopping = policies.early_stopping(config.study.fit_target, config.study.early_stop)
   tests = make_tests(evaluate)
 
   def round_fn(state: StudyState, pool: Pool, runs: RunArrays, test_due):
-    k_train, _ = round_keys(run_keys(config.seed, runs.seed_R), state.round)
+    k_train, _ = round_keys(run_keys(config.runs.seed, runs.seed_R), state.round)
     idx = state.idx_RxMxN
     params, opt_state, epoch_loss, epoch_acc = train_epoch(
       state.params, state.opt_state, pool, idx, member_keys(k_train, 1), runs, state.active_R
@@ -351,7 +351,7 @@ def make_epochs_round(config: Config, train_epoch, evaluate):
       "fit_epoch": fit.fit_epoch_R,
       "active": state.active_R,
       **tested,
-      **(parameter_metrics(params) if config.log_params else {}),
+      **(parameter_metrics(params) if config.study.log_params else {}),
     }
     new_state = state._replace(
       params=params,

@@ -65,7 +65,7 @@ class Layout:
     self.round_key = round_key
     self.heads: list[list[dict[str, Any]]] = []
     for built in programs:
-      fields = [tuple(field.split("=", 1)) for field in built.config.row_fields]
+      fields = [tuple(field.split("=", 1)) for field in built.config.study.row_fields]
       heads = []
       for run_id, group, run in zip(built.run_ids, built.groups, built.runs_table, strict=True):
         head = {"run": run_id, "group": group}

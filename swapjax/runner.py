@@ -113,24 +113,23 @@ def _placement(config: Config, recorded) -> tuple[tuple, str]:
     note = f"each program's runs in equal chunks on {count} CPU devices (cpu_devices)"
     return (no_meshes, split[:count], count, sizes), note
   devices = jax.local_devices()
-  one_process = jax.process_count() == 1 and config.mesh_data == 1
-  if one_process and config.runs_per_device:
-    chunks = min(len(run_table(p)) // config.runs_per_device for p in program_configs(config))
-    count = meshlib.choose_runs_axis(chunks, len(devices), config.mesh_runs, 1)
+  one_process = jax.process_count() == 1 and config.runs.mesh_data == 1
+  if one_process and config.runs.runs_per_device:
+    chunks = min(len(run_table(p)) // config.runs.runs_per_device for p in program_configs(config))
+    count = meshlib.choose_runs_axis(chunks, len(devices), config.runs.mesh_runs, 1)
     if count > len(devices):
       raise meshlib.MeshError(f"mesh_runs={count} needs more than the {len(devices)} devices")
-    note = (
-      f"{config.runs_per_device} run(s) per call on each of {count} device(s), chunks round-robin"
-    )
+    width = config.runs.runs_per_device
+    note = f"{width} run(s) per call on each of {count} device(s), chunks round-robin"
     return (no_meshes, devices[:count], 1, sizes), note
-  if one_process and not config.mesh_runs and recorded != "legacy":
+  if one_process and not config.runs.mesh_runs and recorded != "legacy":
     if len(devices) == 1:
       return (no_meshes, None, 1, sizes), "one device"
     note = f"runs in chunks (runs_per_call in config.json), round-robin on {len(devices)} devices"
     return (no_meshes, devices, 1, sizes), note
-  per_device = config.runs_per_device or 1
+  per_device = config.runs.runs_per_device or 1
   made = [
-    meshlib.make_mesh(len(run_table(p)) // per_device, config.mesh_runs, config.mesh_data)
+    meshlib.make_mesh(len(run_table(p)) // per_device, config.runs.mesh_runs, config.runs.mesh_data)
     for p in program_configs(config)
   ]
   return ([m for m, _ in made], None, 1, None), made[0][1]
@@ -152,16 +151,16 @@ def run(config: Config, experiment: str, options: RunOptions) -> Path:
   began = time.perf_counter()
   # Everything that can fail on bad input happens before anything is written.
   backend.check(config)
-  if config.tensorboard:
+  if config.engine.tensorboard:
     require_writer()
   datasets = study.load_datasets(config, options.data_dir, options.tfds_data_dir)
   ds = next(iter(datasets.values()))
-  if not (config.pool_size and config.holdout_size):
+  if not (config.data.pool_size and config.data.holdout_size):
     config = study.resolve_sizes(config, ds)
     validate(config)
   for program in program_configs(config):  # a run that cannot fit: one line, nothing written
-    ds = datasets[program.dataset]
-    classes = network_check.num_classes(program.dataset, ds.train_labels)
+    ds = datasets[program.data.dataset]
+    classes = network_check.num_classes(program.data.dataset, ds.train_labels)
     network_check.check_network(program, ds.image_shape, ds.train_labels.shape[1:], classes)
     study.fit_batch(program, ds.image_shape, ds.train_labels.shape[1:])
   if jax.process_index() == 0 and not options.restart and wd.path.is_dir():
@@ -215,7 +214,7 @@ def _collect(config, programs, stepped, states, rnd, table, best_acc, ckpt, wd, 
 
 
 def _restore(config, wd, programs, states, resuming, notes):
-  ckpt = checkpoint.Checkpointer(wd.checkpoint_dir, keep=config.checkpoint_keep)
+  ckpt = checkpoint.Checkpointer(wd.checkpoint_dir, keep=config.engine.checkpoint_keep)
   start = 0
   if resuming and ckpt.steps():
     abstract = checkpoint.abstract_like(checkpoint.pack(programs, states))
@@ -230,16 +229,16 @@ def _say_batches(programs) -> None:
   """One line per program whose batch is larger than its training set, or sliced."""
   for program in {p.program: p.config for p in programs}.values():
     name = program.variant or "the study"
-    if program.batch_size > program.num_train:
+    if program.optim.batch_size > program.num_train:
       print(
-        f"swapjax: {name}: batch_size={program.batch_size} > {program.num_train} training "
+        f"swapjax: {name}: batch_size={program.optim.batch_size} > {program.num_train} training "
         f"samples: one partial batch of {program.num_train} per epoch (as Keras)",
         flush=True,
       )
-    if program.micro_batches > 1:
+    if program.optim.micro_batches > 1:
       print(
-        f"swapjax: {name}: each batch in {program.micro_batches} slices, gradients accumulated "
-        "(micro_batches; the same update up to float order)",
+        f"swapjax: {name}: each batch in {program.optim.micro_batches} slices, gradients "
+        "accumulated (micro_batches; the same update up to float order)",
         flush=True,
       )
 
@@ -279,7 +278,7 @@ def _run_locked(
   notes: list[str] = []
   ckpt, start, states = _restore(config, wd, programs, study.init_states(programs), resuming, notes)
   rows = wd.truncate_metrics(start, study.round_key(config)) if writer else []
-  events = EventWriter(wd.path, enabled=writer and config.tensorboard, purge_step=start + 1)
+  events = EventWriter(wd.path, enabled=writer and config.engine.tensorboard, purge_step=start + 1)
   meta["notes"] = notes
   meta["runs_per_call"] = runs_per_call(programs)
   meta["row_axes"] = list(axes) if axes is not None else None
@@ -287,7 +286,7 @@ def _run_locked(
     wd.write_config(meta)
   compile_s, peak_bytes = {}, {}
   phases["build"], began = time.perf_counter() - began, time.perf_counter()
-  if start < config.rounds:
+  if start < config.study.rounds:
     programs, compile_s, peak_bytes = compile_programs(programs, states)
     peers.report_progress()
   phases["compile"], began = time.perf_counter() - began, time.perf_counter()
@@ -320,11 +319,11 @@ def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock,
   # (the host driver dispatches every step itself, so it runs its rounds one after another).
   pipeline = options.pipeline and all(p.driver == "scan" for p in programs)
   flight: dict[int, tuple] = {}
-  for rnd in range(start, config.rounds):
+  for rnd in range(start, config.study.rounds):
     t0 = time.perf_counter()
     program_s: dict[int, float] = {}
     stepped = flight or _dispatch(config, programs, states, rnd)
-    ahead = pipeline and rnd + 1 < config.rounds
+    ahead = pipeline and rnd + 1 < config.study.rounds
     # From the states before the health check: the arrays are immutable, those stay valid.
     after = [s for s, _ in stepped.values()]
     flight = _dispatch(config, programs, after, rnd + 1) if ahead else {}
@@ -340,9 +339,10 @@ def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock,
     if writer:
       wd.append_metrics_text(rows.text())
       events.write_round(rows)
-    fit_all = config.early_stop and not any_active
+    fit_all = config.study.early_stop and not any_active
     stopping = stop.signal or (options.stop_after and rnd + 1 - start >= options.stop_after)
-    if fit_all or stopping or rnd + 1 == config.rounds or (rnd + 1) % options.checkpoint_every == 0:
+    due = rnd + 1 == config.study.rounds or (rnd + 1) % options.checkpoint_every == 0
+    if fit_all or stopping or due:
       ckpt.save(rnd + 1, checkpoint.pack(programs, states))
     peers.report_progress()  # the stall watch of a --distributed job (swapjax/peers.py)
     clock.acc_history.append(round_acc(results))

@@ -26,7 +26,7 @@ class Pool(NamedTuple):
 class RunArrays(NamedTuple):
   """Per-run condition values: conditions are data on the run axis."""
 
-  seed_R: jax.Array  # int32: the run's seed; its key is fold_in(key(config.seed), seed)
+  seed_R: jax.Array  # int32: the run's seed; its key is fold_in(key(config.runs.seed), seed)
   warmup_R: jax.Array  # int32
   # {axis: (R,) float32} of config.TRACED_AXES: learning_rate, dropout_rate (of the model's
   # `dropout` layers), leaky_slope, augment_flip, augment_rotation.

@@ -75,12 +75,12 @@ def make_init_state(config: Config, model, optimizer, image_shape):
   n, p = config.half_size, config.train_pool
 
   def init_state(runs: RunArrays) -> StudyState:
-    k_init, k_split, _ = rounds.run_purpose_keys(rounds.run_keys(config.seed, runs.seed_R))
+    k_init, k_split, _ = rounds.run_purpose_keys(rounds.run_keys(config.runs.seed, runs.seed_R))
     params, opt_state = jax.vmap(
       lambda k: train.init_members(model, optimizer, k, members, image_shape)
     )(k_init)
     r = runs.seed_R.shape[0]
-    if halves == 2 or config.split_per_seed:
+    if halves == 2 or config.data.split_per_seed:
       perm = jax.vmap(lambda k: jax.random.permutation(k, p))(k_split)
       idx = perm[:, : halves * n].reshape(-1, halves, n).astype(jnp.int32)
     else:
@@ -130,14 +130,14 @@ def build_whole(config: Config, ds: datalib.Dataset, mesh=None, chunk: int = 0) 
   run arrays of every run, not yet placed on the mesh (`chunks` splits and places them)."""
   table = run_table(config)
   kernels = backend.kernels(config)
-  driver = backend.default_driver() if config.driver == "auto" else config.driver
+  driver = backend.default_driver() if config.engine.driver == "auto" else config.engine.driver
   model = kernels.model(config)
   optimizer = train.make_optimizer(config)
   train_epoch = train.make_train_epoch(config, model, optimizer, driver, mesh, kernels.train_epoch)
   eval_model = kernels.eval_model(config)
   pool = build_pool(config, ds, table)
   forests = eval_forests(config, pool)
-  evaluate = train.make_evaluate(config, eval_model, config.eval_population, forests)
+  evaluate = train.make_evaluate(config, eval_model, config.engine.eval_population, forests)
   evaluate = jax.jit(evaluate, static_argnames="part")
   runs = build_runs(config, table)
   init_state = make_init_state(config, model, optimizer, ds.image_shape)
@@ -225,8 +225,8 @@ def chunk_size(
   chunk, the host's memory shared between them; else `runs_per_call`, which no device count
   changes."""
   devices = mesh.shape["runs"] if mesh is not None else 1
-  if config.runs_per_device:
-    return config.runs_per_device * devices
+  if config.runs.runs_per_device:
+    return config.runs.runs_per_device * devices
   if spread > 1:
     share = -(-num_runs // spread)
     fit = memory.runs_per_chunk(num_runs, *estimate, memory.device_budget() // spread)
@@ -255,7 +255,7 @@ def runs_per_call(num_runs: int, estimate: tuple[int, int], flops: float, kind=N
 def fit_batch(config: Config, input_shape, target_shape=()) -> Config:
   """The program's config with `micro_batches` set when one run's batch does not fit the
   device (memory.micro_batches_to_fit) and neither is forced; else unchanged."""
-  if config.micro_batches or config.runs_per_device:
+  if config.optim.micro_batches or config.runs.runs_per_device:
     return config
   per_run, per_program = memory.program_bytes(config, input_shape, target_shape)
   budget = memory.device_budget()
@@ -284,9 +284,9 @@ def build_programs(
   names = group_names(config, table)
   programs = []
   for i, program_config in enumerate(program_configs(config)):
-    ds = datasets.get(program_config.dataset) or next(iter(datasets.values()))
+    ds = datasets.get(program_config.data.dataset) or next(iter(datasets.values()))
     mesh = meshes[i] if meshes else None
-    key = (program_config.variant, program_config.train_fraction[0])
+    key = (program_config.variant, program_config.data.train_fraction[0])
     ids = tuple(
       j for j, r in enumerate(table) if (r.get("variant", ""), r["train_fraction"]) == key
     )
@@ -317,7 +317,7 @@ def test_due(config: Config, round_index: int) -> bool:
   """Whether a round evaluates the test set (single-model studies; the swap study evaluates
   every round): every `test_every` rounds, the first and the last."""
   epoch = round_index + 1
-  return epoch == 1 or epoch % config.test_every == 0 or epoch == config.rounds
+  return epoch == 1 or epoch % config.study.test_every == 0 or epoch == config.study.rounds
 
 
 # ------------------------------------------------------------------ round results

@@ -29,7 +29,7 @@ from swapjax.state import Pool
 
 def augments(config: Config) -> bool:
   """Whether a program augments its training batches (else the step has no augmentation)."""
-  return config.augment_flip != (0,) or config.augment_rotation != (0.0,)
+  return config.data.augment_flip != (0,) or config.data.augment_rotation != (0.0,)
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
@@ -38,9 +38,9 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
   `-lr * update`, which is what `optax.inject_hyperparams` with a per-run rate computes, so runs
   with different learning rates share one program whatever the optimiser. For SGD with
   momentum m this is Keras' `v = m v - lr g; w += v` at a constant rate."""
-  if config.optimizer == "sgd":
-    return optax.trace(decay=config.momentum) if config.momentum else optax.identity()
-  return optax.scale_by_adam(eps=config.adam_eps)
+  if config.optim.optimizer == "sgd":
+    return optax.trace(decay=config.optim.momentum) if config.optim.momentum else optax.identity()
+  return optax.scale_by_adam(eps=config.optim.adam_eps)
 
 
 def init_members(model: SpecNet, optimizer, key, members: int, image_shape):
@@ -72,7 +72,7 @@ def make_batch_grads(config: Config, model: SpecNet):
   """Returns `batch_grads(params, x_Bx, y_B, mask_B, key, numbers, count)` -> the gradients of
   the batch's mean loss (over `count` samples, its own if None), the loss and its correct
   predictions, with the run's `numbers` (dropout rate, leaky slope, augmentation)."""
-  task, loss_kind = config.task, task_loss(config)
+  task, loss_kind = config.model.task, task_loss(config)
   augment = augments(config)
 
   def batch_grads(params, x_Bx, y_B, mask_B, key, numbers, count):
@@ -126,8 +126,8 @@ def make_accumulated_grads(micro: int, batch_grads):
 def make_member_step(config: Config, model: SpecNet, optimizer, batch: int):
   """Returns `member_step(params, opt_state, x_Bx, y_B, mask_B, key, numbers)` -> new params,
   optimiser state, loss and hits: one optimiser step of one member on one batch, the batch in
-  `config.micro_batches` slices if set."""
-  micro = config.micro_batches or 1
+  `config.optim.micro_batches` slices if set."""
+  micro = config.optim.micro_batches or 1
   if batch % micro:
     raise ValueError(f"micro_batches={micro} does not divide the batch of {batch}")
   batch_grads = make_batch_grads(config, model)
@@ -177,7 +177,7 @@ def make_one_step(config: Config, member_step, mesh=None):
   """Returns `one_step(params, opt_state, pool, ids_RxMxB, keys_RxM, mask_B, runs, active_R)`:
   every member of every run takes `member_step` on its gathered batch; inactive runs keep
   their params and optimiser state."""
-  normalize_mode = config.normalize
+  normalize_mode = config.data.normalize
   # vmap over members (same run numbers), then over runs.
   step_RxM = jax.vmap(
     jax.vmap(member_step, in_axes=(0, 0, 0, 0, None, 0, None)),
@@ -257,7 +257,7 @@ def make_train_epoch(config: Config, model: SpecNet, optimizer, driver: str, mes
   partial batch per epoch, as in Keras.
   """
   n_train = config.num_train
-  batch = min(config.batch_size, n_train)
+  batch = min(config.optim.batch_size, n_train)
   steps = -(-n_train // batch)
   mask_SxB = (jnp.arange(steps * batch) < n_train).reshape(steps, batch)
   member_step = make_member_step(config, model, optimizer, batch)

@@ -37,7 +37,7 @@ def reference_rows(built, metrics, rnd, previous, round_s, axes, round_key):
   for r, run in enumerate(built.runs_table):
     row = {round_key: rnd + 1, "run": built.run_ids[r], "group": built.groups[r]}
     row.update((k, run[k]) for k in run if axes is None or k in axes or k == "variant")
-    row.update(tuple(f.split("=", 1)) for f in built.config.row_fields)
+    row.update(tuple(f.split("=", 1)) for f in built.config.study.row_fields)
     values = {k: rowlib.clean(np.asarray(metrics[k])[r]) for k in names}
     if "fit_epoch" in values and not (values["fit_epoch"] or 0) > 0:
       values["fit_epoch"] = None
@@ -51,7 +51,7 @@ def reference_rows(built, metrics, rnd, previous, round_s, axes, round_key):
 
 def program(run_ids, group, fields=()):
   runs = [{"variant": group, "seed": i % 3, "condition": "none", "unused": 1} for i in run_ids]
-  config = SimpleNamespace(row_fields=fields)
+  config = SimpleNamespace(study=SimpleNamespace(row_fields=fields))
   return SimpleNamespace(run_ids=tuple(run_ids), groups=(group,) * len(run_ids), runs_table=runs,
                          config=config)  # fmt: skip
 

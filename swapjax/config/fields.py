@@ -1,12 +1,12 @@
 """The frozen study config: seven sections (swapjax.config.sections) and the flat keys that name
 their fields in config.json, `--set` and variants.
 
-`config.data.pool_size` is the field; `config.pool_size` reads the same value (every field whose
-key is not a section's name), so that code and users' notebooks read a config in one way
-whichever section a field sits in. Two fields take another name in their section: the study
-kind (`study` in config.json and `--set`, `config.study.kind`) and the named network (`model`,
-`config.model.name`). Changes go through `config.replace(pool_size=..., ...)`, which keeps every
-other field of every section.
+`config.data.pool_size` is the field, and the engine reads it so (a reader sees which section
+a value comes from); `config.pool_size` reads the same value (every field whose key is not a
+section's name), the short form for users' notebooks, experiments and tests. Two fields take
+another name in their section: the study kind (`study` in config.json and `--set`,
+`config.study.kind`) and the named network (`model`, `config.model.name`). Changes go through
+`config.replace(pool_size=..., ...)`, which keeps every other field of every section.
 
 One config serves every experiment so that the keys users reach for (`rounds`, `num_seeds`,
 `conditions`, `warmup`, `pool_size`, `batch_size`, `learning_rate`, `shared_model`,

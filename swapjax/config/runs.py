@@ -22,14 +22,14 @@ from swapjax.config.values import field_of, parse_value
 def run_table(config: Config) -> list[dict[str, Any]]:
   """One dict per run, in run order: the product of the run-axis fields and the seeds; with
   `variants`, each variant's runs in turn, named by a `variant` entry."""
-  if config.variants:
+  if config.study.variants:
     return [run for v in variant_configs(config) for run in run_table(v)]
   product = itertools.product(
-    *(_axis_values(config, axis) for axis in RUN_AXES[:-1]), range(config.num_seeds)
+    *(_axis_values(config, axis) for axis in RUN_AXES[:-1]), range(config.runs.num_seeds)
   )
   table = [dict(zip(RUN_AXES, values, strict=True)) for values in product]
-  if config.input_corruption_true_labels and len(config.label_corruption) > 1:
-    lowest = min(config.label_corruption)
+  if config.data.input_corruption_true_labels and len(config.data.label_corruption) > 1:
+    lowest = min(config.data.label_corruption)
     table = [r for r in table if r["input_corruption"] == "none" or r["label_corruption"] == lowest]
   if config.variant:
     table = [{"variant": config.variant, **r} for r in table]
@@ -58,22 +58,22 @@ def row_axes(config: Config) -> tuple[str, ...]:
   for axis in RUN_AXES:
     values = {repr(run[axis]) for run in table}
     at_default = axis in defaults and values == {repr(defaults[axis])}
-    if axis in always or axis in config.group_by or len(values) > 1 or not at_default:
+    if axis in always or axis in config.study.group_by or len(values) > 1 or not at_default:
       kept.append(axis)
   return tuple(kept)
 
 
 def group_names(config: Config, table: list[dict[str, Any]]) -> list[str]:
   """`group_name` of every run of `table` (the variants parsed once)."""
-  variants = {v.variant: v for v in variant_configs(config)} if config.variants else {}
+  variants = {v.variant: v for v in variant_configs(config)} if config.study.variants else {}
   return [_group_name(variants.get(run.get("variant"), config), run) for run in table]
 
 
 def group_name(config: Config, run: dict[str, Any]) -> str:
   """The group a run belongs to, e.g. `vgg_like` or `train_fraction=0.2,dropout_rate=0.5`: its
-  variant's name, then its values of `config.group_by` and of the other run axes (seed aside)
+  variant's name, then its values of `config.study.group_by` and of the other run axes (seed aside)
   that vary in its variant; `all` if none."""
-  if run.get("variant") and config.variants:
+  if run.get("variant") and config.study.variants:
     config = {v.variant: v for v in variant_configs(config)}[run["variant"]]
   return _group_name(config, run)
 
@@ -82,14 +82,14 @@ def _group_name(config: Config, run: dict[str, Any]) -> str:
   axes = [
     axis
     for axis in RUN_AXES
-    if axis in config.group_by or (axis != "seed" and len(_axis_values(config, axis)) > 1)
+    if axis in config.study.group_by or (axis != "seed" and len(_axis_values(config, axis)) > 1)
   ]
   values = ",".join(f"{axis}={run[axis]}" for axis in axes)
   return ",".join(filter(None, (run.get("variant"), values))) or "all"
 
 
 def _axis_values(config: Config, axis: str) -> tuple:
-  return config.conditions if axis == "condition" else getattr(config, axis)
+  return config.study.conditions if axis == "condition" else getattr(config, axis)
 
 
 def program_configs(config: Config) -> list[Config]:
@@ -163,10 +163,10 @@ def parse_variants(text: str) -> list[tuple[str, dict[str, Any]]]:
 
 def variant_configs(config: Config) -> list[Config]:
   """One config per variant (the config itself if it has none)."""
-  if not config.variants:
+  if not config.study.variants:
     return [config]
-  variants = parse_variants(config.variants)
-  unknown = set(config.groups) - {name for name, _ in variants}
+  variants = parse_variants(config.study.variants)
+  unknown = set(config.study.groups) - {name for name, _ in variants}
   if unknown:
     raise ConfigError(
       f"groups={','.join(sorted(unknown))}: not a variant of this study; variants: "
@@ -175,5 +175,5 @@ def variant_configs(config: Config) -> list[Config]:
   return [
     config.replace(variants="", groups=(), variant=name, **changes)
     for name, changes in variants
-    if not config.groups or name in config.groups
+    if not config.study.groups or name in config.study.groups
   ]

@@ -16,7 +16,7 @@ from swapjax.config.sections import SECTION_TYPES, check
 def validate(config: Config) -> None:
   """Raises ConfigError (one line) for any value outside what the study can run: each section
   checks itself, in the sections' order, then the sections are checked against each other."""
-  if config.variants:
+  if config.study.variants:
     for variant in variant_configs(config):
       validate(variant)
     return
@@ -25,7 +25,9 @@ def validate(config: Config) -> None:
   _check_kernels(config)
   _check_task(config)
   _check_devices(config)
-  if config.pool_size and config.holdout_size:  # else again once the data says, in runner.run
+  if (
+    config.data.pool_size and config.data.holdout_size
+  ):  # else again once the data says, in runner.run
     _check_sizes(config)
     _check_schedules(config)
     _check_image_model(config)
@@ -37,37 +39,39 @@ def _check_kernels(config: Config) -> None:
     if getattr(config, key) != "onednn":
       continue
     check(
-      config.compute_dtype == "float32",
-      f"{key}=onednn computes in float32, not compute_dtype={config.compute_dtype}",
+      config.engine.compute_dtype == "float32",
+      f"{key}=onednn computes in float32, not compute_dtype={config.engine.compute_dtype}",
     )
-  if config.rnn_impl in ("native", "fused"):
-    impl = config.rnn_impl
+  if config.backend.rnn_impl in ("native", "fused"):
+    impl = config.backend.rnn_impl
     check(
-      config.compute_dtype == "float32",
-      f"rnn_impl={impl} computes in float32, not compute_dtype={config.compute_dtype}",
+      config.engine.compute_dtype == "float32",
+      f"rnn_impl={impl} computes in float32, not compute_dtype={config.engine.compute_dtype}",
     )
-    check(not config.rnn_unroll, "rnn_unroll unrolls the lax.scan: use it with rnn_impl=scan")
+    check(not config.model.rnn_unroll, "rnn_unroll unrolls the lax.scan: use it with rnn_impl=scan")
 
 
 def _check_task(config: Config) -> None:
   """The swap study's task is softmax; only regression targets take noise."""
   check(
-    config.task == "softmax" or config.study.kind != "swap",
-    f"task={config.task}: the swap study judges samples by softmax classification",
+    config.model.task == "softmax" or config.study.kind != "swap",
+    f"task={config.model.task}: the swap study judges samples by softmax classification",
   )
   check(
-    config.target_noise == (0.0,) or config.task == "regression",
-    f"target_noise={','.join(map(str, config.target_noise))}: only regression targets take noise",
+    config.data.target_noise == (0.0,) or config.model.task == "regression",
+    f"target_noise={','.join(map(str, config.data.target_noise))}: "
+    "only regression targets take noise",
   )
 
 
 def _check_devices(config: Config) -> None:
   """Chunks of runs that divide every program's runs."""
-  for program in program_configs(config) if config.runs_per_device else ():
+  for program in program_configs(config) if config.runs.runs_per_device else ():
     count = len(run_table(program))
     check(
-      count % config.runs_per_device == 0,
-      f"runs_per_device={config.runs_per_device} does not divide the {count} runs of a program",
+      count % config.runs.runs_per_device == 0,
+      f"runs_per_device={config.runs.runs_per_device} does not divide the {count} runs of a "
+      "program",
     )
 
 
@@ -76,35 +80,36 @@ def _check_sizes(config: Config) -> None:
   every program's training samples and batch slices."""
   halves = config.kind.halves
   check(
-    config.holdout_size >= 1 or not config.kind.tests_every_round,
-    f"holdout_size={config.holdout_size}: the {config.study.kind} study needs test samples",
+    config.data.holdout_size >= 1 or not config.kind.tests_every_round,
+    f"holdout_size={config.data.holdout_size}: the {config.study.kind} study needs test samples",
   )
   check(
-    config.pool_size >= 2 * halves and config.pool_size % halves == 0,
-    f"pool_size={config.pool_size}: the {config.study.kind} study needs a pool of at least "
+    config.data.pool_size >= 2 * halves and config.data.pool_size % halves == 0,
+    f"pool_size={config.data.pool_size}: the {config.study.kind} study needs a pool of at least "
     f"{2 * halves} that splits into {halves} equal part(s)",
   )
   check(
     config.num_train >= 1,
-    f"validation_split={config.validation_split} leaves no training samples of {config.half_size}",
+    f"validation_split={config.data.validation_split} leaves no training samples of "
+    f"{config.half_size}",
   )
   for program in program_configs(config):
     check(
       program.num_train >= 1,
-      f"train_fraction={program.train_fraction[0]} leaves no training sample of the "
-      f"{config.pool_size} in the pool",
+      f"train_fraction={program.data.train_fraction[0]} leaves no training sample of the "
+      f"{config.data.pool_size} in the pool",
     )
-    batch = min(program.batch_size, program.num_train)
+    batch = min(program.optim.batch_size, program.num_train)
     check(
-      batch % max(1, program.micro_batches) == 0,
-      f"micro_batches={program.micro_batches} does not divide the batch of {batch}",
+      batch % max(1, program.optim.micro_batches) == 0,
+      f"micro_batches={program.optim.micro_batches} does not divide the batch of {batch}",
     )
 
 
 def _check_schedules(config: Config) -> None:
   """Every condition names a defined swap schedule whose k fits a half."""
   tables = config.schedules()
-  for name in config.conditions:
+  for name in config.study.conditions:
     check(
       name in tables, f"conditions: '{name}' is not a swap schedule; defined: {', '.join(tables)}"
     )
@@ -118,9 +123,9 @@ def _check_schedules(config: Config) -> None:
 def _check_image_model(config: Config) -> None:
   """A named model fits the dataset's images: the 28x28 ones take the cnn_004 models."""
   check(
-    bool(config.layers)
-    or config.dataset not in IMAGE_DATASETS
+    bool(config.model.layers)
+    or config.data.dataset not in IMAGE_DATASETS
     or config.model.name.startswith("cnn_004")
-    or config.dataset == "cifar10",
+    or config.data.dataset == "cifar10",
     f"model={config.model.name}: 28x28 datasets take cnn_004 or cnn_004_dropout",
   )

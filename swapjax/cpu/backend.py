@@ -50,14 +50,17 @@ def fused_epoch(config) -> bool:
   """Whether `config` trains with the C++ SGD epoch: `rnn_impl=fused`, or `auto` where the
   C++ time loop is the default here, the network is one it trains and its recurrent layer has
   at least FUSED_AUTO_MIN_UNITS units."""
-  if config.rnn_impl == "fused":
+  if config.backend.rnn_impl == "fused":
     return True
   layers = config_layers(config)
   if (
-    config.rnn_impl != "auto" or config.rnn_unroll or not any(t.startswith("rnn:") for t in layers)
+    config.backend.rnn_impl != "auto"
+    or config.model.rnn_unroll
+    or not any(t.startswith("rnn:") for t in layers)
   ):
     return False
-  if default_rnn_impl(config.compute_dtype) != "native" or rnn_kernel.fused_epoch_reason(config):
+  native = default_rnn_impl(config.engine.compute_dtype) == "native"
+  if not native or rnn_kernel.fused_epoch_reason(config):
     return False
   return int(parse_layer(layers[0])[1][0]) >= FUSED_AUTO_MIN_UNITS
 
@@ -72,10 +75,10 @@ def check(config) -> None:
   for key in ("conv_impl", "eval_conv_impl"):
     if getattr(config, key) == "onednn" and (reason := onednn.unavailable_reason()):
       raise ConfigError(f"{key}=onednn: {reason}")
-  if config.rnn_impl in ("native", "fused") and (reason := rnn_kernel.unavailable_reason()):
-    raise ConfigError(f"rnn_impl={config.rnn_impl}: {reason}")
-  if config.rnn_impl == "fused":
-    for variant in variant_configs(config) if config.variants else [config]:
+  if config.backend.rnn_impl in ("native", "fused") and (reason := rnn_kernel.unavailable_reason()):
+    raise ConfigError(f"rnn_impl={config.backend.rnn_impl}: {reason}")
+  if config.backend.rnn_impl == "fused":
+    for variant in variant_configs(config) if config.study.variants else [config]:
       if reason := rnn_kernel.fused_epoch_reason(variant):
         where = f" (group {variant.variant})" if variant.variant else ""
         raise ConfigError(f"rnn_impl=fused{where}: {reason}")

@@ -60,10 +60,10 @@ def split_devices(config) -> list | None:
   for, more than one CPU device), or None."""
   local = jax.local_devices()
   split = (
-    config.cpu_devices != 1
+    config.backend.cpu_devices != 1
     and jax.process_count() == 1
-    and config.mesh_data == 1
-    and not (config.runs_per_device or config.mesh_runs)
+    and config.runs.mesh_data == 1
+    and not (config.runs.runs_per_device or config.runs.mesh_runs)
     and local[0].platform == "cpu"
     and len(local) > 1
   )
@@ -75,4 +75,4 @@ def prepare_process(config, distributed: bool = False) -> None:
   `cpu_devices` devices; both before JAX starts its backends."""
   set_xla_flags(study_xla_flags(config))
   if not distributed:
-    split_cpu(config.cpu_devices)
+    split_cpu(config.backend.cpu_devices)

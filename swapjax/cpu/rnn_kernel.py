@@ -103,13 +103,13 @@ def fused_epoch_reason(config) -> str:
   rnn_args = specs[0][1]
   if rnn_args[1:2] and rnn_args[1] not in ACTIVATION_CODES or any(float(a) for a in rnn_args[2:]):
     return "it trains a relu, tanh or sigmoid rnn layer without dropout only"
-  if config.task != "sigmoid" or train.task_loss(config) != "mean_squared_error":
+  if config.model.task != "sigmoid" or train.task_loss(config) != "mean_squared_error":
     return "it trains sigmoid outputs with mean squared error only"
-  if config.optimizer != "sgd" or config.momentum:
+  if config.optim.optimizer != "sgd" or config.optim.momentum:
     return "it trains with plain SGD (no momentum) only"
-  if config.compute_dtype != "float32" or config.rnn_unroll:
+  if config.engine.compute_dtype != "float32" or config.model.rnn_unroll:
     return "it computes in float32, without rnn_unroll"
-  if train.augments(config) or config.micro_batches > 1:
+  if train.augments(config) or config.optim.micro_batches > 1:
     return "it trains without augmentation or micro_batches"
   return ""
 
@@ -189,7 +189,7 @@ def make_fused_train_epoch(config):
       params, loss_SxRxM, hits_SxRxM = sgd_epoch(
         activation,
         params,
-        train.normalize(pool.images_VxPxHxWxC, config.normalize),
+        train.normalize(pool.images_VxPxHxWxC, config.data.normalize),
         pool.labels_RxP,
         pool.variant_R,
         ids,
