@@ -16,9 +16,9 @@ Deviation from the report (measured 2026-11-23 on a 2-core AMD EPYC; docs/result
   Training stops once the run has fit (training accuracy >= 0.99, `early_stop`), within a
   budget of 1,000 epochs as in the report.
 Expected: training accuracy >= 0.99, test accuracy near chance (0.10), validation loss rising
-  while training loss falls. Measured 2026-12-01 on a 2-core Intel Xeon (jax 0.10.2, the command
-  above, a fresh compilation cache): fit at epoch 52, train 0.994, test 0.102, 1 min 39 s for the
-  whole command. Other machines and seeds: docs/results.md.
+  while training loss falls. Measured 2026-12-05 on a 2-core Intel Xeon (jax 0.10.2, the command
+  above, the compilation cache warm): fit at epoch 52, train 0.994, test 0.102, 1 min 55 s for
+  the whole command. Other machines and seeds: docs/results.md.
 """
 
 from swapjax.config import Config
