@@ -38,24 +38,22 @@ The report's sequence of validation accuracies: a 0.7 ceiling for its early netw
   ("stably", no higher), about 0.77 with Dropout 0.2 in three places, about 0.8 for
   `dropout_gap`; with augmentation the training and validation curves rose together, and
   removing rotation raised accuracy further.
-Measured 2026-11-30 on a 2-core AMD EPYC (jax 0.10.2, the pure-JAX convolutions), the 10,000
-  local images, one seed, 3 epochs (the command above with `--set rounds=3 --set num_seeds=1`
-  and no pool_size, 33 min): seconds per epoch baseline 20, vgg_like 57,
-  vgg_like_leaky 80, vgg_like_b1024 68, dropout_gap / _aug / _flip 119 each (581 s for all
-  seven); validation accuracy at epoch 3 (test accuracy): baseline 0.501 (0.538),
-  vgg_like_leaky 0.495 (0.524), vgg_like 0.390 (0.392), dropout_gap 0.320 (0.314),
-  dropout_gap_flip 0.248 (0.244), vgg_like_b1024 0.233 (0.241), dropout_gap_aug 0.231 (0.249).
-  Three epochs rank how fast each network starts, not where it ends (the report's numbers are
-  after tens of epochs): the big networks, dropout and augmentation start slower, batch 1,024
-  takes 9 steps per epoch.
+Measured 2026-12-05 on a 2-core Intel Xeon (jax 0.10.2, oneDNN's convolutions), the 10,000
+  local images, one seed, 25 epochs (`--set num_seeds=1 --set rounds=25 --set groups=...`, three
+  groups at a time, 100-150 s per epoch for three): validation accuracy at epoch 25 (best):
+  baseline 0.640 (0.655), vgg_like 0.528 (0.571; it overfits, training 0.958), vgg_like_leaky
+  0.385 (0.609 at epoch 8, then its training diverged at epoch 19), vgg_like_b1024 0.577 and
+  vgg_like_dropout 0.552 (0.572), both still rising, dropout_gap 0.532 (0.559). None reaches the
+  report's 0.7-0.8 on a fifth of its images in 25 of its 60 epochs (docs/results.md).
 Expected runtime of the default study (7 groups x 3 seeds x 60 epochs), an extrapolation, not
-  measured: the 3-epoch run above took 581 s per epoch for all seven groups at one seed, so 581 s
-  x 60 epochs x 3 seeds is about 29 h on those 2 CPU cores with the pure-JAX convolutions on the
-  10,000 local images, and about 6 days on all 50,000 (oneDNN's convolutions, the CPU default
-  where they load, train these groups 1.31x faster per epoch in the benchmark); its arithmetic
-  is about 5.4e16 FLOP on all 50,000 (forward 27 M / 165 M / 363 M FLOP per image for baseline /
-  vgg_like* / dropout_gap*, training counted as three passes, the pool evaluated every epoch),
-  under an hour on one H100/H200-class GPU at a third of its FP32 peak (an estimate).
+  measured: a 3-epoch run (AMD EPYC, 2026-11-30) took 581 s per epoch for all seven groups at one
+  seed, so 581 s x 60 epochs x 3 seeds is about 29 h on those 2 CPU cores with the pure-JAX
+  convolutions on the 10,000 local images, and about 6 days on all 50,000 (oneDNN's
+  convolutions, the CPU default where they load, train these groups 1.31x faster per epoch in
+  the benchmark); its arithmetic is about 5.4e16 FLOP on all 50,000 (forward 27 M / 165 M /
+  363 M FLOP per image for baseline / vgg_like* / dropout_gap*, training counted as three
+  passes, the pool evaluated every epoch), under an hour on one H100/H200-class GPU at a third
+  of its FP32 peak (an estimate).
   Memory per run (XLA's figure for the compiled round, batch 32): 0.3 GiB vgg_like, 0.5 GiB
   dropout_gap, 5.7 GiB vgg_like_b1024; the engine puts as many runs in a call as fit.
 """
