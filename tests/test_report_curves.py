@@ -174,6 +174,26 @@ def test_a_run_that_never_learned_has_not_collapsed(tmp_path):
   assert "No run collapsed." in curves_report({}, rows, tmp_path)
 
 
+def test_a_run_whose_training_fell_back_is_listed(tmp_path):
+  """A run whose training accuracy falls below half its best (a best above 0.5) without
+  reaching the collapse bound is named with both epochs; a dip to above half is not."""
+  rows = [r for r in _rows() if r["group"] == SMALL]
+  assert not any("fell from" in line for line in curves_report({}, rows, tmp_path))
+  for r in rows:
+    if r["run"] == 2 and r["epoch"] >= 4:
+      r["train/acc"] = 0.3  # best 0.80 at epoch 3; 0.3 is above 1.5 / 10 classes
+    if r["run"] == 1 and r["epoch"] == 5:
+      r["train/acc"] = 0.5  # more than half its best: not listed
+  lines = curves_report({"num_classes": 10}, rows, tmp_path)
+  best = max(r["train/acc"] for r in rows if r["run"] == 2 and r["epoch"] <= 3)
+  fell = [line for line in lines if "fell from" in line]
+  assert fell == [
+    f"- `{SMALL}`, seed 2, run 2: training accuracy fell from {best:.3f} (epoch 3) to 0.300 "
+    "at epoch 4"
+  ]
+  assert "No run collapsed." in lines
+
+
 def test_figures_are_written(tmp_path):
   lines = curves_report({}, _rows(), tmp_path)
   for name in ("curves_accuracy", "curves_loss"):

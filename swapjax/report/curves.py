@@ -227,6 +227,23 @@ def _collapse(run_rows, num_classes: int) -> tuple[int, str] | None:
   return None
 
 
+def _fall(run_rows) -> str | None:
+  """How a run's training accuracy (after the epoch) fell below half its best, a best above
+  0.5, without collapsing: training that diverged and partly recovered, which the last epoch's
+  numbers show only as a poor network."""
+  best, best_epoch = 0.0, 0
+  for r in run_rows:
+    value = r.get("train/acc")
+    if not _finite(value):
+      continue
+    if best > 0.5 and value < best / 2:
+      at = f"{value:.3f} at epoch {r['epoch']}"
+      return f"training accuracy fell from {best:.3f} (epoch {best_epoch}) to {at}"
+    if value > best:
+      best, best_epoch = value, r["epoch"]
+  return None
+
+
 def _collapse_lines(groups, num_classes: int) -> list[str]:
   lines = [
     "",
@@ -237,15 +254,17 @@ def _collapse_lines(groups, num_classes: int) -> list[str]:
     "non-finite.",
     "",
   ]
-  found = []
+  found, fell = [], []
   for group, runs in groups.items():
     for run, run_rows in runs.items():
-      collapse = _collapse(run_rows, num_classes)
-      if collapse is not None:
-        epoch, why = collapse
-        seed = run_rows[0].get("seed")
-        found.append(f"- `{group}`, seed {seed}, run {run}: collapsed at epoch {epoch} ({why})")
-  return lines + (found or ["No run collapsed."])
+      name = f"- `{group}`, seed {run_rows[0].get('seed')}, run {run}:"
+      if (collapse := _collapse(run_rows, num_classes)) is not None:
+        found.append(f"{name} collapsed at epoch {collapse[0]} ({collapse[1]})")
+      elif (why := _fall(run_rows)) is not None:
+        fell.append(f"{name} {why}")
+  if fell:
+    fell = ["", "Fell back without collapsing (training accuracy below half its best):", "", *fell]
+  return lines + (found or ["No run collapsed."]) + fell
 
 
 def _markers(ax, grows, metric, label, color, marker, **style):
