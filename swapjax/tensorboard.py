@@ -150,22 +150,19 @@ class EventWriter:
   def write(self, rows: list[dict[str, Any]], round_key: str) -> None:
     """Adds each row's numeric metrics at step `row[round_key]`; flushes the files at most
     every FLUSH_S seconds (TensorBoard stays current while the study runs) and on close."""
-    if not self.enabled:
-      return
-    if len(rows) > MAX_RUN_SERIES or self.per_group:
-      self.per_group = True
-      rows = group_means(rows, round_key)
-    self._add(rows, round_key)
+    if self.enabled:
+      self._add(group_means(rows, round_key) if self._grouped(len(rows)) else rows, round_key)
 
   def write_round(self, rows) -> None:
     """`write` for a round's `swapjax.rows.RoundRows`: group means from its columns."""
-    if not self.enabled:
-      return
-    if len(rows) > MAX_RUN_SERIES or self.per_group:
-      self.per_group = True
-      self._add(rows.group_means(), rows.round_key)
-    else:
-      self._add(rows.dicts(), rows.round_key)
+    if self.enabled:
+      self._add(rows.group_means() if self._grouped(len(rows)) else rows.dicts(), rows.round_key)
+
+  def _grouped(self, runs: int) -> bool:
+    """Whether rounds go to TensorBoard as group means: from the first round of more than
+    MAX_RUN_SERIES runs on."""
+    self.per_group = self.per_group or runs > MAX_RUN_SERIES
+    return self.per_group
 
   def _add(self, rows: list[dict[str, Any]], round_key: str) -> None:
     for row in rows:
