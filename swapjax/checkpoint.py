@@ -18,6 +18,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
+from swapjax import mesh as meshlib
 from swapjax.state import StudyState
 
 
@@ -120,8 +121,11 @@ def _join_runs(*leaves):
 def pack(programs, states):
   """The checkpointed tree: each program's state with its chunks joined on the run axis (so a
   checkpoint does not depend on the chunking or the device count); the state itself for one
-  program, `{program_<i>: state}` for several."""
+  program, `{program_<i>: state}` for several. Chunks on several processes meet on every
+  process's host (orbax writes host arrays from process 0)."""
   joined = []
+  if jax.process_count() > 1 and any(p.device is not None for p in programs):
+    states = chunks_on_host(programs, states)
   for i in sorted({p.program for p in programs}):
     chunks = [(p, s) for p, s in zip(programs, states, strict=True) if p.program == i]
     parts = [s for _, s in chunks]
@@ -131,6 +135,17 @@ def pack(programs, states):
   return joined[0] if len(joined) == 1 else {f"program_{i}": s for i, s in enumerate(joined)}
 
 
+def chunks_on_host(programs, states) -> list:
+  """Every chunk's state as host arrays on every process, each process giving its own."""
+  mine = {
+    i: jax.device_get(state)
+    for i, (built, state) in enumerate(zip(programs, states, strict=True))
+    if meshlib.owns(built.device)
+  }
+  every = meshlib.exchange(mine)
+  return [every[i] for i in range(len(programs))]
+
+
 def unpack(programs, tree, like):
   """The chunk states of a packed tree, placed like the freshly initialised `like` states."""
   joined = [tree] if isinstance(tree, StudyState) else list(tree.values())
@@ -138,6 +153,9 @@ def unpack(programs, tree, like):
   for built, fresh in zip(programs, like, strict=True):
     size, start = len(built.runs_table), offset[built.program]
     offset[built.program] += size
+    if not meshlib.owns(built.device):  # another process's chunk: restored there
+      out.append(fresh)
+      continue
     part = jax.tree.map(
       lambda a, start=start, size=size: a if not np.ndim(a) else a[start : start + size],
       joined[built.program],

@@ -92,7 +92,7 @@ def unhealthy(built, metrics, best_acc: dict[int, float]) -> dict[int, str]:
 
 def check_health(config: Config, built, state, active, metrics, rnd, table, best_acc, ckpt, wd):
   """Stops the study (on_nan=stop) or freezes the runs (`active` on the host) that diverged or
-  collapsed."""
+  collapsed; `state` None: the chunk runs on another process (every process decides alike)."""
   why = unhealthy(built, metrics, best_acc)
   bad = [r for r in why if active[r]]
   if not bad:
@@ -111,4 +111,6 @@ def check_health(config: Config, built, state, active, metrics, rnd, table, best
       f"{wd.checkpoint_dir} (--set on_nan=freeze continues the other runs)",
     )
   print(f"swapjax: froze {described} at round {rnd + 1}", flush=True)
+  if state is None:  # a chunk another process runs: that process freezes it
+    return None
   return state._replace(active_R=state.active_R.at[np.asarray(bad)].set(False))

@@ -11,6 +11,7 @@ import jax
 import numpy as np
 
 from swapjax import backend, report
+from swapjax import mesh as meshlib
 
 
 def runs_per_call(programs) -> list[int]:
@@ -23,18 +24,19 @@ def runs_per_call(programs) -> list[int]:
 
 def compile_programs(programs, states):
   """AOT-compiles each program's round once per device (its chunks on one device share it);
-  returns the programs with compiled rounds and the compile seconds per program.
+    returns the programs with compiled rounds and the compile seconds per program.
 
-  One program at a time: XLA:CPU compiles one program on several cores already (on 2 cores the
-  binary-addition study's 7 programs took 22.1 / 23.5 s one at a time, 27.6 / 26.1 s two at a
-  time in threads). Chunks on other single devices (a split CPU, `runs_per_device`) compile
-  the program for their device: JAX's public API loads an executable only on the device it was
-  compiled for, and the persistent compilation cache keeps each device's code for later runs."""
+    One program at a time: XLA:CPU compiles one program on several cores already (on 2 cores the
+    binary-addition study's 7 programs took 22.1 / 23.5 s one at a time, 27.6 / 26.1 s two at a
+    time in threads). Chunks on other single devices (a split CPU, `runs_per_device`) compile
+    the program for their device: JAX's public API loads an executable only on the device it was
+    compiled for, and the persistent compilation cache keeps each device's code for later runs.
+  Chunks another process runs are compiled there."""
   results, peak = {}, {}
   start = time.perf_counter()
   for built, state in zip(programs, states, strict=True):
     key = (built.program, getattr(built.device, "id", None))
-    if built.driver != "scan" or key in results:
+    if built.driver != "scan" or key in results or not meshlib.owns(built.device):
       continue
     t0 = time.perf_counter()
     done = built.round_fn.lower(state, built.pool, built.runs, np.asarray(False)).compile()

@@ -101,11 +101,12 @@ def write_outputs(wd: Workdir, programs, states, timing: dict[str, Any]) -> None
   report.write(wd.path)
 
 
-def _placement(config: Config, recorded) -> tuple[tuple, str]:
+def _placement(config: Config, recorded: dict[str, Any]) -> tuple[tuple, str]:
   """Where the programs run: (meshes, devices, split, sizes) for study.build_programs and a
-  line saying which. `recorded`: the runs per call of each program in the workdir's
-  config.json, "legacy" for a workdir whose config.json has none (placed as it was)."""
-  sizes = recorded if isinstance(recorded, list) else None
+  line saying which. `recorded` (`_recorded`): the runs per call of each program and the
+  placement in the workdir's config.json, "legacy" where an older config.json has none
+  (placed as it was: on several processes, a mesh)."""
+  sizes = recorded["runs_per_call"] if isinstance(recorded["runs_per_call"], list) else None
   no_meshes = [None] * len(program_configs(config))
   split = backend.split_devices(config)
   if split:
@@ -122,10 +123,18 @@ def _placement(config: Config, recorded) -> tuple[tuple, str]:
     width = config.runs.runs_per_device
     note = f"{width} run(s) per call on each of {count} device(s), chunks round-robin"
     return (no_meshes, devices[:count], 1, sizes), note
-  if one_process and not config.runs.mesh_runs and recorded != "legacy":
+  if one_process and not config.runs.mesh_runs and recorded["runs_per_call"] != "legacy":
     if len(devices) == 1:
       return (no_meshes, None, 1, sizes), "one device"
     note = f"runs in chunks (runs_per_call in config.json), round-robin on {len(devices)} devices"
+    return (no_meshes, devices, 1, sizes), note
+  asked = config.runs.mesh_runs or config.runs.mesh_data > 1
+  if jax.process_count() > 1 and not asked and recorded["placement"] != "legacy":
+    devices = jax.devices()
+    note = (
+      f"runs in chunks (runs_per_call in config.json), each on one of {len(devices)} "
+      f"device(s) in {jax.process_count()} process(es)"
+    )
     return (no_meshes, devices, 1, sizes), note
   per_device = config.runs.runs_per_device or 1
   made = [
@@ -138,11 +147,12 @@ def _placement(config: Config, recorded) -> tuple[tuple, str]:
 def _recorded(wd: Workdir, options: RunOptions) -> dict[str, Any]:
   """{key: the value the workdir's config.json recorded, "legacy" for a config.json written
   before the key was recorded} for the keys that fix how a resumed study runs; {key: None} for
-  a new study."""
+  a new study. Process 0 reads it; every process gets its values."""
   old = None
   if not (jax.process_index() or options.restart) and wd.path.is_dir():
     old = wd.read_config()
-  return {k: None if old is None else old.get(k, "legacy") for k in ("runs_per_call", "row_axes")}
+  keys = ("runs_per_call", "row_axes", "placement")
+  return meshlib.shared({k: None if old is None else old.get(k, "legacy") for k in keys})
 
 
 def run(config: Config, experiment: str, options: RunOptions) -> Path:
@@ -166,7 +176,7 @@ def run(config: Config, experiment: str, options: RunOptions) -> Path:
   if jax.process_index() == 0 and not options.restart and wd.path.is_dir():
     wd.check_config(config.to_json(), experiment)
   recorded = _recorded(wd, options)  # placement and rows as the workdir's first rounds had them
-  placement, mesh_note = _placement(config, recorded["runs_per_call"])
+  placement, mesh_note = _placement(config, recorded)
   axes = recorded["row_axes"]
   axes = row_axes(config) if axes is None else None if axes == "legacy" else tuple(axes)
   if jax.process_index() == 0:  # process 0 alone writes the workdir's files
@@ -187,30 +197,53 @@ def _dispatch(config, programs, states, rnd: int, which=None) -> dict[int, tuple
   {index: (state after the round, metrics)}, both still on the device."""
   due = study.test_due(config, rnd)
   which = range(len(programs)) if which is None else which
-  return {i: study.step_round(programs[i], states[i], due) for i in which}
+  mine = (i for i in which if meshlib.owns(programs[i].device))  # others run on their process
+  return {i: study.step_round(programs[i], states[i], due) for i in mine}
 
 
-def _collect(config, programs, stepped, states, rnd, table, best_acc, ckpt, wd, program_s):
-  """Round `rnd`'s results on the host, program by program, each checked for health: sets
-  `states` to the states after the round (runs that diverged or collapsed frozen) and adds
-  each program's seconds until its results to `program_s`. Returns [(program, host
-  metrics)], whether any run still trains, and the chunks whose state the check changed."""
-  results, any_active, changed = [], False, []
+def _fetch(programs, stepped, program_s, stop) -> tuple[dict, bool]:
+  """({chunk: (host metrics, which runs still train)} of every chunk, whether any process
+  was signalled to stop). Each process fetches its own chunks, adding each program's seconds
+  until its results to `program_s`; several processes then exchange theirs, so every process
+  decides the same."""
+  fetched = {}
   done_at = time.perf_counter()
-  for i, built in enumerate(programs):
-    state, metrics = stepped[i]
+  for i, (state, metrics) in stepped.items():
+    built = programs[i]
     # The round's one device-to-host transfer: its metrics and which runs still train.
-    metrics, active = meshlib.to_host((metrics, state.active_R))
+    get = meshlib.to_host if built.device is None else jax.device_get
+    fetched[i] = get((metrics, state.active_R))
     # On one device the calls run in order: the time until this one's results is its own.
     previous_done, done_at = done_at, time.perf_counter()
     program_s[built.program] = program_s.get(built.program, 0.0) + done_at - previous_done
+  if jax.process_count() == 1:
+    return fetched, bool(stop.signal)
+  mine = {i: v for i, v in fetched.items() if programs[i].device is not None}
+  every = meshlib.exchange({**mine, ("stop", jax.process_index()): bool(stop.signal)})
+  signalled = any(v for k, v in every.items() if isinstance(k, tuple))
+  return {i: every.get(i, fetched.get(i)) for i in range(len(programs))}, signalled
+
+
+def _collect(config, programs, stepped, states, rnd, table, best_acc, ckpt, wd, program_s, stop):
+  """Round `rnd`'s results on the host, program by program, each checked for health: sets
+  `states` to the states after the round (runs that diverged or collapsed frozen) and adds
+  each program's seconds until its results to `program_s`. Returns [(program, host
+  metrics)], whether any run still trains, the chunks whose state the check changed, and
+  whether any process was signalled to stop."""
+  results, any_active, changed = [], False, []
+  fetched, signalled = _fetch(programs, stepped, program_s, stop)
+  for i, built in enumerate(programs):
+    metrics, active = fetched[i]
     active = np.asarray(active)
-    states[i] = check_health(config, built, state, active, metrics, rnd, table, best_acc, ckpt, wd)
-    if states[i] is not state:
-      changed.append(i)
+    state = stepped[i][0] if i in stepped else None  # None: another process's chunk
+    after = check_health(config, built, state, active, metrics, rnd, table, best_acc, ckpt, wd)
+    if state is not None:
+      states[i] = after
+      if after is not state:
+        changed.append(i)
     any_active |= bool(active.any())
     results.append((built, metrics))
-  return results, any_active, changed
+  return results, any_active, changed, signalled
 
 
 def _restore(config, wd, programs, states, resuming, notes):
@@ -281,6 +314,7 @@ def _run_locked(
   events = EventWriter(wd.path, enabled=writer and config.engine.tensorboard, purge_step=start + 1)
   meta["notes"] = notes
   meta["runs_per_call"] = runs_per_call(programs)
+  meta["placement"] = "mesh" if any(m is not None for m in placement[0]) else "chunks"
   meta["row_axes"] = list(axes) if axes is not None else None
   if not resuming and writer:
     wd.write_config(meta)
@@ -325,10 +359,10 @@ def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock,
     stepped = flight or _dispatch(config, programs, states, rnd)
     ahead = pipeline and rnd + 1 < config.study.rounds
     # From the states before the health check: the arrays are immutable, those stay valid.
-    after = [s for s, _ in stepped.values()]
+    after = [stepped[i][0] if i in stepped else s for i, s in enumerate(states)]
     flight = _dispatch(config, programs, after, rnd + 1) if ahead else {}
-    results, any_active, changed = _collect(
-      config, programs, stepped, states, rnd, table, best_acc, ckpt, wd, program_s
+    results, any_active, changed, signalled = _collect(
+      config, programs, stepped, states, rnd, table, best_acc, ckpt, wd, program_s, stop
     )
     if ahead and changed:  # a run frozen by the health check: its chunk's round again
       flight |= _dispatch(config, programs, states, rnd + 1, changed)
@@ -340,7 +374,7 @@ def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock,
       wd.append_metrics_text(rows.text())
       events.write_round(rows)
     fit_all = config.study.early_stop and not any_active
-    stopping = stop.signal or (options.stop_after and rnd + 1 - start >= options.stop_after)
+    stopping = signalled or (options.stop_after and rnd + 1 - start >= options.stop_after)
     due = rnd + 1 == config.study.rounds or (rnd + 1) % options.checkpoint_every == 0
     if fit_all or stopping or due:
       ckpt.save(rnd + 1, checkpoint.pack(programs, states))
@@ -358,9 +392,10 @@ def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock,
       return True
     if stopping:
       ckpt.close()
+      why = stop.signal or ("another process's signal" if signalled else "stop_after")
       raise StudyStopped(
         EXIT_INTERRUPTED,
-        f"stopped after round {rnd + 1} ({stop.signal or 'stop_after'}); "
+        f"stopped after round {rnd + 1} ({why}); "
         f"checkpoint saved; rerun the same command to resume",
       )
   return False

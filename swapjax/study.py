@@ -59,12 +59,18 @@ def build(config: Config, ds: datalib.Dataset, mesh=None) -> Study:
 
 def init_states(programs) -> list:
   """Each program chunk's initial state, one chunk after another. Concurrently on a split CPU
-  they could deadlock: the orthogonal initialiser's QR (jaxlib's LAPACK kernel) waits for its
-  batch's tasks on the intra-op thread pool, and with two chunks each holding one of its two
-  threads the tasks never run (seen: binary_addition hung at start, both pool threads parked
-  in ParallelBatchMap). A mesh over a split CPU's devices initialises on one device for the
-  same reason (its partitions would run at once: `--set mesh_runs=2` hung the same way)."""
-  return [jax.block_until_ready(p.init_state(p.runs)) for p in programs]
+    they could deadlock: the orthogonal initialiser's QR (jaxlib's LAPACK kernel) waits for its
+    batch's tasks on the intra-op thread pool, and with two chunks each holding one of its two
+    threads the tasks never run (seen: binary_addition hung at start, both pool threads parked
+    in ParallelBatchMap). A mesh over a split CPU's devices initialises on one device for the
+    same reason (its partitions would run at once: `--set mesh_runs=2` hung the same way). A
+  chunk another process runs is given as its shapes (`jax.ShapeDtypeStruct`)."""
+  return [
+    jax.block_until_ready(p.init_state(p.runs))
+    if meshlib.owns(p.device)
+    else jax.eval_shape(p.init_state_fn, p.runs)  # another process's chunk: its shapes
+    for p in programs
+  ]
 
 
 def make_init_state(config: Config, model, optimizer, image_shape):
@@ -188,19 +194,30 @@ def _take_runs(pool: Pool, runs: RunArrays, which: slice):
   return pool, jax.tree.map(lambda a: a[which], runs)
 
 
+def chunk_devices(count: int, devices) -> list:
+  """The device of each of `count` chunks: round-robin on one process's devices; on the
+  devices of several processes, in consecutive blocks over as many devices as divide the
+  chunks evenly (so each process's share of a program is one run range)."""
+  if jax.process_count() == 1:
+    return [devices[k % len(devices)] for k in range(count)]
+  used = max(d for d in range(1, min(count, len(devices)) + 1) if count % d == 0)
+  return [devices[k // (count // used)] for k in range(count)]
+
+
 def chunks(whole: Study, size: int, mesh=None, devices=None) -> list[Study]:
   """`whole` split into consecutive chunks of `size` runs, each with its own pool rows and
-  run arrays and the same compiled functions; placed on `mesh`, or chunk k on device
-  `devices[k % len(devices)]`."""
+  run arrays and the same compiled functions; placed on `mesh`, or on `devices`
+  (`chunk_devices`); a chunk on another process's device keeps its arrays on the host."""
   out = []
-  for k, start in enumerate(range(0, len(whole.runs_table), size)):
+  starts = range(0, len(whole.runs_table), size)
+  placed = chunk_devices(len(starts), devices) if devices else [None] * len(starts)
+  for start, device in zip(starts, placed, strict=True):
     which = slice(start, start + size)
     pool, runs = _take_runs(whole.pool, whole.runs, which)
-    device = devices[k % len(devices)] if devices else None
     if mesh is not None:
       pool = meshlib.put(pool, meshlib.run_shardings(mesh, pool, size))
       runs = meshlib.put(runs, meshlib.run_shardings(mesh, runs, size))
-    elif device is not None:
+    elif device is not None and meshlib.owns(device):
       pool, runs = jax.device_put((pool, runs), device)
     out.append(
       dataclasses.replace(

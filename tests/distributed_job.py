@@ -42,9 +42,16 @@ class Job:
   """`count` processes of one distributed study, each with its output in files."""
 
   def __init__(
-    self, workdir: Path, count: int, logs: Path, extra: tuple[str, ...] = (), first_path=None
+    self,
+    workdir: Path,
+    count: int,
+    logs: Path,
+    extra: tuple[str, ...] = (),
+    first_path=None,
+    study=tuple(STUDY),
   ):
-    """`first_path`: a folder put before the repository on PYTHONPATH (a test's sitecustomize)."""
+    """`first_path`: a folder put before the repository on PYTHONPATH (a test's sitecustomize);
+    `study`: the command's arguments before the workdir and the distributed flags."""
     path = os.pathsep.join(str(p) for p in (first_path, REPO) if p)
     env = dict(os.environ, PYTHONPATH=path, JAX_PLATFORMS="cpu")
     env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
@@ -56,7 +63,7 @@ class Job:
         sys.executable,
         "-m",
         "swapjax.main",
-        *STUDY,
+        *study,
         f"--workdir={workdir}",
         "--distributed",
         f"--coordinator_address=127.0.0.1:{port}",

@@ -1,7 +1,8 @@
 """Workdirs written by earlier code keep working: they resume, report and load.
 
 `tests/old_workdirs/<name>/stopped/` are studies stopped after their first round by the code of
-commit e952fde (tools/record_old_workdirs.py says how they were made). Resumed with the same
+commit e952fde, and `swap_tiny_two_processes` by commit 8ad1fe4 on two processes, whose mesh it
+resumes on (tools/record_old_workdirs.py says how they were made). Resumed with the same
 command under today's code, each must end identical, row for row and membership for membership,
 to the uninterrupted run recorded then (`expected.jsonl`). Like the golden files this is
 bitwise, so it holds for the jax version the fixtures were recorded with (tests/golden/
@@ -20,6 +21,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from distributed_job import Job
 
 FIXTURES = Path(__file__).resolve().parent / "old_workdirs"
 NAMES = sorted(p.name for p in FIXTURES.iterdir() if (p / "stopped").is_dir())
@@ -51,8 +53,25 @@ def _main(args: list[str], workdir: Path) -> subprocess.CompletedProcess:
   )
 
 
+def _resume(args: list[str], workdir: Path, processes: Path, logs: Path) -> str:
+  """Reruns the fixture's command (on as many localhost processes as it was recorded with);
+  what process 0 said."""
+  if not processes.exists():
+    done = _main(args, workdir)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout + done.stderr
+  count = int(processes.read_text())
+  job = Job(workdir, count, logs, study=args)
+  try:
+    assert job.wait() == [0] * count, [job.err(i)[-2000:] for i in range(count)]
+  finally:
+    job.kill()
+  return job.out(0) + job.err(0)
+
+
 def test_fixtures_are_present():
   assert {"swap_tiny", "swap_shared", "iris", "binary_addition", "memorize"} <= set(NAMES)
+  assert (FIXTURES / "swap_tiny_two_processes" / "processes.txt").read_text().strip() == "2"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -62,9 +81,8 @@ def test_old_workdir_resumes_to_the_uninterrupted_rows(tmp_path, name):
   workdir = _copy(name, tmp_path)
   stopped_rows = _rows(workdir)
   args = json.loads((FIXTURES / name / "args.json").read_text())
-  done = _main(args, workdir)
-  assert done.returncode == 0, done.stderr[-2000:]
-  assert "resuming after round 1" in done.stdout + done.stderr
+  said = _resume(args, workdir, FIXTURES / name / "processes.txt", tmp_path / "logs")
+  assert "resuming after round 1" in said
   rows = _rows(workdir)
   assert rows[: len(stopped_rows)] == stopped_rows  # the saved rows are kept as they were
   expected = [json.loads(x) for x in (FIXTURES / name / "expected.jsonl").read_text().splitlines()]

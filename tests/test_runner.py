@@ -504,7 +504,7 @@ def test_program_chunks_are_initialised_one_after_another():
       made.append(State())
       return made[-1]
 
-    return types.SimpleNamespace(init_state=init_state, runs=None)
+    return types.SimpleNamespace(init_state=init_state, runs=None, device=None)
 
   states = study.init_states([program() for _ in range(3)])
   assert states == made and all(s.ready for s in states)

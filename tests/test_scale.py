@@ -9,7 +9,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from distributed_job import SCALE_STUDY
+from distributed_job import SCALE_STUDY, Job
 
 from swapjax import mesh as meshlib
 from swapjax import registry
@@ -147,20 +147,29 @@ def test_runs_and_data_axes(single, single_membership, tmp_path):
   _same_membership(tmp_path / "w", single_membership)
 
 
+ONE_RUN_CHUNKS = ("--set", "runs_per_device=1")
+
+
+@pytest.fixture(scope="module")
+def one_run_chunks(tmp_path_factory):
+  """The study in one-run chunks on one device: its workdir."""
+  workdir = tmp_path_factory.mktemp("one_run_chunks")
+  _run(workdir, 1, *ONE_RUN_CHUNKS)
+  return workdir
+
+
 @BITWISE_ON_JAX_0_10
-def test_runs_per_device_is_bitwise_neutral(tmp_path):
+def test_runs_per_device_is_bitwise_neutral(one_run_chunks, tmp_path):
   """Guards results that depend on the device count: with `runs_per_device=1` every device
   runs the same one-run program, so 1 and 8 devices give every metric and membership
   bitwise equal (without it, XLA compiles another program per device count and near ties
   can flip)."""
-  chunked = ("--set", "runs_per_device=1")
-  _run(tmp_path / "one", 1, *chunked)
-  result = _run(tmp_path / "eight", 8, *chunked)
+  result = _run(tmp_path / "eight", 8, *ONE_RUN_CHUNKS)
   assert "on each of 8 device(s)" in result.stdout
-  one, eight = _rows(tmp_path / "one"), _rows(tmp_path / "eight")
+  one, eight = _rows(one_run_chunks), _rows(tmp_path / "eight")
   assert len(one) == len(eight) == 2 * 8
   assert one == eight
-  _same_membership(tmp_path / "eight", _membership(tmp_path / "one"))
+  _same_membership(tmp_path / "eight", _membership(one_run_chunks))
 
 
 @pytest.mark.parametrize(
@@ -194,14 +203,41 @@ def test_mesh_error_on_the_command_line_is_exit_2(tmp_path):
   assert "Traceback" not in result.stderr and not (tmp_path / "w").exists()
 
 
-def test_two_processes_match_one(single, single_membership, uninterrupted):
-  """The study on two processes (JAX's distributed runtime on localhost) gives the single
-  process' rows within float tolerance and the same memberships."""
+@BITWISE_ON_JAX_0_10
+def test_two_processes_match_one_bitwise(single, single_membership, uninterrupted):
+  """The study on two processes (JAX's distributed runtime on localhost), no flags: the
+  chunks keep the width one process gives them, so every row and membership equals the
+  single process' bit for bit."""
   rows, membership = uninterrupted(2)
-  _close(rows, single)
+  assert rows == single
   assert membership.keys() == single_membership.keys()
   for key, value in single_membership.items():
     np.testing.assert_array_equal(membership[key], value, err_msg=key)
+
+
+@BITWISE_ON_JAX_0_10
+def test_chunks_split_over_two_processes_resume_bitwise(one_run_chunks, tmp_path):
+  """One-run chunks (`runs_per_device=1`), four on each of two processes, each process
+  running its own and the two exchanging metrics and states: stopped after round 1 (both
+  exit 75, a checkpoint of both processes' chunks) and rerun, the study equals one process'
+  bit for bit, memberships included."""
+  chunked = ONE_RUN_CHUNKS
+  workdir = tmp_path / "two"
+  stopped = Job(workdir, 2, tmp_path / "logs", (*chunked, "--stop_after=1"))
+  try:
+    assert stopped.wait() == [75, 75], [stopped.err(i)[-2000:] for i in range(2)]
+  finally:
+    stopped.kill()
+  assert "compiled the round of 1 runs" in stopped.out(1)  # process 1 ran chunks of its own
+  assert json.loads((workdir / "config.json").read_text())["placement"] == "chunks"
+  rerun = Job(workdir, 2, tmp_path / "rerun", chunked)
+  try:
+    assert rerun.wait() == [0, 0], [rerun.err(i)[-2000:] for i in range(2)]
+  finally:
+    rerun.kill()
+  assert "resuming after round 1" in rerun.out(0)
+  assert _rows(workdir) == _rows(one_run_chunks)
+  _same_membership(workdir, _membership(one_run_chunks))
 
 
 def test_the_command_line_sets_swapjax_xla_flags_for_a_cnn(single_dir):

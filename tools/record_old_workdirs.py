@@ -1,17 +1,22 @@
 """Records workdirs stopped mid-way, and the rows of the same studies run without a stop.
 
-    python tools/record_old_workdirs.py [--out tests/old_workdirs]
+    python tools/record_old_workdirs.py [--out tests/old_workdirs] [--code DIR] [NAME ...]
 
 Each fixture is one small study run through the command line twice: once stopped cleanly after
 its first round (`--stop_after=1`, as on SIGTERM), kept as `<name>/stopped/` (config.json,
 metrics.jsonl, checkpoints, membership.npz, ...), and once uninterrupted, kept as
 `<name>/expected.jsonl` (its rows without wall times) and `<name>/expected_membership.npz`.
-`<name>/args.json` is the command's arguments without `--workdir`.
+`<name>/args.json` is the command's arguments without `--workdir`. A fixture named in
+`PROCESSES` runs as a `--distributed` job of that many processes on localhost (one CPU device
+each), and `<name>/processes.txt` says how many. `--code DIR`: the checkout whose swapjax
+records (for example a `git worktree` of an older commit); this one by default.
 
 tests/test_old_workdirs.py resumes every `stopped/` workdir with the same command under the
 code being tested and checks that it ends identical, row for row, to `expected.jsonl`. The
-fixtures in the repository were written by the code of commit e952fde (the flat config); they
-are what users' existing workdirs look like. Rerunning this script with later code writes
+fixtures in the repository were written by the code of commit e952fde (the flat config), but
+`swap_tiny_two_processes`, written by commit 8ad1fe4 (the last whose multi-process runs shard
+the runs over a mesh, recording no `placement`); they are what users' existing workdirs look
+like. Rerunning this script with later code writes
 workdirs of that later code, which no longer tests reading old ones: do that only to add a
 format, never to replace the e952fde fixtures.
 """
@@ -22,6 +27,7 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -54,6 +60,19 @@ FIXTURES = {
     "rounds=3",
     "--set",
     "shared_model=true",
+    "--set",
+    "conv_impl=patches",
+    "--set",
+    "layers=conv:4,relu,maxpool,flatten,dense:10",
+  ],
+  # The swap study of two seeds on two processes: each process's device holds one run's share
+  # of the mesh (two runs, so the mesh is 2 x 1).
+  "swap_tiny_two_processes": [
+    "--experiment=tiny",
+    "--set",
+    "rounds=3",
+    "--set",
+    "num_seeds=2",
     "--set",
     "conv_impl=patches",
     "--set",
@@ -103,6 +122,9 @@ FIXTURES = {
 }
 
 
+PROCESSES = {"swap_tiny_two_processes": 2}
+
+
 def command(args: list[str], workdir: Path, *extra: str) -> list[str]:
   return [sys.executable, "-m", "swapjax.main", *args, f"--workdir={workdir}", *extra]
 
@@ -111,6 +133,32 @@ def environment() -> dict[str, str]:
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   env.setdefault("SWAPJAX_COMPILATION_CACHE", "")
   return env
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def launch(args: list[str], workdir: Path, processes: int, code: Path, *extra: str) -> list[int]:
+  """The study's command on `processes` processes of this machine (one: a plain run); their
+  exit statuses."""
+  if processes == 1:
+    return [subprocess.run(command(args, workdir, *extra), env=environment(), cwd=code).returncode]
+  port = free_port()
+  env = dict(environment(), XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  distributed = ["--distributed", f"--coordinator_address=127.0.0.1:{port}"]
+  procs = [
+    subprocess.Popen(
+      command(args, workdir, *extra, *distributed, f"--num_processes={processes}")
+      + [f"--process_id={i}"],
+      env=env,
+      cwd=code,
+    )
+    for i in range(processes)
+  ]
+  return [p.wait() for p in procs]
 
 
 def rows_of(workdir: Path) -> list[dict]:
@@ -123,32 +171,37 @@ def membership_of(workdir: Path) -> dict[str, np.ndarray]:
     return {k: z[k] for k in z.files}
 
 
-def record(name: str, args: list[str], out: Path) -> None:
+def record(name: str, args: list[str], out: Path, code: Path) -> None:
   target = out / name
   if target.exists():
     shutil.rmtree(target)
   target.mkdir(parents=True)
+  processes = PROCESSES.get(name, 1)
   with tempfile.TemporaryDirectory() as tmp:
     full = Path(tmp) / "full"
-    subprocess.run(command(args, full), check=True, env=environment(), cwd=REPO)
+    codes = launch(args, full, processes, code)
+    if any(codes):
+      raise SystemExit(f"{name}: the uninterrupted run exited {codes}")
     stopped = target / "stopped"
-    subprocess.run(
-      command(args, stopped, "--stop_after=1"), check=False, env=environment(), cwd=REPO
-    )
+    launch(args, stopped, processes, code, "--stop_after=1")
+    shutil.rmtree(stopped / ".processes", ignore_errors=True)  # the watchers' heartbeats
     text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows_of(full))
     (target / "expected.jsonl").write_text(text)
     np.savez(target / "expected_membership.npz", **membership_of(full))
   (target / "args.json").write_text(json.dumps(args, indent=1) + "\n")
+  if processes > 1:
+    (target / "processes.txt").write_text(f"{processes}\n")
   print(f"recorded {target}", file=sys.stderr)
 
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out", default=str(REPO / "tests" / "old_workdirs"))
+  parser.add_argument("--code", default=str(REPO), help="the checkout whose swapjax records")
   parser.add_argument("names", nargs="*", default=sorted(FIXTURES))
   ns = parser.parse_args()
   for name in ns.names:
-    record(name, FIXTURES[name], Path(ns.out))
+    record(name, FIXTURES[name], Path(ns.out).absolute(), Path(ns.code).absolute())
 
 
 if __name__ == "__main__":

@@ -272,10 +272,10 @@ class Runs:
 
   num_seeds: int = 10
   seed: int = 0  # the first seed (runs take seed, seed + 1, ...)
-  # 0: each program's runs in one compiled call, split evenly over the `runs` devices (fastest;
-  # XLA compiles another program for another device count, so near ties can flip). N: chunks of
-  # N runs per device per call, so every device runs the same N-run program whatever the
-  # device count: results are bitwise independent of it (tested), and memory is bounded.
+  # 0: chunks of the width the device kind and the program give (`study.runs_per_call`,
+  # recorded in config.json). N: chunks of N runs per call. Either way every device, of one
+  # process or of several, runs the same program whatever the device count, so results are
+  # bitwise independent of it (tested). On a mesh (`mesh_runs`, `mesh_data`): N per device.
   runs_per_device: int = 0
   mesh_runs: int = 0  # devices on the mesh's `runs` axis (0: all that `mesh_data` leaves)
   mesh_data: int = 1  # devices each batch is split over
