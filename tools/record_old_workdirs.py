@@ -42,18 +42,19 @@ IGNORED = ("time/round_s",)
 # shared models), an epochs study with variant groups (iris), one with the recurrent kernels
 # (binary_addition) and the memorization study with random labels and periodic test passes.
 # The convolutional studies use a small network so that their checkpoints stay small.
+SWAP_TINY = [
+  "--experiment=tiny",
+  "--set",
+  "rounds=3",
+  "--set",
+  "num_seeds=2",
+  "--set",
+  "conv_impl=patches",
+  "--set",
+  "layers=conv:4,relu,maxpool,flatten,dense:10",
+]
 FIXTURES = {
-  "swap_tiny": [
-    "--experiment=tiny",
-    "--set",
-    "rounds=3",
-    "--set",
-    "num_seeds=2",
-    "--set",
-    "conv_impl=patches",
-    "--set",
-    "layers=conv:4,relu,maxpool,flatten,dense:10",
-  ],
+  "swap_tiny": SWAP_TINY,
   "swap_shared": [
     "--experiment=tiny",
     "--set",
@@ -65,19 +66,9 @@ FIXTURES = {
     "--set",
     "layers=conv:4,relu,maxpool,flatten,dense:10",
   ],
-  # The swap study of two seeds on two processes: each process's device holds one run's share
-  # of the mesh (two runs, so the mesh is 2 x 1).
-  "swap_tiny_two_processes": [
-    "--experiment=tiny",
-    "--set",
-    "rounds=3",
-    "--set",
-    "num_seeds=2",
-    "--set",
-    "conv_impl=patches",
-    "--set",
-    "layers=conv:4,relu,maxpool,flatten,dense:10",
-  ],
+  # The same on two processes (one CPU device each): 4 runs (2 seeds x 2 conditions) on a
+  # 2 x 1 mesh, 2 runs per device, as commit 8ad1fe4 placed them.
+  "swap_tiny_two_processes": SWAP_TINY,
   "iris": ["--experiment=iris", "--set", "rounds=3", "--set", "num_seeds=3"],
   "binary_addition": [
     "--experiment=binary_addition",
