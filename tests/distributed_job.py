@@ -118,9 +118,9 @@ def membership(workdir: Path):
     return {k: f[k] for k in f.files}
 
 
-def finish(workdir: Path, count: int, logs: Path) -> None:
+def finish(workdir: Path, count: int, logs: Path, extra: tuple[str, ...] = ()) -> None:
   """Runs the study to its end on `count` processes (a first run or a rerun)."""
-  job = Job(workdir, count, logs)
+  job = Job(workdir, count, logs, extra)
   try:
     codes = job.wait()
   finally:
