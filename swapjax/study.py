@@ -200,7 +200,7 @@ def chunk_devices(count: int, devices) -> list:
   chunks evenly (so each process's share of a program is one run range)."""
   if jax.process_count() == 1:
     return [devices[k % len(devices)] for k in range(count)]
-  used = max(d for d in range(1, min(count, len(devices)) + 1) if count % d == 0)
+  used = memory.largest_divisor(count, len(devices))
   return [devices[k // (count // used)] for k in range(count)]
 
 
