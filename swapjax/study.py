@@ -59,11 +59,11 @@ def build(config: Config, ds: datalib.Dataset, mesh=None) -> Study:
 
 def init_states(programs) -> list:
   """Each program chunk's initial state, one chunk after another. Concurrently on a split CPU
-    they could deadlock: the orthogonal initialiser's QR (jaxlib's LAPACK kernel) waits for its
-    batch's tasks on the intra-op thread pool, and with two chunks each holding one of its two
-    threads the tasks never run (seen: binary_addition hung at start, both pool threads parked
-    in ParallelBatchMap). A mesh over a split CPU's devices initialises on one device for the
-    same reason (its partitions would run at once: `--set mesh_runs=2` hung the same way). A
+  they could deadlock: the orthogonal initialiser's QR (jaxlib's LAPACK kernel) waits for its
+  batch's tasks on the intra-op thread pool, and with two chunks each holding one of its two
+  threads the tasks never run (seen: binary_addition hung at start, both pool threads parked
+  in ParallelBatchMap). A mesh over a split CPU's devices initialises on one device for the
+  same reason (its partitions would run at once: `--set mesh_runs=2` hung the same way). A
   chunk another process runs is given as its shapes (`jax.ShapeDtypeStruct`)."""
   return [
     jax.block_until_ready(p.init_state(p.runs))
