@@ -12,11 +12,13 @@ as dicts, in run order.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from typing import Any
 
 import numpy as np
+import orjson
 
 from swapjax.tensorboard import finite_mean, split_row
 
@@ -48,13 +50,21 @@ def _kind(values) -> str:
 
 
 def _encoded(column: list, kind: str) -> list[str]:
-  """Each value's JSON text: one `json.dumps` for a column of numbers, booleans and nulls
-  (whose texts hold no ", "), one per value otherwise."""
+  """Each value's JSON text, as `json.dumps` writes it: for a column of numbers, booleans and
+  nulls one `orjson.dumps` of the column (its float texts are Python's shortest ones), with
+  `json.dumps`' own text for the floats orjson writes otherwise (exponents: `1e-05` there,
+  `1e-5` or `0.00001` in orjson; below 1e-4 and from 1e16 on); one `json.dumps` per value for
+  anything else."""
   if not column:
     return []
-  if kind in "biuf":
-    return json.dumps(column)[1:-1].split(", ")
-  return [json.dumps(v) for v in column]
+  if kind not in "biuf":
+    return [json.dumps(v) for v in column]
+  texts = orjson.dumps(column).decode().removeprefix("[").removesuffix("]").split(",")
+  if kind == "f":
+    magnitude = np.abs(np.array(column, np.float64))  # None (NaN, Inf): nan, left as null
+    for i in np.flatnonzero((magnitude < 1e-4) & (magnitude > 0) | (magnitude >= 1e16)).tolist():
+      texts[i] = json.dumps(column[i])
+  return texts
 
 
 class Layout:
@@ -76,6 +86,9 @@ class Layout:
     self.texts = [[json.dumps(h)[1:-1] for h in heads] for heads in self.heads]
     places = [(h["run"], b, i) for b, heads in enumerate(self.heads) for i, h in enumerate(heads)]
     self.order = [(b, i) for _, b, i in sorted(places)]
+    self.in_blocks = self.order == [
+      (b, i) for b, heads in enumerate(self.heads) for i in range(len(heads))
+    ]
     self.place = {run_id: (b, i) for run_id, b, i in places}
     self.offsets = np.cumsum([0, *map(len, self.heads)])[:-1].tolist()
     self._groups: dict[str, list[tuple[int, int]]] | None = None
@@ -153,14 +166,17 @@ class RoundRows:
   def text(self) -> str:
     """The rows as JSON lines, in run order: `"".join(json.dumps(row) + "\\n")` of `dicts()`."""
     start = f"{{{json.dumps(self.round_key)}: {json.dumps(self.round_value)}, "
-    end = f"{json.dumps('time/round_s')}: {json.dumps(self.seconds)}}}\n"
+    end = itertools.repeat(f", {json.dumps('time/round_s')}: {json.dumps(self.seconds)}}}\n")
     lines = []
     for b, (names, columns, kinds) in enumerate(self.blocks):
-      keys = [json.dumps(name).replace("%", "%%") + ": %s, " for name in names]
-      template = start + "%s, " + "".join(keys) + end
-      encoded = [_encoded(column, kind) for column, kind in zip(columns, kinds, strict=True)]
-      values = zip(self.layout.texts[b], *encoded, strict=True)
-      lines.append([template % v for v in values])
+      heads = self.layout.texts[b]
+      assert all(len(column) == len(heads) for column in columns), "a column per run"
+      parts = [itertools.repeat(start), heads]
+      for name, column, kind in zip(names, columns, kinds, strict=True):
+        parts += [itertools.repeat(f", {json.dumps(name)}: "), _encoded(column, kind)]
+      lines.append(list(map("".join, zip(*parts, end, strict=False))))  # repeat(): endless
+    if self.layout.in_blocks:
+      return "".join(itertools.chain.from_iterable(lines))
     return "".join(lines[b][i] for b, i in self.layout.order)
 
   def group_means(self) -> list[dict[str, Any]]:

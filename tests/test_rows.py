@@ -63,20 +63,28 @@ def metrics_of(rng, n, active=None):
     "fit_epoch": rng.integers(0, 3, n).astype(np.int32),
     "flag%s": rng.random(n) < 0.5,
     "test/acc": np.full(n, np.inf, np.float32),
+    # Magnitudes whose texts json and orjson write differently (1e-05 against 1e-5, 1e+16)
+    "val/loss": (rng.choice([-1, 0, 1], n) * 10.0 ** rng.uniform(-9, 20, n)).astype(np.float32),
   }
   if active is not None:
     m["active"] = active
   return m
 
 
+INTERLEAVED = ([0, 2, 4, 6, 8], [1, 3, 5], [7, 9, 10, 11])  # run order across the programs
+IN_BLOCKS = ([0, 1, 2, 3, 4], [5, 6, 7], [8, 9, 10, 11])  # each program's runs in one block
+
+
+@pytest.mark.parametrize("run_ids", [INTERLEAVED, IN_BLOCKS])
 @pytest.mark.parametrize("axes", [None, ("seed",)])
-def test_columns_give_the_rows_of_one_dict_per_run(axes):
+def test_columns_give_the_rows_of_one_dict_per_run(axes, run_ids):
   rng = np.random.default_rng(0)
   programs = [
-    program([0, 2, 4, 6, 8], "a, b", ("task=x",)),
-    program([1, 3, 5], "é%d"),
-    program([7, 9, 10, 11], "a, b"),
+    program(run_ids[0], "a, b", ("task=x",)),
+    program(run_ids[1], "é%d"),
+    program(run_ids[2], "a, b"),
   ]
+  assert rowlib.Layout(programs, axes, "epoch").in_blocks == (run_ids == IN_BLOCKS)
   layout = rowlib.Layout(programs, axes, "epoch")
   previous = {}
   for rnd in range(3):
