@@ -114,6 +114,39 @@ def require_writer() -> None:
     ) from None
 
 
+class EventFile:
+  """One series' event file, written in the calling thread: tensorboardX's `EventsWriter` (the
+  file its `SummaryWriter` writes, named alike) fed with the same events. `SummaryWriter` hands
+  each event to a writer thread through a multiprocessing queue of 10: for a round of tiny
+  networks that hand-over costs more than the round. `purge_step`: the file starts as
+  `SummaryWriter(purge_step=...)` starts it (see the module)."""
+
+  def __init__(self, path: Path, suffix: str, purge_step: int | None = None):
+    from tensorboardX.event_file_writer import EventsWriter
+    from tensorboardX.proto.event_pb2 import Event, SessionLog
+
+    path.mkdir(parents=True, exist_ok=True)
+    self._events = EventsWriter(str(path / "events"), suffix)
+    if purge_step is not None:
+      self._add(Event(step=purge_step, file_version="brain.Event:2"))
+      self._add(Event(step=purge_step, session_log=SessionLog(status=SessionLog.START)))
+
+  def add_summary(self, summary, step: int = 0) -> None:
+    from tensorboardX.proto.event_pb2 import Event
+
+    self._add(Event(summary=summary, step=int(step)))
+
+  def _add(self, event) -> None:
+    event.wall_time = time.time()
+    self._events.write_event(event)
+
+  def flush(self) -> None:
+    self._events.flush()
+
+  def close(self) -> None:
+    self._events.close()
+
+
 class EventWriter:
   """Writes metrics rows as TensorBoard scalars under `WORKDIR/tensorboard/` (see the module)."""
 
@@ -122,28 +155,25 @@ class EventWriter:
     self.enabled = enabled
     self.purge_step = purge_step
     self.per_group = False  # set on the first round with more than MAX_RUN_SERIES runs
-    self._writers: dict[int, Any] = {}
+    self._writers: dict[int, EventFile] = {}
     self._suffix = f".{time.time_ns()}.{os.getpid()}"  # sorts in start order
     self._flushed = -math.inf  # time.monotonic() of the last flush
 
-  def _writer(self, row: dict[str, Any]):
+  def _writer(self, row: dict[str, Any]) -> EventFile:
     run = int(row["run"])
     if run not in self._writers:
-      from tensorboardX import SummaryWriter
-      from tensorboardX.summary import hparams
+      from tensorboardX.summary import hparams, text
 
       conditions, _ = split_row(row)
       name = run_dir_name(run, conditions.get("group", "all"))
       path = self.logdir / (name.replace("run_", "group_", 1) if self.per_group else name)
-      writer = SummaryWriter(
-        logdir=str(path), purge_step=self.purge_step, filename_suffix=self._suffix, flush_secs=30
-      )
+      writer = EventFile(path, self._suffix, self.purge_step)
       _, session_start, _ = hparams({k: _hparam(v) for k, v in conditions.items()}, {})
-      writer.file_writer.add_summary(session_start)
+      writer.add_summary(session_start)
       table = "\n".join(
         ["| key | value |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in conditions.items())]
       )
-      writer.add_text("conditions", table, global_step=self.purge_step or 0)
+      writer.add_summary(text("conditions", table), step=self.purge_step or 0)
       self._writers[run] = writer
     return self._writers[run]
 
@@ -165,13 +195,15 @@ class EventWriter:
     return self.per_group
 
   def _add(self, rows: list[dict[str, Any]], round_key: str) -> None:
+    from tensorboardX.summary import scalar as scalar_summary
+
     for row in rows:
       writer = self._writer(row)
       step = int(row[round_key])
       for tag, value in split_row(row)[1].items():
         value = scalar(value)
         if value is not None:
-          writer.add_scalar(tag, value, global_step=step)
+          writer.add_summary(scalar_summary(tag, value), step)
     if time.monotonic() - self._flushed >= FLUSH_S:
       for writer in self._writers.values():
         writer.flush()
