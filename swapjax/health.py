@@ -52,13 +52,14 @@ class StopFlag:
       signal.signal(s, handler)
 
 
-def best_train_acc(rows) -> dict[int, float]:
-  """{run: highest training accuracy so far} from metrics rows (the lowest over members)."""
-  best: dict[int, float] = {}
+def best_train_acc(rows, num_runs: int) -> np.ndarray:
+  """Each run's highest training accuracy so far (the lowest over members), 0 where none, by
+  study-wide run id, from metrics rows."""
+  best = np.zeros(num_runs, np.float64)
   for row in rows:
     values = [v for k, v in row.items() if k.endswith(TRAIN_ACC) and v is not None]
     if values:
-      best[row["run"]] = max(best.get(row["run"], 0.0), min(values))
+      best[row["run"]] = max(best[row["run"]], min(values))
   return best
 
 
@@ -73,20 +74,20 @@ def collapse_bounds(config: Config) -> tuple[float, float] | None:
   return max(0.5, 3 * chance), round(1.5 * chance, 12)
 
 
-def unhealthy(built, metrics, best_acc: dict[int, float]) -> dict[int, str]:
+def unhealthy(built, metrics, best_acc: np.ndarray) -> dict[int, str]:
   """{local run: why} for runs whose loss is not finite, or whose training accuracy fell back
-  to chance (`collapse_bounds`); `best_acc` (by study-wide run id) is updated."""
+  to chance (`collapse_bounds`); `best_acc` (`best_train_acc`, by study-wide run id) is
+  updated."""
   why = {int(r): "NaN/Inf loss" for r in study.nonfinite_runs(built, metrics)}
   acc = train_acc(metrics)
-  best = np.array([best_acc.get(run_id, 0.0) for run_id in built.run_ids], np.float64)
+  ids = np.asarray(built.run_ids)
+  best = best_acc[ids]
   finite = np.isfinite(acc)
   if bounds := collapse_bounds(built.config):
     for r in np.flatnonzero((best > bounds[0]) & finite & (acc <= bounds[1])).tolist():
       if r not in why:
         why[r] = f"collapse (training accuracy {acc[r]:.3f} after {best[r]:.3f})"
-  seen = np.flatnonzero(finite)
-  ids, highest = np.asarray(built.run_ids)[seen], np.maximum(best, acc)[seen]
-  best_acc.update(zip(ids.tolist(), highest.tolist(), strict=True))
+  best_acc[ids[finite]] = np.maximum(best, acc)[finite]
   return why
 
 

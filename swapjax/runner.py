@@ -1,8 +1,9 @@
 """The only impure module: files, logging, checkpoints, signals and timing around the rounds.
 
 Per round: one compiled call, one device-to-host transfer of the metrics, a NaN check,
-`metrics.jsonl` appended and fsynced, then the round's orbax checkpoint (async). Rerunning the
-same command in the same workdir resumes from the newest checkpoint that restores.
+`metrics.jsonl` appended, and every `checkpoint_every` rounds the file fsynced and then an orbax
+checkpoint (async). Rerunning the same command in the same workdir resumes from the newest
+checkpoint that restores.
 """
 
 from __future__ import annotations
@@ -346,7 +347,7 @@ def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock,
   every run fit early."""
   start, rows, axes = resumed
   writer, round_key, table = jax.process_index() == 0, study.round_key(config), run_table(config)
-  best_acc = best_train_acc(rows)  # for collapse detection across a resume
+  best_acc = best_train_acc(rows, len(table))  # for collapse detection across a resume
   previous = {r["run"]: r for r in rows if r.get(round_key) == start}
   layout = Layout(programs, axes, round_key)
   # Pipelined: round r+1 goes to the device before round r's results are read and written
@@ -370,13 +371,14 @@ def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock,
     clock.program_s.append(program_s)
     rows = layout.rows(results, rnd, previous, clock.round_s[-1])
     previous = rows  # a stopped run's next row repeats its metrics
-    if writer:
-      wd.append_metrics_text(rows.text())
-      events.write_round(rows)
     fit_all = config.study.early_stop and not any_active
     stopping = signalled or (options.stop_after and rnd + 1 - start >= options.stop_after)
     due = rnd + 1 == config.study.rounds or (rnd + 1) % options.checkpoint_every == 0
-    if fit_all or stopping or due:
+    saving = fit_all or stopping or due
+    if writer:  # the rows on disk before the checkpoint that keeps them on a resume
+      wd.append_metrics_text(rows.text(), sync=saving)
+      events.write_round(rows)
+    if saving:
       ckpt.save(rnd + 1, checkpoint.pack(programs, states))
     peers.report_progress()  # the stall watch of a --distributed job (swapjax/peers.py)
     clock.acc_history.append(round_acc(results))

@@ -195,12 +195,14 @@ class Workdir:
       atomic_write_text(self.metrics_path, text)
     return rows
 
-  def append_metrics_text(self, text: str) -> None:
-    """Appends JSON lines to metrics.jsonl and syncs them to disk."""
+  def append_metrics_text(self, text: str, sync: bool = True) -> None:
+    """Appends JSON lines to metrics.jsonl; `sync`: and syncs the file to disk (the runner
+    syncs before each checkpoint: a resume keeps the rows up to its checkpoint's round)."""
     try:
       with open(self.metrics_path, "a") as f:
         f.write(text)
         f.flush()
-        os.fsync(f.fileno())
+        if sync:
+          os.fsync(f.fileno())
     except OSError as e:
       raise WorkdirError(f"cannot append to {self.metrics_path}: {e.strerror or e}") from None

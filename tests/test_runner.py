@@ -286,8 +286,8 @@ dispatched, step, append = [], study.step_round, workdir.Workdir.append_metrics_
 def counting(built, state, test_due=False):
   dispatched.append(1)
   return step(built, state, test_due)
-def holding(self, text):
-  append(self, text)
+def holding(self, text, **options):
+  append(self, text, **options)
   if text and json.loads(text.splitlines()[0]).get("round") == 2:
     marker.write_text(str(len(dispatched)))
     time.sleep(600)
