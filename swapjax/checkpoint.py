@@ -5,6 +5,13 @@ states into the checkpointed tree and back.
 A checkpoint is only taken for good once orbax has committed it (an unfinished write stays a
 `*.orbax-checkpoint-tmp` folder, which orbax ignores). A committed one that fails to restore
 (a truncated file, a missing marker) is skipped with a message, and the previous one is used.
+
+A state of at most PACK_BYTES on one device or the host is saved packed: `{"packed": {dtype:
+every leaf of that dtype raveled and joined, in the tree's order}}` (`to_saved`). orbax's save
+costs about 1.2 ms per array beside 0.025 s per save (2-core CPU), so a tiny study's state of
+30-60 arrays saved as they are costs 0.06-0.1 s a round; packed, about 0.03 s. Larger states
+and states sharded over a mesh are saved as the tree itself; a checkpoint restores in the form
+it was written (its orbax metadata says which), so older workdirs resume.
 """
 
 from __future__ import annotations
@@ -46,7 +53,13 @@ class Checkpointer:
     self._options = ocp.CheckpointManagerOptions(
       max_to_keep=keep, create=True, enable_async_checkpointing=async_save
     )
-    self._manager = ocp.CheckpointManager(str(self._directory), options=self._options)
+    self._manager = self._open()
+
+  def _open(self) -> ocp.CheckpointManager:
+    # The handler named: a new manager's `item_metadata` then reads the saved tree.
+    return ocp.CheckpointManager(
+      str(self._directory), options=self._options, item_handlers=ocp.StandardCheckpointHandler()
+    )
 
   def _set_aside(self, steps: list[int], notes: list[str]) -> None:
     """Moves damaged steps to `damaged-checkpoints/` beside the folder (nothing is deleted)."""
@@ -60,11 +73,11 @@ class Checkpointer:
       destination = target / f"{step}-{stamp}"
       (self._directory / str(step)).rename(destination)
       notes.append(f"moved damaged checkpoint {step} to {destination}")
-    self._manager = ocp.CheckpointManager(str(self._directory), options=self._options)
+    self._manager = self._open()
 
   def save(self, step: int, state) -> None:
     try:
-      saved = self._manager.save(step, args=ocp.args.StandardSave(state))
+      saved = self._manager.save(step, args=ocp.args.StandardSave(to_saved(state)))
     except Exception as e:  # noqa: BLE001 - disk full, permissions, a failed earlier async save
       raise CheckpointError(self._directory, step, e) from None
     if not saved:
@@ -84,7 +97,11 @@ class Checkpointer:
     damaged = []
     for step in reversed(self.steps()):
       try:
-        state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+        saved_tree = self._manager.item_metadata(step).tree
+        packed = isinstance(saved_tree, dict) and set(saved_tree) == {PACKED}
+        target = packed_abstract(abstract_state) if packed else abstract_state
+        state = self._manager.restore(step, args=ocp.args.StandardRestore(target))
+        state = from_packed(state, abstract_state) if packed else state
       except Exception as e:  # noqa: BLE001 - any failure means this checkpoint is unusable
         message = (
           f"checkpoint {step} is damaged ({type(e).__name__}: "
@@ -109,6 +126,53 @@ class Checkpointer:
 def abstract_like(state):
   """The abstract target orbax restores into (shapes, dtypes and shardings of `state`)."""
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+
+
+PACKED = "packed"  # the key of a packed checkpoint's tree (see the module)
+PACK_BYTES = 64 * 2**20  # larger states are saved as their tree
+
+
+def _packable(leaves) -> bool:
+  """Whether leaves are small and each whole on one device or the host."""
+  whole = all(
+    isinstance(leaf, np.ndarray | np.generic)
+    or (isinstance(leaf, jax.Array) and len(leaf.sharding.device_set) == 1)
+    for leaf in leaves
+  )
+  return whole and sum(leaf.nbytes for leaf in leaves) <= PACK_BYTES
+
+
+def to_saved(state):
+  """The tree orbax saves: `state` packed (see the module) where `_packable`, else `state`."""
+  leaves = jax.tree.leaves(state)
+  if not leaves or not _packable(leaves):
+    return state
+  by_dtype: dict[str, list[np.ndarray]] = {}
+  for leaf in jax.device_get(leaves):
+    by_dtype.setdefault(np.dtype(leaf.dtype).name, []).append(np.ravel(leaf))
+  return {PACKED: {name: np.concatenate(parts) for name, parts in by_dtype.items()}}
+
+
+def packed_abstract(abstract_state):
+  """The abstract tree of `to_saved` for a state of `abstract_state`'s leaves."""
+  sizes: dict[str, int] = {}
+  for leaf in jax.tree.leaves(abstract_state):
+    name = np.dtype(leaf.dtype).name
+    sizes[name] = sizes.get(name, 0) + int(np.prod(leaf.shape, dtype=np.int64))
+  return {PACKED: {k: jax.ShapeDtypeStruct((n,), np.dtype(k)) for k, n in sizes.items()}}
+
+
+def from_packed(saved, abstract_state):
+  """The state (host arrays) of a restored packed tree, shaped like `abstract_state`."""
+  offsets = dict.fromkeys(saved[PACKED], 0)
+  leaves, treedef = jax.tree.flatten(abstract_state)
+  out = []
+  for leaf in leaves:
+    name, size = np.dtype(leaf.dtype).name, int(np.prod(leaf.shape, dtype=np.int64))
+    flat = np.asarray(saved[PACKED][name])
+    out.append(flat[offsets[name] : offsets[name] + size].reshape(leaf.shape))
+    offsets[name] += size
+  return jax.tree.unflatten(treedef, out)
 
 
 def _join_runs(*leaves):
