@@ -1,8 +1,8 @@
 """The workdir contract: lock, config.json, metrics.jsonl, atomic writes.
 
 Every file is written to a temporary name, flushed, fsynced and renamed, so a kill leaves
-either the old or the new file, never half of one. `metrics.jsonl` is appended and fsynced
-before the round's checkpoint is started; on resume it is cut back to the restored round, so
+either the old or the new file, never half of one. `metrics.jsonl` is appended every round and
+fsynced before each checkpoint is started; on resume it is cut back to the restored round, so
 metrics and checkpoints never disagree.
 """
 
