@@ -17,6 +17,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 MIN_FREE_BYTES = 64 << 20
 
 
@@ -180,11 +182,14 @@ class Workdir:
     if not self.metrics_path.exists():
       return []
     rows = []
-    for line in self.metrics_path.read_text().splitlines():
+    for line in self.metrics_path.read_bytes().splitlines():
       try:
-        rows.append(json.loads(line))
+        rows.append(orjson.loads(line))
       except ValueError:
-        break  # a line cut by a kill: it and anything after it are dropped on resume
+        try:  # json's own words orjson refuses (NaN, Infinity)
+          rows.append(json.loads(line))
+        except ValueError:
+          break  # a line cut by a kill: it and anything after it are dropped on resume
     return rows
 
   def truncate_metrics(self, completed_rounds: int, round_key: str) -> list[dict[str, Any]]:

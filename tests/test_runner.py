@@ -2,6 +2,7 @@
 
 import collections
 import json
+import math
 import os
 import signal
 import subprocess
@@ -580,3 +581,18 @@ def test_checkpoint_every_is_checked():
   result = _cli("--experiment=tiny", "--checkpoint_every=0")
   assert result.returncode != 0 and "Traceback" not in result.stderr
   assert "--checkpoint_every=0" in result.stderr
+
+
+def test_metrics_rows_read_back_with_json_words_and_a_cut_last_line(tmp_path):
+  """metrics.jsonl read back as `json.loads` reads each line: NaN (older files) included, and
+  everything from a line cut by a kill on dropped."""
+  rows = [
+    {"round": 1, "run": 0, "a/b": 0.1, "x": None},
+    {"round": 1, "run": 1, "a/b": float("nan")},
+  ]
+  text = "".join(json.dumps(r) + "\n" for r in rows) + '{"round": 2, "run": 0, "a/b": 0.'
+  wd = workdir.Workdir(tmp_path)
+  wd.metrics_path.write_text(text + "\n" + json.dumps(rows[0]) + "\n")
+  got = wd.read_metrics()
+  assert len(got) == 2 and got[0] == rows[0] and list(got[0]) == list(rows[0])
+  assert got[1]["run"] == 1 and math.isnan(got[1]["a/b"])
