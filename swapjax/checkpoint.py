@@ -172,6 +172,9 @@ def from_packed(saved, abstract_state):
     flat = np.asarray(saved[PACKED][name])
     out.append(flat[offsets[name] : offsets[name] + size].reshape(leaf.shape))
     offsets[name] += size
+  for name, flat in saved[PACKED].items():
+    if offsets[name] != np.size(flat):
+      raise ValueError(f"it holds {np.size(flat)} {name} values, the state {offsets[name]}")
   return jax.tree.unflatten(treedef, out)
 
 

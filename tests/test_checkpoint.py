@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+import pytest
 
 from swapjax import checkpoint
 
@@ -95,3 +96,10 @@ def test_a_workdir_of_tree_checkpoints_resumes_and_goes_on_packed(tmp_path):
   ckpt.close()
   assert step == 2
   assert_same(restored, later)
+
+
+def test_a_packed_checkpoint_of_another_state_is_refused():
+  saved = checkpoint.to_saved(state())
+  smaller = {**state(), "host": np.arange(2, dtype=np.uint8)}
+  with pytest.raises(ValueError, match="3 uint8 values, the state 2"):
+    checkpoint.from_packed(saved, checkpoint.abstract_like(smaller))
