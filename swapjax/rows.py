@@ -128,12 +128,23 @@ class Layout:
       if "fit_epoch" in names:
         j = names.index("fit_epoch")
         columns[j] = [v if v is not None and v > 0 else None for v in columns[j]]
+      kinds = [_kind(metrics[k]) for k in names]
+      # The numeric columns as float64 (NaN for None), for TensorBoard's group means.
+      numbers = {
+        k: np.array(metrics[k], np.float64)
+        for k, kind in zip(names, kinds, strict=True)
+        if kind in "iuf"
+      }
+      if "fit_epoch" in numbers:
+        numbers["fit_epoch"] = np.where(numbers["fit_epoch"] > 0, numbers["fit_epoch"], np.nan)
       if "active" in metrics and previous:
         for r in np.flatnonzero(~np.asarray(metrics["active"], bool)).tolist():
           if prev := previous.get(built.run_ids[r]):  # stopped: metrics stay frozen
             for column, name in zip(columns, names, strict=True):
               column[r] = prev.get(name)
-      blocks.append((names, columns, [_kind(metrics[k]) for k in names]))
+              if name in numbers:
+                numbers[name][r] = np.nan if column[r] is None else column[r]
+      blocks.append((names, columns, kinds, numbers))
       assert len(self.heads[b]) == len(built.run_ids), "the programs changed"
     return RoundRows(self, rnd + 1, round(round_s, 4), blocks)
 
@@ -144,13 +155,14 @@ class RoundRows:
   def __init__(self, layout: Layout, round_value: int, seconds: float, blocks):
     self.layout, self.round_value, self.seconds = layout, round_value, seconds
     self.round_key = layout.round_key
-    self.blocks: list[tuple[list[str], list[list], list[str]]] = blocks  # names, columns, kinds
+    # Per program: metric names, their columns, their numpy kinds, {numeric name: float64}
+    self.blocks: list[tuple[list[str], list[list], list[str], dict[str, np.ndarray]]] = blocks
 
   def __len__(self) -> int:
     return len(self.layout.order)
 
   def _row(self, b: int, i: int) -> dict[str, Any]:
-    names, columns, _ = self.blocks[b]
+    names, columns, _, _ = self.blocks[b]
     row = {self.round_key: self.round_value, **self.layout.heads[b][i]}
     row.update(zip(names, (column[i] for column in columns), strict=True))
     row["time/round_s"] = self.seconds
@@ -168,7 +180,7 @@ class RoundRows:
     start = f"{{{json.dumps(self.round_key)}: {json.dumps(self.round_value)}, "
     end = itertools.repeat(f", {json.dumps('time/round_s')}: {json.dumps(self.seconds)}}}\n")
     lines = []
-    for b, (names, columns, kinds) in enumerate(self.blocks):
+    for b, (names, columns, kinds, _) in enumerate(self.blocks):
       heads = self.layout.texts[b]
       assert all(len(column) == len(heads) for column in columns), "a column per run"
       parts = [itertools.repeat(start), heads]
@@ -211,7 +223,7 @@ class RoundRows:
   def _values(self, members, key: str) -> list:
     if key == "time/round_s":
       return [self.seconds] * len(members)
-    columns = [cols[names.index(key)] if key in names else None for names, cols, _ in self.blocks]
+    columns = [cols[names.index(key)] if key in names else None for names, cols, *_ in self.blocks]
     return [None if columns[b] is None else columns[b][i] for b, i in members]
 
   def _numbers(self, key: str) -> np.ndarray | None:
@@ -220,11 +232,11 @@ class RoundRows:
     if key == "time/round_s":
       return np.full(len(self), self.seconds)
     parts = []
-    for (names, columns, kinds), heads in zip(self.blocks, self.layout.heads, strict=True):
+    for (names, _, kinds, numbers), heads in zip(self.blocks, self.layout.heads, strict=True):
       if key not in names:
         parts.append(np.full(len(heads), np.nan))
       elif kinds[names.index(key)] in "iuf":
-        parts.append(np.asarray(columns[names.index(key)], np.float64))
+        parts.append(numbers[key])
       else:
         return None
     return np.concatenate(parts)
