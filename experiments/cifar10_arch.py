@@ -1,4 +1,4 @@
-"""CIFAR-10 architecture exploration (seeds/001): the report's trials as groups of one study.
+r"""CIFAR-10 architecture exploration (seeds/001): the report's trials as groups of one study.
 
 Command (a contract, the shrunk form):
   python -m swapjax.main --experiment=cifar10_arch --data_dir=../shared/data \

@@ -1,4 +1,4 @@
-"""Dropout and training-set size on Fashion-MNIST (seeds/003): learning curves per group.
+r"""Dropout and training-set size on Fashion-MNIST (seeds/003): learning curves per group.
 
 Command (a contract, the shrunk form):
   python -m swapjax.main --experiment=fashion_dropout --data_dir=../shared/data \
