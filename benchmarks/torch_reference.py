@@ -156,6 +156,11 @@ def torch_model(
   return nn.Sequential(*modules)
 
 
+def _keras_clip(probs):
+  epsilon = torch.tensor(1e-7, dtype=probs.dtype)
+  return probs.clamp(epsilon, 1 - epsilon)
+
+
 def per_sample(task: str, loss: str, outputs, targets):
   """`train.per_sample` in torch: per-sample (loss, correct) of a batch of outputs."""
   axes = tuple(range(1, targets.ndim))
@@ -163,6 +168,9 @@ def per_sample(task: str, loss: str, outputs, targets):
   if task == "softmax":
     if loss == "cross_entropy":
       loss_ = F.cross_entropy(outputs, targets, reduction="none")
+    elif loss == "keras_cross_entropy":
+      probs = outputs.softmax(-1).gather(-1, targets[..., None])[..., 0]
+      loss_ = -_keras_clip(probs).log()
     else:
       loss_ = ((outputs.softmax(-1) - F.one_hot(targets, outputs.shape[-1])) ** 2).mean(-1)
     return loss_, (outputs.argmax(-1) == targets).float()
@@ -170,6 +178,9 @@ def per_sample(task: str, loss: str, outputs, targets):
     probs = torch.sigmoid(outputs)
     if loss == "cross_entropy":
       loss_ = F.binary_cross_entropy_with_logits(outputs, targets, reduction="none")
+    elif loss == "keras_cross_entropy":
+      clipped = _keras_clip(probs)
+      loss_ = -(targets * clipped.log() + (1 - targets) * (1 - clipped).log())
     else:
       loss_ = (probs - targets) ** 2
     return mean(loss_), mean(((probs > 0.5) == (targets > 0.5)).float())

@@ -36,11 +36,16 @@ def per_sample(task: str, loss: str, outputs, targets, event_ndim: int):
   the squared error of the sigmoid outputs; correct = the fraction of bits with p > 0.5 equal
   to the target (Keras' binary accuracy averaged per sample). regression: squared error of the
   outputs; no accuracy (NaN). Losses are means over a sample's outputs (Keras' reduction).
+  keras_cross_entropy (softmax and sigmoid): the cross-entropy of the probabilities clipped to
+  [1e-7, 1 - 1e-7], as Keras 2 computes it from a softmax or sigmoid layer's output.
   """
   axes = tuple(range(-event_ndim, 0))
   if task == "softmax":
     if loss == "cross_entropy":
       loss_ = optax.softmax_cross_entropy_with_integer_labels(outputs, targets)
+    elif loss == "keras_cross_entropy":
+      probs = jnp.take_along_axis(jax.nn.softmax(outputs), targets[..., None], -1)[..., 0]
+      loss_ = -jnp.log(_keras_clip(probs))
     else:
       one_hot = jax.nn.one_hot(targets, outputs.shape[-1])
       loss_ = jnp.mean((jax.nn.softmax(outputs) - one_hot) ** 2, -1)
@@ -49,12 +54,21 @@ def per_sample(task: str, loss: str, outputs, targets, event_ndim: int):
     probs = jax.nn.sigmoid(outputs)
     if loss == "cross_entropy":
       loss_ = optax.sigmoid_binary_cross_entropy(outputs, targets)
+    elif loss == "keras_cross_entropy":
+      clipped = _keras_clip(probs)
+      loss_ = -(targets * jnp.log(clipped) + (1 - targets) * jnp.log(1 - clipped))
     else:
       loss_ = (probs - targets) ** 2
     correct = ((probs > 0.5) == (targets > 0.5)).astype(jnp.float32)
     return loss_.mean(axes), correct.mean(axes)
   loss_ = ((outputs - targets) ** 2).mean(axes)
   return loss_, jnp.full(loss_.shape, jnp.nan, jnp.float32)
+
+
+def _keras_clip(probs):
+  """Probabilities clipped as Keras 2's cross-entropies clip them (epsilon 1e-7, in float32)."""
+  epsilon = jnp.asarray(1e-7, probs.dtype)
+  return jnp.clip(probs, epsilon, 1 - epsilon)
 
 
 def masked_mean_loss(per_sample_B, mask_B, count=None):

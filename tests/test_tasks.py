@@ -135,6 +135,42 @@ def test_sigmoid_task_mse_and_per_bit_accuracy():
   assert np.isnan(acc).all()
 
 
+def test_keras_cross_entropy_clips_the_probabilities_as_keras_2():
+  """loss=keras_cross_entropy: Keras 2's cross-entropy of probabilities clipped to [1e-7,
+  1 - 1e-7]: a sure right answer costs -ln(1 - 1e-7) and has no gradient, a sure wrong one
+  costs -ln(1e-7) = 16.12 (report 003's collapsed network: 0.90 x 16.12 = 14.54)."""
+  logits = np.array([[40.0, 0.0, 0.0], [0.0, 40.0, 0.0], [0.5, 0.2, -0.3]], np.float32)
+  labels = np.array([0, 0, 2])
+  loss, correct = train.per_sample("softmax", "keras_cross_entropy", logits, labels, 0)
+  e = np.exp(logits - logits.max(-1, keepdims=True))
+  p = np.clip((e / e.sum(-1, keepdims=True))[np.arange(3), labels], 1e-7, 1 - 1e-7)
+  np.testing.assert_allclose(loss, -np.log(p.astype(np.float32)), rtol=1e-5)
+  assert 0 < loss[0] < 2e-7 and abs(loss[1] - 16.118) < 1e-3  # the clip, both ends
+  np.testing.assert_array_equal(correct, [True, False, False])
+  from_logits, _ = train.per_sample("softmax", "cross_entropy", logits, labels, 0)
+  assert from_logits[0] == 0.0 and from_logits[1] > 39  # no clip: another loss
+  np.testing.assert_allclose(from_logits[2], loss[2], rtol=1e-5)  # the same inside the clip
+
+  def total(z, kind):
+    return train.per_sample("softmax", kind, z, jnp.asarray(labels), 0)[0].sum()
+
+  grad = np.asarray(jax.grad(total)(jnp.asarray(logits), "keras_cross_entropy"))
+  np.testing.assert_array_equal(grad[:2], 0.0)  # clipped: no gradient at either end
+  assert np.abs(grad[2]).sum() > 0.1
+  assert np.abs(np.asarray(jax.grad(total)(jnp.asarray(logits), "cross_entropy"))[1]).sum() > 1
+  bits = np.array([[[30.0], [-30.0], [0.4]]], np.float32)
+  targets = np.array([[[1.0], [1.0], [0.0]]], np.float32)
+  got, _ = train.per_sample("sigmoid", "keras_cross_entropy", bits, targets, 2)
+  q = np.clip(1 / (1 + np.exp(-bits.astype(np.float64))), 1e-7, 1 - 1e-7)
+  want = -(targets * np.log(q) + (1 - targets) * np.log(1 - q)).mean((1, 2))
+  np.testing.assert_allclose(got, want, rtol=1e-4)
+
+
+def test_keras_cross_entropy_needs_probabilities():
+  with pytest.raises(C.ConfigError, match="loss=keras_cross_entropy: needs task=softmax"):
+    C.apply_overrides(registry.get_config("regression"), ["loss=keras_cross_entropy"]).validate()
+
+
 def test_binary_addition_data_is_the_reports_protocol():
   ds = generated.binary_addition(seed=0)
   assert ds.train_images.shape == (10_000, 8, 2) and ds.test_images.shape == (9_999, 8, 2)

@@ -136,6 +136,8 @@ def test_rnn_dropout_masks_are_one_per_sequence():
   [
     ("softmax", "cross_entropy", (6, 10), "class"),
     ("softmax", "mean_squared_error", (6, 10), "class"),
+    ("softmax", "keras_cross_entropy", (6, 10), "class"),
+    ("sigmoid", "keras_cross_entropy", (6, 8, 1), "bits"),
     ("sigmoid", "cross_entropy", (6, 8, 1), "bits"),
     ("sigmoid", "mean_squared_error", (6, 8, 1), "bits"),
     ("regression", "mean_squared_error", (6, 1), "real"),

@@ -220,6 +220,10 @@ class Model:
     choice("model", self.name, MODELS)
     choice("task", self.task, TASKS)
     choice("loss", self.loss, LOSSES)
+    check(
+      self.loss != "keras_cross_entropy" or self.task != "regression",
+      "loss=keras_cross_entropy: needs task=softmax or task=sigmoid (probabilities)",
+    )
     for rate in self.dropout_rate:
       check(0.0 <= rate < 1.0, f"dropout_rate={rate}: must be in [0, 1)")
     for slope in self.leaky_slope:
