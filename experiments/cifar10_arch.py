@@ -45,10 +45,9 @@ Measured 2026-12-05 on a 2-core Intel Xeon (jax 0.10.2, oneDNN's convolutions), 
   0.385 (0.609 at epoch 8, then its training diverged at epoch 19), vgg_like_b1024 0.577 and
   vgg_like_dropout 0.552 (0.572), both still rising, dropout_gap 0.532 (0.559), dropout_gap_aug
   0.500 (0.512; training and validation rise together), dropout_gap_flip 0.574 (0.583; above
-  flips with rotation at every epoch); on 2026-12-06 dropout_gap_aug_updown 0.101 (at chance
-  from the first epoch to the last, training loss ln 10, where dropout_gap_aug learns) and
-  dropout_gap_flip_b2000 0.416 (still rising). None reaches the report's 0.7-0.8 on a fifth of
-  its images in 25 of its 60 epochs (docs/results.md).
+  flips with rotation at every epoch). None reaches the report's 0.7-0.8 on a fifth of its
+  images in 25 of its 60 epochs; docs/results.md has these, dropout_gap_aug_updown and
+  dropout_gap_flip_b2000.
 Expected runtime of the default study (7 groups x 3 seeds x 60 epochs), an extrapolation, not
   measured: a 3-epoch run (AMD EPYC, 2026-11-30) took 581 s per epoch for all seven groups at one
   seed, so 581 s x 60 epochs x 3 seeds is about 29 h on those 2 CPU cores with the pure-JAX

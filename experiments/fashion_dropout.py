@@ -26,21 +26,18 @@ The report's numbers at 40 epochs (train acc / val acc / val loss): 20% without 
 Measured 2026-12-05 on a 2-core Intel Xeon (jax 0.10.2), 40 epochs: the 20% half with 3 seeds
   (`--set train_fraction=0.2 --set num_seeds=3 --set rounds=40`, 47 min) and the 100% half with
   seeds 0 and 1 (`--set train_fraction=1.0 --set num_seeds=1 --set rounds=40`, and with `--set
-  seed=1`; 38-61 min each; seed 2 on 2026-12-06, 26 min). At epoch 40, means over the seeds,
+  seed=1`; 38-61 min each). At epoch 40, means over the seeds,
   Keras training accuracy / validation accuracy / validation loss (report's in brackets): 20%
   without dropout 0.997 / 0.896 / 0.86 +- 0.17 (0.9992 / 0.8650 / 0.7134); 20% with dropout
   0.991 / 0.889 / 0.79 (0.8790 / 0.8580 / 0.4916); 100% without (seeds 0, 1) 0.995 / 0.924 /
   0.81 (0.9820 / 0.8908 / 0.5928); 100% with (seeds 0, 1) 0.988 / 0.925 / 0.55 (0.9308 / 0.9086
-  / 0.3602); 100% validation accuracy over seeds 0-2 0.923 and 0.925. The 20% half without
-  dropout, seed 0, at epoch 400 (`--set train_fraction=0.2 --set dropout_rate=0.0 --set
-  num_seeds=1 --set rounds=4000`, 2026-12-06): 1.0000 / 0.903 / 2.21 (1.0000 / 0.8800 / 1.2317);
-  its training loss is float32's exact 0 from epoch 104; with `--set loss=keras_cross_entropy`
-  (Keras' clipped loss) 1.0000 / 0.901 / 1.12, the network unchanged from epoch 133 on (every
-  training sample past the clip). Reproduced:
+  / 0.3602). Reproduced:
   over-fitting without dropout, dropout lowering the validation loss, the 100% dropout model
   above 90%, and 100% beating 20% by about 3 points. Not reproduced: the report's dropout runs
   trained to 0.879 and 0.931; ours reach 0.99, so the report's script likely differed (optimiser
-  or more dropout: the report does not say). docs/results.md has the table.
+  or more dropout: the report does not say). docs/results.md has the table, with the 100% half's
+  third seed, the 400-epoch run and the same run with Keras' clipped loss
+  (`--set loss=keras_cross_entropy`).
 """
 
 from swapjax.config import Config
