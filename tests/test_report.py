@@ -155,6 +155,23 @@ def test_stat_without_spread_and_for_counts():
   assert stats.mean_std([None, float("nan")]) == "n/a"
 
 
+def test_per_round_stopped_run_and_sparse_test_epochs():
+  """A run stopped at epoch 2 repeats its row; test metrics every other epoch: only the epochs
+  every run has count, and a repeated round keeps the later row."""
+  rows = [
+    {"run": 1, "epoch": 1, "test": 0.5},
+    {"run": 0, "epoch": 1, "test": 0.4},
+    {"run": 1, "epoch": 2, "test": 0.6},
+    {"run": 0, "epoch": 3, "test": 0.7},
+    {"run": 1, "epoch": 3, "test": 0.6},
+    {"run": 1, "epoch": 3, "test": 0.65},
+  ]
+  xs, values = stats.per_round(rows, "epoch", "test")
+  assert xs.tolist() == [1, 3]
+  assert values.tolist() == [[0.5, 0.65], [0.4, 0.7]]  # run 1 first: it appears first
+  assert stats.per_round(rows, "epoch", "absent") is None
+
+
 def _swap_study():
   """(rows, values_GxSxRxK, moved_GxSxR): seeds differ, every metric changes from round to round."""
   rng = np.random.default_rng(11)
