@@ -37,9 +37,11 @@ def clean_column(values) -> list:
   if array.ndim != 1:
     return [clean(v) for v in values]
   column = array.tolist()
-  if array.dtype.kind == "f" and not np.isfinite(array).all():
-    bad = (~np.isfinite(array)).tolist()
-    column = [None if b else v for v, b in zip(column, bad, strict=True)]
+  if array.dtype.kind == "f" and not (finite := np.isfinite(array)).all():
+    if not finite.any():  # a metric no run has this round (no validation split)
+      return [None] * len(column)
+    for i in np.flatnonzero(~finite).tolist():
+      column[i] = None
   return column
 
 
@@ -49,19 +51,24 @@ def _kind(values) -> str:
   return array.dtype.kind if array.ndim == 1 else "O"
 
 
-def _encoded(column: list, kind: str) -> list[str]:
+def _encoded(column: list, kind: str, numbers: np.ndarray | None = None) -> list[str]:
   """Each value's JSON text, as `json.dumps` writes it: for a column of numbers, booleans and
   nulls one `orjson.dumps` of the column (its float texts are Python's shortest ones), with
   `json.dumps`' own text for the floats orjson writes otherwise (exponents: `1e-05` there,
   `1e-5` or `0.00001` in orjson; below 1e-4 and from 1e16 on); one `json.dumps` per value for
-  anything else."""
+  anything else. A float column's `numbers` (float64, NaN for null) are written in its place:
+  the same text, without reading the list."""
   if not column:
     return []
   if kind not in "biuf":
     return [json.dumps(v) for v in column]
-  texts = orjson.dumps(column).decode().removeprefix("[").removesuffix("]").split(",")
+  if kind == "f" and numbers is not None:
+    text = orjson.dumps(numbers, option=orjson.OPT_SERIALIZE_NUMPY)  # NaN: null
+  else:
+    text = orjson.dumps(column)
+  texts = text.decode().removeprefix("[").removesuffix("]").split(",")
   if kind == "f":
-    magnitude = np.abs(np.array(column, np.float64))  # None (NaN, Inf): nan, left as null
+    magnitude = np.abs(np.array(column, np.float64) if numbers is None else numbers)
     for i in np.flatnonzero((magnitude < 1e-4) & (magnitude > 0) | (magnitude >= 1e16)).tolist():
       texts[i] = json.dumps(column[i])
   return texts
@@ -180,12 +187,13 @@ class RoundRows:
     start = f"{{{json.dumps(self.round_key)}: {json.dumps(self.round_value)}, "
     end = itertools.repeat(f", {json.dumps('time/round_s')}: {json.dumps(self.seconds)}}}\n")
     lines = []
-    for b, (names, columns, kinds, _) in enumerate(self.blocks):
+    for b, (names, columns, kinds, numbers) in enumerate(self.blocks):
       heads = self.layout.texts[b]
       assert all(len(column) == len(heads) for column in columns), "a column per run"
       parts = [itertools.repeat(start), heads]
       for name, column, kind in zip(names, columns, kinds, strict=True):
-        parts += [itertools.repeat(f", {json.dumps(name)}: "), _encoded(column, kind)]
+        values = _encoded(column, kind, numbers.get(name))
+        parts += [itertools.repeat(f", {json.dumps(name)}: "), values]
       lines.append(list(map("".join, zip(*parts, end, strict=False))))  # repeat(): endless
     if self.layout.in_blocks:
       return "".join(itertools.chain.from_iterable(lines))

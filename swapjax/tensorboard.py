@@ -158,6 +158,7 @@ class EventWriter:
     self._writers: dict[int, EventFile] = {}
     self._suffix = f".{time.time_ns()}.{os.getpid()}"  # sorts in start order
     self._flushed = -math.inf  # time.monotonic() of the last flush
+    self._tags: dict[str, str] = {}
 
   def _writer(self, row: dict[str, Any]) -> EventFile:
     run = int(row["run"])
@@ -195,19 +196,30 @@ class EventWriter:
     return self.per_group
 
   def _add(self, rows: list[dict[str, Any]], round_key: str) -> None:
-    from tensorboardX.summary import scalar as scalar_summary
+    """A row's scalars as one event (one `Summary` of several values): TensorBoard reads each
+    value as its own series; an event per value would cost a round of tiny networks more."""
+    from tensorboardX.proto.summary_pb2 import Summary
 
     for row in rows:
-      writer = self._writer(row)
-      step = int(row[round_key])
-      for tag, value in split_row(row)[1].items():
-        value = scalar(value)
-        if value is not None:
-          writer.add_summary(scalar_summary(tag, value), step)
+      values = [
+        Summary.Value(tag=self._tag(tag), simple_value=number)
+        for tag, value in split_row(row)[1].items()
+        if (number := scalar(value)) is not None
+      ]
+      if values:
+        self._writer(row).add_summary(Summary(value=values), int(row[round_key]))
     if time.monotonic() - self._flushed >= FLUSH_S:
       for writer in self._writers.values():
         writer.flush()
       self._flushed = time.monotonic()
+
+  def _tag(self, key: str) -> str:
+    """`key` as tensorboardX's `scalar` names its series (characters a tag cannot hold: `_`)."""
+    if key not in self._tags:
+      from tensorboardX.summary import scalar as scalar_summary
+
+      self._tags[key] = scalar_summary(key, 0.0).value[0].tag
+    return self._tags[key]
 
   def close(self) -> None:
     for writer in self._writers.values():
