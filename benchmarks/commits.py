@@ -6,8 +6,9 @@ Each commit is checked out into a temporary git worktree; every study command ru
 `python3 -m swapjax.main ... --workdir=<new folder>`, old and new in turn (ABAB...), so that a
 machine's drift reaches both alike. The persistent compilation cache is off
 (SWAPJAX_COMPILATION_CACHE=''), so compile times are real. From each run's timing.json: the
-compile seconds, the median seconds per round after the first (and per program, in the log);
-and the command's wall time.
+compile seconds, the median seconds per round after the first until its results (and per
+program, in the log), the median wall seconds per round after the first (its rows, TensorBoard
+and checkpoint included); and the command's wall time.
 Prints one markdown table (median over the repeats, with min-max) and writes it to --out.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -37,6 +39,8 @@ STUDIES = {
   "memorize_mnist": ["--experiment=memorize_mnist", "--set=rounds=10", "--set=early_stop=false"],
   # Report 002's RNN study, 7 groups x 100 seeds, 3 of its 5 epochs.
   "binary_addition": ["--experiment=binary_addition", "--set=rounds=3"],
+  # Tiny networks, 6 programs x 1,000 (6,000 rows a round), a checkpoint every 10 rounds.
+  "logic_gates_every10": ["--experiment=logic_gates", "--checkpoint_every=10"],
 }
 
 
@@ -60,12 +64,13 @@ def _run(tree: Path, args: list[str], data_dir: str, workdir: Path) -> dict:
     "wall": wall,
     "compile": timing["compile_s"],
     "round": timing["round_s_median"],
+    "round wall": statistics.median(timing.get("wall_s", [math.nan, math.nan])[1:] or [math.nan]),
     "programs": programs,
   }
 
 
 def _cell(values: list[float]) -> str:
-  return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+  return f"{statistics.median(values):.3g} ({min(values):.3g}-{max(values):.3g})"
 
 
 def main() -> None:
@@ -92,11 +97,11 @@ def main() -> None:
       for tree in trees.values():
         subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO)
   lines = [
-    "| study | commit | wall s | compile s | s per round |",
-    "| --- | --- | ---: | ---: | ---: |",
+    "| study | commit | wall s | compile s | s per round | wall s per round |",
+    "| --- | --- | ---: | ---: | ---: | ---: |",
   ]
   for (study, rev), runs in results.items():
-    cells = [_cell([r[k] for r in runs]) for k in ("wall", "compile", "round")]
+    cells = [_cell([r[k] for r in runs]) for k in ("wall", "compile", "round", "round wall")]
     lines.append(f"| {study} | {rev} | {' | '.join(cells)} |")
   table = "\n".join(lines) + "\n"
   print(table)
