@@ -342,6 +342,23 @@ def _run_locked(
   return wd.path / "report.md"
 
 
+# A round dispatched ahead cannot be called back: a stop (a signal, an early stop) waits for it
+# to finish before the process exits. Rounds go ahead only after a round of this process came
+# back within AHEAD_MAX_S: there the host's writes are a share of the round worth hiding; beside
+# a longer round they are not, and a stop would wait a whole round more.
+AHEAD_MAX_S = 10.0
+
+
+def _may_go_ahead(round_s: list[float], stop) -> bool:
+  """Whether the next round may be dispatched before this one is written: no signal yet, and
+  the last round of this process took at most AHEAD_MAX_S (not before the first). The
+  processes of a multi-process job always go ahead: they must dispatch alike (a program over
+  several hosts waits for all of them), and their clocks and signals differ."""
+  if jax.process_count() > 1:
+    return True
+  return not stop.signal and bool(round_s) and round_s[-1] <= AHEAD_MAX_S
+
+
 def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock, stop) -> bool:
   """The study's rounds from `resumed = (start, rows so far, the rows' run axes)`; True if
   every run fit early."""
@@ -358,7 +375,7 @@ def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock,
     t0 = time.perf_counter()
     program_s: dict[int, float] = {}
     stepped = flight or _dispatch(config, programs, states, rnd)
-    ahead = pipeline and rnd + 1 < config.study.rounds
+    ahead = pipeline and rnd + 1 < config.study.rounds and _may_go_ahead(clock.round_s, stop)
     # From the states before the health check: the arrays are immutable, those stay valid.
     after = [stepped[i][0] if i in stepped else s for i, s in enumerate(states)]
     flight = _dispatch(config, programs, after, rnd + 1) if ahead else {}

@@ -327,6 +327,32 @@ def test_kill_9_while_round_2_is_written_and_round_3_runs(tmp_path):
   assert _rows(target) == _rows(tmp_path / "ref")
 
 
+@pytest.mark.parametrize("ahead_max_s", [runner.AHEAD_MAX_S, 0.0])
+def test_rounds_go_ahead_only_after_a_short_round(tmp_path, monkeypatch, ahead_max_s):
+  """A stop after round 2 of 4: with short rounds round 3 was already dispatched (and is
+  dropped); where rounds take longer than AHEAD_MAX_S nothing goes ahead, so a stop never
+  waits for a round more. The first round never goes ahead. The rows are the same."""
+  monkeypatch.setattr(runner, "AHEAD_MAX_S", ahead_max_s)
+  dispatched = []
+  step_round = runner.study.step_round
+
+  def counting(built, state, test_due=False):
+    dispatched.append(built.program)
+    return step_round(built, state, test_due)
+
+  monkeypatch.setattr(runner.study, "step_round", counting)
+  cfg = tiny_swap_config(rounds=4, num_seeds=1)
+  opts = runner.RunOptions(workdir=str(tmp_path / "w"), progress=False, stop_after=2)
+  with pytest.raises(runner.StudyStopped):
+    runner.run(cfg, "tiny", opts)
+  programs = len(set(dispatched))
+  assert len(dispatched) == programs * (3 if ahead_max_s > 0 else 2)
+  rows = _rows(tmp_path / "w")
+  assert {r["round"] for r in rows} == {1, 2}
+  _run(tmp_path, "ref", rounds=4, num_seeds=1)
+  assert rows == [r for r in _rows(tmp_path / "ref") if r["round"] <= 2]
+
+
 def test_sigterm_finishes_the_round_saves_and_resumes(tmp_path):
   target = tmp_path / "w"
   proc = _spawn_tiny(target, subprocess.PIPE)
