@@ -205,3 +205,14 @@ def test_host_overhead_table_has_each_loop_and_refuses_unknown_cases():
     pytest.raises(app.UsageError, match="--cases: unknown nope"),
   ):
     bench.main([])
+
+
+def test_loop_cpu_measures_the_rounds_and_restores_the_runner():
+  """Wall and CPU seconds per round of a real (tiny) study loop; the runner is as it was."""
+  from benchmarks import loop_cpu
+  from swapjax import runner
+
+  rounds_fn = runner._rounds
+  got = loop_cpu.measure("tiny", rounds=2, checkpoint_every=1)
+  assert runner._rounds is rounds_fn
+  assert got["wall_s"] > 0 and got["cpu_s"] > 0
