@@ -51,26 +51,24 @@ def _kind(values) -> str:
   return array.dtype.kind if array.ndim == 1 else "O"
 
 
-def _encoded(column: list, kind: str, numbers: np.ndarray | None = None) -> list[str]:
+def _encoded(column: list, kind: str, numbers: np.ndarray | None) -> list[str]:
   """Each value's JSON text, as `json.dumps` writes it: for a column of numbers, booleans and
-  nulls one `orjson.dumps` of the column (its float texts are Python's shortest ones), with
-  `json.dumps`' own text for the floats orjson writes otherwise (exponents: `1e-05` there,
-  `1e-5` or `0.00001` in orjson; below 1e-4 and from 1e16 on); one `json.dumps` per value for
-  anything else. A float column's `numbers` (float64, NaN for null) are written in its place:
-  the same text, without reading the list."""
+  nulls one `orjson.dumps` (its float texts are Python's shortest ones), with `json.dumps`' own
+  text for the floats orjson writes otherwise (exponents: `1e-05` there, `1e-5` or `0.00001` in
+  orjson; below 1e-4 and from 1e16 on); one `json.dumps` per value for anything else. A float
+  column is written from `numbers`, its values as float64 (NaN and Inf for null: orjson writes
+  null), not from the list."""
   if not column:
     return []
   if kind not in "biuf":
     return [json.dumps(v) for v in column]
-  if kind == "f" and numbers is not None:
-    text = orjson.dumps(numbers, option=orjson.OPT_SERIALIZE_NUMPY)  # NaN: null
-  else:
-    text = orjson.dumps(column)
-  texts = text.decode().removeprefix("[").removesuffix("]").split(",")
-  if kind == "f":
-    magnitude = np.abs(np.array(column, np.float64) if numbers is None else numbers)
-    for i in np.flatnonzero((magnitude < 1e-4) & (magnitude > 0) | (magnitude >= 1e16)).tolist():
-      texts[i] = json.dumps(column[i])
+  if kind != "f":
+    return orjson.dumps(column).decode().removeprefix("[").removesuffix("]").split(",")
+  text = orjson.dumps(numbers, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+  texts = text.removeprefix("[").removesuffix("]").split(",")
+  magnitude = np.abs(numbers)
+  for i in np.flatnonzero((magnitude < 1e-4) & (magnitude > 0) | (magnitude >= 1e16)).tolist():
+    texts[i] = json.dumps(column[i])
   return texts
 
 
