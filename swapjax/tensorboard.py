@@ -201,13 +201,14 @@ class EventWriter:
     from tensorboardX.proto.summary_pb2 import Summary
 
     for row in rows:
+      writer = self._writer(row)
       values = [
         Summary.Value(tag=self._tag(tag), simple_value=number)
         for tag, value in split_row(row)[1].items()
         if (number := scalar(value)) is not None
       ]
       if values:
-        self._writer(row).add_summary(Summary(value=values), int(row[round_key]))
+        writer.add_summary(Summary(value=values), int(row[round_key]))
     if time.monotonic() - self._flushed >= FLUSH_S:
       for writer in self._writers.values():
         writer.flush()
