@@ -60,11 +60,12 @@ def _run(tree: Path, args: list[str], data_dir: str, workdir: Path) -> dict:
     raise SystemExit(f"{tree.name}: {' '.join(args)} failed:\n{done.stderr.decode()[-2000:]}")
   timing = json.loads((workdir / "timing.json").read_text())
   programs = {p["variant"] or str(p["program"]): p["round_s_median"] for p in timing["programs"]}
+  wall_s = timing.get("wall_s", [])[1:]  # an older commit's timing.json may have none
   return {
     "wall": wall,
     "compile": timing["compile_s"],
     "round": timing["round_s_median"],
-    "round wall": statistics.median(timing.get("wall_s", [math.nan, math.nan])[1:] or [math.nan]),
+    "round wall": statistics.median(wall_s) if wall_s else math.nan,
     "programs": programs,
   }
 
