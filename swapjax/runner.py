@@ -311,6 +311,8 @@ def _run_locked(
   meta = _meta(config, experiment, source, len(table))
   notes: list[str] = []
   ckpt, start, states = _restore(config, wd, programs, study.init_states(programs), resuming, notes)
+  if resuming and writer and (old := wd.set_rounds(config.study.rounds, start)) is not None:
+    print(f"swapjax: rounds {old} -> {config.study.rounds}: the study goes on", flush=True)
   rows = wd.truncate_metrics(start, study.round_key(config)) if writer else []
   events = EventWriter(wd.path, enabled=writer and config.engine.tensorboard, purge_step=start + 1)
   meta["notes"] = notes

@@ -49,6 +49,11 @@ def selected_variants(config_json: dict[str, Any]) -> dict[str, Any]:
   return {**config_json, "variants": ";".join(kept)}
 
 
+# Keys a resume may change: the study goes on to the new number of rounds (a round's randomness
+# depends on its number alone, so rounds 1..n are those of the longer study).
+RESUMABLE_CHANGES = ("rounds",)
+
+
 class WorkdirError(RuntimeError):
   """A workdir that cannot be used; the message is one line meant for the user."""
 
@@ -136,7 +141,8 @@ class Workdir:
       raise WorkdirError(f"{self.config_path}: unreadable ({e}); move the workdir aside") from None
 
   def check_config(self, config_json: dict[str, Any], experiment: str) -> bool:
-    """True if the workdir holds this study already (resume); raises if it holds another."""
+    """True if the workdir holds this study already (resume); raises if it holds another.
+    A study with another number of rounds is this study (`RESUMABLE_CHANGES`)."""
     old = self.read_config()
     if old is None:
       # An empty checkpoints/ is a study stopped before its config.json: nothing to keep.
@@ -150,7 +156,9 @@ class Workdir:
     old_config = selected_variants(upgrade_config(old.get("config", {})))
     config_json = selected_variants(config_json)
     diff = sorted(
-      k for k in set(old_config) | set(config_json) if old_config.get(k) != config_json.get(k)
+      k
+      for k in set(old_config) | set(config_json)
+      if old_config.get(k) != config_json.get(k) and k not in RESUMABLE_CHANGES
     )
     if diff:
       shown = "; ".join(f"{k}: {old_config.get(k)!r} -> {config_json.get(k)!r}" for k in diff)
@@ -173,6 +181,21 @@ class Workdir:
     for p in names:
       p.rename(target / p.name)
     return target
+
+  def set_rounds(self, rounds: int, completed: int) -> int | None:
+    """Records a resumed study's new number of rounds in config.json; returns the old one
+    (None if unchanged). Raises if the workdir holds more completed rounds than that."""
+    stored = self.read_config() or {}
+    old = stored.get("config", {}).get("rounds")
+    if old is None or old == rounds:
+      return None
+    if completed > rounds:
+      raise WorkdirError(
+        f"--workdir={self.path} holds {completed} completed rounds; rounds={rounds} is fewer "
+        f"(rounds={old} keeps the study as it is, or --restart starts over)"
+      )
+    self.write_config({**stored, "config": {**stored["config"], "rounds": rounds}})
+    return old
 
   def write_config(self, payload: dict[str, Any]) -> None:
     atomic_write_text(self.config_path, json.dumps(payload, indent=2, sort_keys=True) + "\n")

@@ -55,8 +55,8 @@ def test_metrics_without_pandas_is_a_list_of_dicts(tiny, monkeypatch):
 def test_rerun_resumes_and_a_changed_config_is_refused(tiny):
   again = swapjax.run("tiny", workdir=tiny.workdir, progress=False, rounds=1, num_seeds=1)
   assert again.rows() == tiny.rows()  # nothing left to train: the same rows
-  with pytest.raises(workdir.WorkdirError, match=r"rounds: 1 -> 2.*--restart"):
-    swapjax.run("tiny", workdir=tiny.workdir, progress=False, rounds=2, num_seeds=1)
+  with pytest.raises(workdir.WorkdirError, match=r"num_seeds: 1 -> 2.*--restart"):
+    swapjax.run("tiny", workdir=tiny.workdir, progress=False, rounds=1, num_seeds=2)
 
 
 def test_report_and_plots_are_rebuilt_when_missing(tiny):

@@ -97,6 +97,19 @@ def test_relative_workdir_checkpoints_and_resumes(tmp_path, monkeypatch):
   }
 
 
+def test_more_rounds_continue_the_study_as_one_longer_run(tmp_path, capsys):
+  _run(tmp_path, "full", rounds=3, num_seeds=1)
+  _run(tmp_path, "grown", rounds=2, num_seeds=1)
+  _run(tmp_path, "grown", rounds=3, num_seeds=1)  # the same workdir, one round more
+  assert "rounds 2 -> 3: the study goes on" in capsys.readouterr().out
+  assert _rows(tmp_path / "grown") == _rows(tmp_path / "full")
+  stored = json.loads((tmp_path / "grown" / "config.json").read_text())
+  assert stored["config"]["rounds"] == 3  # and the next resume compares against 3
+  with pytest.raises(workdir.WorkdirError, match=r"holds 3 completed rounds; rounds=2 is fewer"):
+    _run(tmp_path, "grown", rounds=2, num_seeds=1)
+  assert _rows(tmp_path / "grown") == _rows(tmp_path / "full")  # nothing dropped
+
+
 def test_damaged_newest_checkpoint_falls_back(tmp_path):
   _run(tmp_path, "w", rounds=2, num_seeds=1)
   wd = tmp_path / "w"
@@ -113,9 +126,9 @@ def test_damaged_newest_checkpoint_falls_back(tmp_path):
 
 def test_changed_config_is_refused_and_restart_keeps_files(tmp_path):
   _run(tmp_path, "w", rounds=1, num_seeds=1)
-  with pytest.raises(workdir.WorkdirError, match=r"rounds: 1 -> 2.*--restart"):
-    _run(tmp_path, "w", rounds=2, num_seeds=1)
-  cfg = tiny_swap_config(rounds=2, num_seeds=1)
+  with pytest.raises(workdir.WorkdirError, match=r"num_seeds: 1 -> 2.*--restart"):
+    _run(tmp_path, "w", rounds=1, num_seeds=2)
+  cfg = tiny_swap_config(rounds=1, num_seeds=2)
   runner.run(
     cfg, "tiny", runner.RunOptions(workdir=str(tmp_path / "w"), restart=True, progress=False)
   )
