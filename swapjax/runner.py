@@ -37,7 +37,7 @@ from swapjax.rows import Layout
 from swapjax.state import StudyState
 from swapjax.tensorboard import EventWriter, require_writer
 from swapjax.version import __version__
-from swapjax.workdir import Workdir, atomic_write_bytes, atomic_write_text
+from swapjax.workdir import Workdir, WorkdirError, atomic_write_bytes, atomic_write_text
 
 
 @dataclasses.dataclass
@@ -311,8 +311,14 @@ def _run_locked(
   meta = _meta(config, experiment, source, len(table))
   notes: list[str] = []
   ckpt, start, states = _restore(config, wd, programs, study.init_states(programs), resuming, notes)
-  if resuming and writer and (old := wd.set_rounds(config.study.rounds, start)) is not None:
-    print(f"swapjax: rounds {old} -> {config.study.rounds}: the study goes on", flush=True)
+  if resuming and writer:
+    try:
+      old = wd.set_rounds(config.study.rounds, start)
+    except WorkdirError:
+      ckpt.close()  # fewer rounds than completed: refused, the checkpoints as they were
+      raise
+    if old is not None:
+      print(f"swapjax: rounds {old} -> {config.study.rounds}: the study goes on", flush=True)
   rows = wd.truncate_metrics(start, study.round_key(config)) if writer else []
   events = EventWriter(wd.path, enabled=writer and config.engine.tensorboard, purge_step=start + 1)
   meta["notes"] = notes
