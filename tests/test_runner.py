@@ -291,10 +291,10 @@ def test_kill_9_and_rerun_matches_uninterrupted(tmp_path, study, kills):
 
 # The tiny study with its writes of round 2 held: once round 2's rows are in metrics.jsonl,
 # the process notes how many rounds it has dispatched and sleeps before round 2's checkpoint.
-# The note is written beside the marker and renamed onto it, so that the marker never exists
-# empty (the test kills the process as soon as it sees the marker).
+# The note is written atomically, so that the marker never exists empty (the test kills the
+# process as soon as it sees the marker).
 HOLD_AFTER_ROWS_OF_ROUND_2 = """
-import json, os, sys, time
+import json, sys, time
 from pathlib import Path
 from swapjax import main, study, workdir
 marker = Path(sys.argv.pop(1))
@@ -305,8 +305,7 @@ def counting(built, state, test_due=False):
 def holding(self, text, **options):
   append(self, text, **options)
   if text and json.loads(text.splitlines()[0]).get("round") == 2:
-    marker.with_name(marker.name + ".part").write_text(str(len(dispatched)))
-    os.replace(marker.with_name(marker.name + ".part"), marker)
+    workdir.atomic_write_text(marker, str(len(dispatched)))
     time.sleep(600)
 study.step_round, workdir.Workdir.append_metrics_text = counting, holding
 main.run()
