@@ -122,6 +122,20 @@ class Checkpointer:
     self.wait()
     self._manager.close()
 
+  def __enter__(self) -> Checkpointer:
+    return self
+
+  def __exit__(self, exc_type, exc, tb) -> None:
+    """Closes on every way out: the save in flight finishes first. If the study is already
+    failing, a failed save is added to its error as a note instead of replacing it."""
+    if exc is None:
+      self.close()
+      return
+    try:
+      self.close()
+    except CheckpointError as failed:
+      exc.add_note(f"swapjax: {failed}")
+
 
 def abstract_like(state):
   """The abstract target orbax restores into (shapes, dtypes and shardings of `state`)."""

@@ -104,7 +104,7 @@ def check_health(config: Config, built, state, active, metrics, rnd, table, best
     for r in bad[:5]
   )
   if config.study.on_nan == "stop":
-    ckpt.close()
+    ckpt.wait()  # the save in flight decides which checkpoint is the last good one
     raise StudyStopped(
       EXIT_DIVERGED,
       f"round {rnd + 1}: {described}; stopped, the last good checkpoint is round "

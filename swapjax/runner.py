@@ -37,7 +37,7 @@ from swapjax.rows import Layout
 from swapjax.state import StudyState
 from swapjax.tensorboard import EventWriter, require_writer
 from swapjax.version import __version__
-from swapjax.workdir import Workdir, WorkdirError, atomic_write_bytes, atomic_write_text
+from swapjax.workdir import Workdir, atomic_write_bytes, atomic_write_text
 
 
 @dataclasses.dataclass
@@ -311,34 +311,32 @@ def _run_locked(
   meta = _meta(config, experiment, source, len(table))
   notes: list[str] = []
   ckpt, start, states = _restore(config, wd, programs, study.init_states(programs), resuming, notes)
-  if resuming and writer:
-    try:
-      old = wd.set_rounds(config.study.rounds, start)
-    except WorkdirError:
-      ckpt.close()  # fewer rounds than completed: refused, the checkpoints as they were
-      raise
-    if old is not None:
-      print(f"swapjax: rounds {old} -> {config.study.rounds}: the study goes on", flush=True)
-  rows = wd.truncate_metrics(start, study.round_key(config)) if writer else []
-  events = EventWriter(wd.path, enabled=writer and config.engine.tensorboard, purge_step=start + 1)
-  meta["notes"] = notes
-  meta["runs_per_call"] = runs_per_call(programs)
-  meta["placement"] = "mesh" if any(m is not None for m in placement[0]) else "chunks"
-  meta["row_axes"] = list(axes) if axes is not None else None
-  if not resuming and writer:
-    wd.write_config(meta)
-  compile_s, peak_bytes = {}, {}
-  phases["build"], began = time.perf_counter() - began, time.perf_counter()
-  if start < config.study.rounds:
-    programs, compile_s, peak_bytes = compile_programs(programs, states)
-    peers.report_progress()
-  phases["compile"], began = time.perf_counter() - began, time.perf_counter()
-  clock = _Clock()
-  with StopFlag() as stop, events:
-    finished_early = _rounds(
-      config, options, wd, programs, states, (start, rows, axes), ckpt, events, clock, stop
+  with ckpt:  # closed on every way out, after the save in flight
+    if resuming and writer:
+      old = wd.set_rounds(config.study.rounds, start)  # refuses fewer rounds than completed
+      if old is not None:
+        print(f"swapjax: rounds {old} -> {config.study.rounds}: the study goes on", flush=True)
+    rows = wd.truncate_metrics(start, study.round_key(config)) if writer else []
+    events = EventWriter(
+      wd.path, enabled=writer and config.engine.tensorboard, purge_step=start + 1
     )
-  ckpt.close()
+    meta["notes"] = notes
+    meta["runs_per_call"] = runs_per_call(programs)
+    meta["placement"] = "mesh" if any(m is not None for m in placement[0]) else "chunks"
+    meta["row_axes"] = list(axes) if axes is not None else None
+    if not resuming and writer:
+      wd.write_config(meta)
+    compile_s, peak_bytes = {}, {}
+    phases["build"], began = time.perf_counter() - began, time.perf_counter()
+    if start < config.study.rounds:
+      programs, compile_s, peak_bytes = compile_programs(programs, states)
+      peers.report_progress()
+    phases["compile"], began = time.perf_counter() - began, time.perf_counter()
+    clock = _Clock()
+    with StopFlag() as stop, events:
+      finished_early = _rounds(
+        config, options, wd, programs, states, (start, rows, axes), ckpt, events, clock, stop
+      )
   phases["rounds"], began = time.perf_counter() - began, time.perf_counter()
   times = (clock.round_s, clock.program_s, clock.wall_s)
   timing = timing_report(meta, programs, compile_s, peak_bytes, times, finished_early)
@@ -418,7 +416,6 @@ def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock,
       print(f"swapjax: every run has fit by epoch {rnd + 1}; stopping early", flush=True)
       return True
     if stopping:
-      ckpt.close()
       why = stop.signal or ("another process's signal" if signalled else "stop_after")
       raise StudyStopped(
         EXIT_INTERRUPTED,

@@ -103,3 +103,30 @@ def test_a_packed_checkpoint_of_another_state_is_refused():
   smaller = {**state(), "host": np.arange(2, dtype=np.uint8)}
   with pytest.raises(ValueError, match="3 uint8 values, the state 2"):
     checkpoint.from_packed(saved, checkpoint.abstract_like(smaller))
+
+
+def _disk_full():
+  raise OSError(28, "No space left on device")
+
+
+def test_a_failing_study_keeps_its_error_and_a_failed_save_becomes_a_note(tmp_path):
+  with (
+    pytest.raises(ValueError, match="the study's own error") as e,
+    checkpoint.Checkpointer(tmp_path / "c") as ckpt,
+  ):
+    ckpt.save(1, state())
+    ckpt.wait()
+    ckpt._manager.wait_until_finished = _disk_full
+    raise ValueError("the study's own error")
+  assert any("disk full" in note for note in getattr(e.value, "__notes__", []))
+
+
+def test_leaving_the_checkpointer_waits_for_the_save_in_flight(tmp_path):
+  with checkpoint.Checkpointer(tmp_path / "c") as ckpt:
+    ckpt.save(1, state())
+  assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["1"]  # committed, no tmp folder
+  with (
+    pytest.raises(checkpoint.CheckpointError, match="disk full"),
+    checkpoint.Checkpointer(tmp_path / "d") as ckpt,
+  ):
+    ckpt._manager.wait_until_finished = _disk_full

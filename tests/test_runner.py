@@ -459,6 +459,37 @@ def test_full_disk_at_a_checkpoint_save_is_one_clear_error(tmp_path, monkeypatch
   }
 
 
+def test_any_error_after_the_restore_closes_the_checkpointer(tmp_path, monkeypatch):
+  """A failure that is not a stop (here a failed write of round 2's rows) leaves no
+  checkpointer open: the save in flight finishes, the error reaches the user unchanged."""
+  from swapjax import checkpoint
+
+  opened, closed = [], []
+  original_init, original_close = checkpoint.Checkpointer.__init__, checkpoint.Checkpointer.close
+
+  def init(self, *args, **kwargs):
+    original_init(self, *args, **kwargs)
+    opened.append(self)
+
+  def close(self):
+    closed.append(self)
+    original_close(self)
+
+  def append(self, text, sync=False):
+    if '"round": 2' in text:
+      raise OSError("the rows of round 2 could not be written")
+    return original_append(self, text, sync)
+
+  original_append = workdir.Workdir.append_metrics_text
+  monkeypatch.setattr(checkpoint.Checkpointer, "__init__", init)
+  monkeypatch.setattr(checkpoint.Checkpointer, "close", close)
+  monkeypatch.setattr(workdir.Workdir, "append_metrics_text", append)
+  with pytest.raises(OSError, match="rows of round 2"):
+    _run(tmp_path, "w", rounds=3, num_seeds=1)
+  assert opened and closed == opened
+  assert sorted(p.name for p in (tmp_path / "w" / "checkpoints").iterdir()) == ["1"]
+
+
 def _collapse_at(round_index, run):
   """Training accuracy of `run` forced high before `round_index`, to 0.05 at it."""
   from swapjax import study
