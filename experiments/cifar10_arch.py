@@ -52,7 +52,9 @@ Measured 2026-12-05 on a 2-core Intel Xeon (jax 0.10.2, oneDNN's convolutions), 
   dropout_gap_aug at seed 4 0.614 (still rising, training 0.710), dropout_gap_aug_updown at
   seed 2 0.522 (0.544 at epoch 57; below dropout_gap_aug at every epoch from 5 on),
   vgg_like_b1024 0.611 (0.614 at epoch 39; training 1.000 from epoch 40, validation flat),
-  vgg_like_dropout 0.626 (0.635 at epoch 58; 33.6 s per epoch against vgg_like_b1024's 27.7).
+  vgg_like_dropout 0.626 (0.635 at epoch 58; 33.6 s per epoch against vgg_like_b1024's 27.7),
+  dropout_gap_flip_b2000 0.613 (0.632 at epoch 56; still rising, training 0.735; 74.6 s per
+  epoch).
 Expected runtime of the default study (7 groups x 3 seeds x 60 epochs), an extrapolation, not
   measured: a 3-epoch run (AMD EPYC, 2026-11-30) took 581 s per epoch for all seven groups at one
   seed, so 581 s x 60 epochs x 3 seeds is about 29 h on those 2 CPU cores with the pure-JAX
