@@ -38,23 +38,14 @@ The report's sequence of validation accuracies: a 0.7 ceiling for its early netw
   ("stably", no higher), about 0.77 with Dropout 0.2 in three places, about 0.8 for
   `dropout_gap`; with augmentation the training and validation curves rose together, and
   removing rotation raised accuracy further.
-Measured 2026-12-05 on a 2-core Intel Xeon (jax 0.10.2, oneDNN's convolutions), the 10,000
-  local images, one seed, 25 epochs (`--set num_seeds=1 --set rounds=25 --set groups=...`, three
-  groups at a time, 100-150 s per epoch for three): validation accuracy at epoch 25 (best):
-  baseline 0.640 (0.655), vgg_like 0.528 (0.571; it overfits, training 0.958), vgg_like_leaky
-  0.385 (0.609 at epoch 8, then its training diverged at epoch 19), vgg_like_b1024 0.577 and
-  vgg_like_dropout 0.552 (0.572), both still rising, dropout_gap 0.532 (0.559), dropout_gap_aug
-  0.500 (0.512; training and validation rise together), dropout_gap_flip 0.574 (0.583; above
-  flips with rotation at every epoch). None reaches the report's 0.7-0.8 on a fifth of its
-  images in 25 of its 60 epochs; docs/results.md has these, dropout_gap_aug_updown and
-  dropout_gap_flip_b2000. To 60 epochs (2026-12-06, the same machine, 73 s per epoch for one
-  group): dropout_gap 0.593 (0.605 at epoch 48; validation flat from epoch 30, training 0.916),
-  dropout_gap_aug at seed 4 0.614 (still rising, training 0.710), dropout_gap_aug_updown at
-  seed 2 0.522 (0.544 at epoch 57; below dropout_gap_aug at every epoch from 5 on),
-  vgg_like_b1024 0.611 (0.614 at epoch 39; training 1.000 from epoch 40, validation flat),
-  vgg_like_dropout 0.626 (0.635 at epoch 58; 33.6 s per epoch against vgg_like_b1024's 27.7),
-  dropout_gap_flip_b2000 0.613 (0.632 at epoch 56; still rising, training 0.735; 74.6 s per
-  epoch).
+Measured (one seed, the 10,000 local images, a 2-core Intel Xeon with oneDNN's convolutions;
+  every number with its date and command in docs/results.md): in 25 epochs none of the
+  report's networks passes 0.61 on validation (report 000's CNN, `baseline`, reaches 0.640);
+  the large networks overfit (vgg_like: training 0.958, validation 0.528) or are still rising.
+  At the report's 60 epochs the six groups measured end between 0.52 and 0.63 (vgg_like_b1024
+  0.611, flat from epoch 40 once training is at 1.000; vgg_like_dropout 0.626; dropout_gap
+  0.593, flat from epoch 30; dropout_gap_aug 0.614 and dropout_gap_flip_b2000 0.613, both still
+  rising; dropout_gap_aug_updown 0.522), where the report has 0.75-0.8 on all 50,000 images.
 Expected runtime of the default study (7 groups x 3 seeds x 60 epochs), an extrapolation, not
   measured: a 3-epoch run (AMD EPYC, 2026-11-30) took 581 s per epoch for all seven groups at one
   seed, so 581 s x 60 epochs x 3 seeds is about 29 h on those 2 CPU cores with the pure-JAX
