@@ -31,6 +31,11 @@ def clean(value):
   return value
 
 
+def _finite(value: np.float64) -> float | None:
+  """A float column's value as `clean_column` gives it."""
+  return float(value) if math.isfinite(value) else None
+
+
 def clean_column(values) -> list:
   """A metric's per-run values as `clean` makes each one, converted at once."""
   array = np.asarray(values)
@@ -58,18 +63,21 @@ def _encoded(column: list, kind: str, numbers: np.ndarray | None) -> list[str]:
   orjson; below 1e-4 and from 1e16 on); one `json.dumps` per value for anything else. A float
   column is written from `numbers`, its values as float64 (NaN and Inf for null: orjson writes
   null), not from the list."""
+  if kind == "f":
+    if not len(numbers):
+      return []
+    text = orjson.dumps(numbers, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    texts = text.removeprefix("[").removesuffix("]").split(",")
+    magnitude = np.abs(numbers)
+    odd = (magnitude < 1e-4) & (magnitude > 0) | (magnitude >= 1e16) & np.isfinite(magnitude)
+    for i in np.flatnonzero(odd).tolist():
+      texts[i] = json.dumps(float(numbers[i]))
+    return texts
   if not column:
     return []
-  if kind not in "biuf":
+  if kind not in "biu":
     return [json.dumps(v) for v in column]
-  if kind != "f":
-    return orjson.dumps(column).decode().removeprefix("[").removesuffix("]").split(",")
-  text = orjson.dumps(numbers, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-  texts = text.removeprefix("[").removesuffix("]").split(",")
-  magnitude = np.abs(numbers)
-  for i in np.flatnonzero((magnitude < 1e-4) & (magnitude > 0) | (magnitude >= 1e16)).tolist():
-    texts[i] = json.dumps(column[i])
-  return texts
+  return orjson.dumps(column).decode().removeprefix("[").removesuffix("]").split(",")
 
 
 class Layout:
@@ -129,12 +137,16 @@ class Layout:
     blocks = []
     for b, (built, metrics) in enumerate(results):
       names = [k for k in metrics if k != "active"]
-      columns = [clean_column(metrics[k]) for k in names]
+      kinds = [_kind(metrics[k]) for k in names]
+      # A float column is kept as float64 only (its list is made when a row is read); the
+      # numeric columns as float64 (NaN for None) serve TensorBoard's group means.
+      columns = [
+        None if kind == "f" else clean_column(metrics[k])
+        for k, kind in zip(names, kinds, strict=True)
+      ]
       if "fit_epoch" in names:
         j = names.index("fit_epoch")
         columns[j] = [v if v is not None and v > 0 else None for v in columns[j]]
-      kinds = [_kind(metrics[k]) for k in names]
-      # The numeric columns as float64 (NaN for None), for TensorBoard's group means.
       numbers = {
         k: np.array(metrics[k], np.float64)
         for k, kind in zip(names, kinds, strict=True)
@@ -146,9 +158,11 @@ class Layout:
         for r in np.flatnonzero(~np.asarray(metrics["active"], bool)).tolist():
           if prev := previous.get(built.run_ids[r]):  # stopped: metrics stay frozen
             for column, name in zip(columns, names, strict=True):
-              column[r] = prev.get(name)
+              value = prev.get(name)
+              if column is not None:
+                column[r] = value
               if name in numbers:
-                numbers[name][r] = np.nan if column[r] is None else column[r]
+                numbers[name][r] = np.nan if value is None else value
       blocks.append((names, columns, kinds, numbers))
       assert len(self.heads[b]) == len(built.run_ids), "the programs changed"
     return RoundRows(self, rnd + 1, round(round_s, 4), blocks)
@@ -160,21 +174,32 @@ class RoundRows:
   def __init__(self, layout: Layout, round_value: int, seconds: float, blocks):
     self.layout, self.round_value, self.seconds = layout, round_value, seconds
     self.round_key = layout.round_key
-    # Per program: metric names, their columns, their numpy kinds, {numeric name: float64}
-    self.blocks: list[tuple[list[str], list[list], list[str], dict[str, np.ndarray]]] = blocks
+    # Per program: metric names, their columns (None: a float column not yet made into a
+    # list, see `_columns`), their numpy kinds, {numeric name: float64}
+    self.blocks: list[tuple[list[str], list, list[str], dict[str, np.ndarray]]] = blocks
 
   def __len__(self) -> int:
     return len(self.layout.order)
 
-  def _row(self, b: int, i: int) -> dict[str, Any]:
-    names, columns, _, _ = self.blocks[b]
+  def _columns(self, b: int) -> list[list]:
+    """Program `b`'s columns as lists, a float column's made once from its float64 values."""
+    names, columns, _, numbers = self.blocks[b]
+    for j, column in enumerate(columns):
+      if column is None:
+        columns[j] = clean_column(numbers[names[j]])
+    return columns
+
+  def _row(self, b: int, i: int, columns: list[list] | None = None) -> dict[str, Any]:
+    names, lazy, _, numbers = self.blocks[b]
     row = {self.round_key: self.round_value, **self.layout.heads[b][i]}
-    row.update(zip(names, (column[i] for column in columns), strict=True))
+    for name, column in zip(names, columns or lazy, strict=True):
+      row[name] = _finite(numbers[name][i]) if column is None else column[i]
     row["time/round_s"] = self.seconds
     return row
 
   def dicts(self) -> list[dict[str, Any]]:
-    return [self._row(b, i) for b, i in self.layout.order]
+    columns = [self._columns(b) for b in range(len(self.blocks))]
+    return [self._row(b, i, columns[b]) for b, i in self.layout.order]
 
   def get(self, run_id: int, default=None) -> dict[str, Any] | None:
     place = self.layout.place.get(run_id)
@@ -187,7 +212,7 @@ class RoundRows:
     lines = []
     for b, (names, columns, kinds, numbers) in enumerate(self.blocks):
       heads = self.layout.texts[b]
-      assert all(len(column) == len(heads) for column in columns), "a column per run"
+      assert all(len(numbers.get(n, c)) == len(heads) for n, c in zip(names, columns, strict=True))
       parts = [itertools.repeat(start), heads]
       for name, column, kind in zip(names, columns, kinds, strict=True):
         values = _encoded(column, kind, numbers.get(name))
@@ -229,7 +254,10 @@ class RoundRows:
   def _values(self, members, key: str) -> list:
     if key == "time/round_s":
       return [self.seconds] * len(members)
-    columns = [cols[names.index(key)] if key in names else None for names, cols, *_ in self.blocks]
+    columns = [
+      self._columns(b)[names.index(key)] if key in names else None
+      for b, (names, *_) in enumerate(self.blocks)
+    ]
     return [None if columns[b] is None else columns[b][i] for b, i in members]
 
   def _numbers(self, key: str) -> np.ndarray | None:

@@ -97,11 +97,12 @@ def test_columns_give_the_rows_of_one_dict_per_run(axes, run_ids):
     got = layout.rows(results, rnd, previous, 0.123456)
     rows = [reference_rows(p, m, rnd, previous, 0.123456, axes, "epoch") for p, m in results]
     want = sorted((row for program_rows in rows for row in program_rows), key=lambda r: r["run"])
-    assert got.dicts() == want
+    # Text, group means and one row first: a float column's list is made only for dicts()
     assert got.text() == "".join(json.dumps(row) + "\n" for row in want)
-    assert [json.loads(line) for line in got.text().splitlines()] == json.loads(json.dumps(want))
     assert got.group_means() == tb.group_means(want, "epoch")
     assert got.get(5) == next(row for row in want if row["run"] == 5) and got.get(99) is None
+    assert got.dicts() == want
+    assert [json.loads(line) for line in got.text().splitlines()] == json.loads(json.dumps(want))
     assert len(got) == 12
     if active is not None:
       assert any((~a).any() for a in active), "the test needs a stopped run"

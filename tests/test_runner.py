@@ -1,6 +1,7 @@
 """The workdir contract end to end: files, resume equality, refusals, CLI errors, kills."""
 
 import collections
+import gc
 import json
 import math
 import os
@@ -340,6 +341,28 @@ def test_kill_9_while_round_2_is_written_and_round_3_runs(tmp_path):
   final = _cli("--experiment=tiny", f"--workdir={target}")
   assert final.returncode == 0, final.stderr
   assert _rows(target) == _rows(tmp_path / "ref")
+
+
+def test_the_heap_before_the_rounds_is_frozen_during_them_only(tmp_path, monkeypatch):
+  """The rounds run with the objects alive before them out of the collector's reach (no full
+  collection walks them again), and the heap is given back when the rounds end, also when
+  they end with an error."""
+  frozen = []
+  step_round = runner.study.step_round
+
+  def counting(built, state, test_due=False):
+    frozen.append(gc.get_freeze_count())
+    return step_round(built, state, test_due)
+
+  monkeypatch.setattr(runner.study, "step_round", counting)
+  cfg = tiny_swap_config(rounds=2, num_seeds=1)
+  assert gc.get_freeze_count() == 0
+  runner.run(cfg, "tiny", runner.RunOptions(workdir=str(tmp_path / "w"), progress=False))
+  assert frozen and min(frozen) > 1000 and gc.get_freeze_count() == 0
+  opts = runner.RunOptions(workdir=str(tmp_path / "s"), progress=False, stop_after=1)
+  with pytest.raises(runner.StudyStopped):
+    runner.run(cfg, "tiny", opts)
+  assert gc.get_freeze_count() == 0
 
 
 @pytest.mark.parametrize("ahead_max_s", [runner.AHEAD_MAX_S, 0.0])
