@@ -41,6 +41,8 @@ STUDIES = {
   "binary_addition": ["--experiment=binary_addition", "--set=rounds=3"],
   # Tiny networks, 6 programs x 1,000 (6,000 rows a round), a checkpoint every 10 rounds.
   "logic_gates_every10": ["--experiment=logic_gates", "--checkpoint_every=10"],
+  # 3 programs x 100 networks (300 rows a round), a checkpoint every 10 rounds.
+  "iris_every10": ["--experiment=iris", "--checkpoint_every=10"],
 }
 
 
