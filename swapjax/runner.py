@@ -1,8 +1,8 @@
 """The only impure module: files, logging, checkpoints, signals and timing around the rounds.
 
 Per round: one compiled call, one device-to-host transfer of the metrics, a NaN check,
-`metrics.jsonl` appended, and every `checkpoint_every` rounds the file fsynced and then an orbax
-checkpoint (async). Rerunning the same command in the same workdir resumes from the newest
+`metrics.jsonl` appended (by a thread of its own), and every `checkpoint_every` rounds the file
+fsynced and then an orbax checkpoint (async). Rerunning the same command in the same workdir resumes from the newest
 checkpoint that restores.
 """
 
@@ -39,7 +39,7 @@ from swapjax.rows import Layout
 from swapjax.state import StudyState
 from swapjax.tensorboard import EventWriter, require_writer
 from swapjax.version import __version__
-from swapjax.workdir import Workdir, atomic_write_bytes, atomic_write_text
+from swapjax.workdir import MetricsAppender, Workdir, atomic_write_bytes, atomic_write_text
 
 
 @dataclasses.dataclass
@@ -391,50 +391,52 @@ def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock,
   # Pipelined: round r+1 goes to the device before round r's results are read and written
   # (the host driver dispatches every step itself, so it runs its rounds one after another).
   pipeline = options.pipeline and all(p.driver == "scan" for p in programs)
-  flight: dict[int, tuple] = {}
-  for rnd in range(start, config.study.rounds):
-    t0 = time.perf_counter()
-    program_s: dict[int, float] = {}
-    stepped = flight or _dispatch(config, programs, states, rnd)
-    ahead = pipeline and rnd + 1 < config.study.rounds and _may_go_ahead(clock.round_s, stop)
-    # From the states before the health check: the arrays are immutable, those stay valid.
-    after = [stepped[i][0] if i in stepped else s for i, s in enumerate(states)]
-    flight = _dispatch(config, programs, after, rnd + 1) if ahead else {}
-    results, any_active, changed, signalled = _collect(
-      config, programs, stepped, states, rnd, table, best_acc, ckpt, wd, program_s, stop
-    )
-    if ahead and changed:  # a run frozen by the health check: its chunk's round again
-      flight |= _dispatch(config, programs, states, rnd + 1, changed)
-    clock.round_s.append(time.perf_counter() - t0)
-    clock.program_s.append(program_s)
-    rows = layout.rows(results, rnd, previous, clock.round_s[-1])
-    previous = rows  # a stopped run's next row repeats its metrics
-    fit_all = config.study.early_stop and not any_active
-    stopping = signalled or (options.stop_after and rnd + 1 - start >= options.stop_after)
-    due = rnd + 1 == config.study.rounds or (rnd + 1) % options.checkpoint_every == 0
-    saving = fit_all or stopping or due
-    if writer:  # the rows on disk before the checkpoint that keeps them on a resume
-      wd.append_metrics_text(rows.text(), sync=saving)
-      events.write_round(rows)
-    if saving:
-      ckpt.save(rnd + 1, checkpoint.pack(programs, states))
-    peers.report_progress()  # the stall watch of a --distributed job (swapjax/peers.py)
-    clock.acc_history.append(round_acc(results))
-    # The ETA and the progress line go by the whole round's wall time: rows, TensorBoard
-    # and the checkpoint included (they dominate studies of tiny models).
-    clock.wall_s.append(time.perf_counter() - t0)
-    if options.progress and writer:
-      eta_s = eta(config, clock.wall_s, rnd, clock.acc_history)
-      line = progress_line(config, rnd + 1, [m for _, m in results], clock.wall_s[-1], eta_s)
-      print(f"swapjax: {line}", flush=True)
-    if fit_all:
-      print(f"swapjax: every run has fit by epoch {rnd + 1}; stopping early", flush=True)
-      return True
-    if stopping:
-      why = stop.signal or ("another process's signal" if signalled else "stop_after")
-      raise StudyStopped(
-        EXIT_INTERRUPTED,
-        f"stopped after round {rnd + 1} ({why}); "
-        f"checkpoint saved; rerun the same command to resume",
+  with MetricsAppender(wd, enabled=writer) as appender:
+    flight: dict[int, tuple] = {}
+    for rnd in range(start, config.study.rounds):
+      t0 = time.perf_counter()
+      program_s: dict[int, float] = {}
+      stepped = flight or _dispatch(config, programs, states, rnd)
+      ahead = pipeline and rnd + 1 < config.study.rounds and _may_go_ahead(clock.round_s, stop)
+      # From the states before the health check: the arrays are immutable, those stay valid.
+      after = [stepped[i][0] if i in stepped else s for i, s in enumerate(states)]
+      flight = _dispatch(config, programs, after, rnd + 1) if ahead else {}
+      results, any_active, changed, signalled = _collect(
+        config, programs, stepped, states, rnd, table, best_acc, ckpt, wd, program_s, stop
       )
+      if ahead and changed:  # a run frozen by the health check: its chunk's round again
+        flight |= _dispatch(config, programs, states, rnd + 1, changed)
+      clock.round_s.append(time.perf_counter() - t0)
+      clock.program_s.append(program_s)
+      rows = layout.rows(results, rnd, previous, clock.round_s[-1])
+      previous = rows  # a stopped run's next row repeats its metrics
+      fit_all = config.study.early_stop and not any_active
+      stopping = signalled or (options.stop_after and rnd + 1 - start >= options.stop_after)
+      due = rnd + 1 == config.study.rounds or (rnd + 1) % options.checkpoint_every == 0
+      saving = fit_all or stopping or due
+      if writer:  # metrics.jsonl is written by the appender's thread
+        appender.append(rows.text(), sync=saving)
+        events.write_round(rows)
+      if saving:
+        appender.wait()  # the rows on disk before the checkpoint that keeps them
+        ckpt.save(rnd + 1, checkpoint.pack(programs, states))
+      peers.report_progress()  # the stall watch of a --distributed job (swapjax/peers.py)
+      clock.acc_history.append(round_acc(results))
+      # The ETA and the progress line go by the whole round's wall time: rows, TensorBoard
+      # and the checkpoint included (they dominate studies of tiny models).
+      clock.wall_s.append(time.perf_counter() - t0)
+      if options.progress and writer:
+        eta_s = eta(config, clock.wall_s, rnd, clock.acc_history)
+        line = progress_line(config, rnd + 1, [m for _, m in results], clock.wall_s[-1], eta_s)
+        print(f"swapjax: {line}", flush=True)
+      if fit_all:
+        print(f"swapjax: every run has fit by epoch {rnd + 1}; stopping early", flush=True)
+        return True
+      if stopping:
+        why = stop.signal or ("another process's signal" if signalled else "stop_after")
+        raise StudyStopped(
+          EXIT_INTERRUPTED,
+          f"stopped after round {rnd + 1} ({why}); "
+          f"checkpoint saved; rerun the same command to resume",
+        )
   return False

@@ -2,7 +2,8 @@
 
 Every file is written to a temporary name, flushed, fsynced and renamed, so a kill leaves
 either the old or the new file, never half of one. `metrics.jsonl` is appended every round and
-fsynced before each checkpoint is started; on resume it is cut back to the restored round, so
+fsynced before each checkpoint is started (by a thread of its own while rounds run, see
+`MetricsAppender`); on resume it is cut back to the restored round, so
 metrics and checkpoints never disagree.
 """
 
@@ -13,7 +14,9 @@ import errno
 import fcntl
 import json
 import os
+import queue
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +237,64 @@ class Workdir:
           os.fsync(f.fileno())
     except OSError as e:
       raise WorkdirError(f"cannot append to {self.metrics_path}: {e.strerror or e}") from None
+
+
+class MetricsAppender:
+  """Appends a study's rounds to metrics.jsonl from a thread of its own: the writes and syncs
+  (system calls that let the round loop's thread go on) leave the loop, which waits for them
+  only before a checkpoint (`wait`), so that the rows of a checkpointed round are on disk
+  first. At most `depth` rounds wait to be written; `append` blocks beyond. A failed write is
+  raised in the loop at every later `append` and `wait` and when the block ends (unless the
+  block is failing already), and nothing is written after it. Disabled (a process that
+  writes no rows), it does nothing."""
+
+  def __init__(self, wd: Workdir, enabled: bool = True, depth: int = 2):
+    self._wd, self._error = wd, None
+    self._queue: queue.Queue = queue.Queue(maxsize=depth)
+    self._thread = None
+    if enabled:
+      self._thread = threading.Thread(target=self._write, name="swapjax-metrics", daemon=True)
+      self._thread.start()
+
+  def _write(self) -> None:
+    while (item := self._queue.get()) is not None:
+      try:
+        if self._error is None:
+          text, sync = item
+          # Synced also whenever the queue is empty: the sync before a checkpoint then finds
+          # little left to write (the loop waits for that one).
+          self._wd.append_metrics_text(text, sync=sync or self._queue.empty())
+      except BaseException as e:  # raised in the loop's thread
+        self._error = e
+      finally:
+        self._queue.task_done()
+    self._queue.task_done()
+
+  def append(self, text: str, sync: bool) -> None:
+    """Queues `text` to be appended (`sync`: and synced to disk)."""
+    if self._thread is not None:
+      self._raise()
+      self._queue.put((text, sync))
+
+  def wait(self) -> None:
+    """Returns once everything appended so far is written (and synced where asked)."""
+    if self._thread is not None:
+      self._queue.join()
+      self._raise()
+
+  def _raise(self) -> None:
+    if self._error is not None:
+      raise self._error
+
+  def __enter__(self) -> MetricsAppender:
+    return self
+
+  def __exit__(self, kind, error, traceback) -> None:
+    """Writes what is queued and ends the thread; a failed write is raised unless the block
+    is already failing."""
+    if self._thread is not None:
+      self._queue.put(None)
+      self._thread.join()
+      self._thread = None
+      if error is None:
+        self._raise()

@@ -691,3 +691,41 @@ def test_metrics_rows_read_back_with_json_words_and_a_cut_last_line(tmp_path):
   got = wd.read_metrics()
   assert len(got) == 2 and got[0] == rows[0] and list(got[0]) == list(rows[0])
   assert got[1]["run"] == 1 and math.isnan(got[1]["a/b"])
+
+
+def test_metrics_appender_writes_in_order_syncs_and_stops_at_a_failed_write(tmp_path, monkeypatch):
+  """metrics.jsonl from the appender's thread: the texts in order, `wait` returns once they
+  are written and the ones asked are synced; a failed write reaches the loop at its next
+  call and when its block ends (the same error), and nothing is written after it."""
+  wd = workdir.Workdir(str(tmp_path))
+  calls, real = [], workdir.Workdir.append_metrics_text
+
+  def append(self, text, sync=True):
+    if text == "bad\n":
+      raise OSError("disk gone")
+    calls.append((text, sync))
+    real(self, text, sync=sync)
+
+  monkeypatch.setattr(workdir.Workdir, "append_metrics_text", append)
+  appender = workdir.MetricsAppender(wd)
+  with pytest.raises(OSError, match="disk gone"), appender:  # raised again when it ends
+    for i in range(20):
+      appender.append(f"{i}\n", sync=i == 19)
+    appender.wait()
+    assert wd.metrics_path.read_text() == "".join(f"{i}\n" for i in range(20))
+    assert calls[-1] == ("19\n", True)
+    appender.append("bad\n", sync=False)
+    with pytest.raises(OSError, match="disk gone"):
+      appender.wait()
+    with pytest.raises(OSError, match="disk gone"):
+      appender.append("20\n", sync=True)
+    assert len(calls) == 20
+  appender = workdir.MetricsAppender(wd)
+  with pytest.raises(OSError, match="disk gone"), appender:  # first raised where it ends
+    appender.append("bad\n", sync=False)
+    appender.append("21\n", sync=False)
+  assert wd.metrics_path.read_text().splitlines()[-1] == "19" and len(calls) == 20
+  with workdir.MetricsAppender(wd, enabled=False) as appender:  # a process that writes no rows
+    appender.append("22\n", sync=True)
+    appender.wait()
+  assert len(calls) == 20
