@@ -33,7 +33,6 @@ from swapjax.layers import config_layers
 from swapjax.models import SpecNet, conv3x3_lax
 from swapjax.programs import compile_programs, xla_peak_bytes
 
-HOST_ROUNDS = 20  # rounds of each host_overhead case
 SEQUENTIAL = "lax/sequential"  # the baseline: one model at a time (see _time_sequential)
 # The PyTorch reference: the same loop in eager PyTorch (benchmarks/torch_reference.py, needs
 # the `bench` extra). Like SEQUENTIAL, a baseline, never the "best population strategy".
@@ -202,6 +201,9 @@ SCALING = flags.DEFINE_list("scaling", None, "Override the preset's scaling tabl
 CASES = flags.DEFINE_list(
   "cases", None, f"host_overhead: the cases to run (default all: {','.join(host_overhead.CASES)})."
 )
+HOST_ROUNDS = flags.DEFINE_integer(
+  "host_rounds", 20, "host_overhead: rounds of each case's loops (timed: the 2nd to the last)."
+)
 FULL_STUDY = flags.DEFINE_bool("full_study", None, "Time the experiment's own study too.")
 GROUP_COMPARE = flags.DEFINE_multi_string(
   "group_compare",
@@ -366,7 +368,7 @@ def main(argv):
       )
     # The main job's XLA:CPU flags, before JAX starts its backend, as the command line sets them.
     cpu_process.set_xla_flags(cpu_process.study_xla_flags(registry.get_config("memorize_mnist")))
-    report = host_overhead.report(cases, HOST_ROUNDS, repeats)
+    report = host_overhead.report(cases, HOST_ROUNDS.value, repeats)
     return write_report(
       OUT.value, "timing_host_overhead", "benchmark_host_overhead", report, host_overhead.render
     )

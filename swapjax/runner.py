@@ -2,8 +2,8 @@
 
 Per round: one compiled call, one device-to-host transfer of the metrics, a NaN check,
 `metrics.jsonl` appended (by a thread of its own), and every `checkpoint_every` rounds the file
-fsynced and then an orbax checkpoint (async). Rerunning the same command in the same workdir resumes from the newest
-checkpoint that restores.
+fsynced and then an orbax checkpoint (async). Rerunning the same command in the same workdir
+resumes from the newest checkpoint that restores.
 """
 
 from __future__ import annotations
