@@ -16,6 +16,7 @@ it was written (its orbax metadata says which), so older workdirs resume.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -119,7 +120,13 @@ class Checkpointer:
     return 0, None
 
   def close(self) -> None:
-    self.wait()
+    """Waits for the save in flight, then closes the manager, also when that save failed."""
+    try:
+      self.wait()
+    except CheckpointError:
+      with contextlib.suppress(Exception):  # the failed save again: the error above says it
+        self._manager.close()
+      raise
     self._manager.close()
 
   def __enter__(self) -> Checkpointer:

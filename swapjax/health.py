@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from swapjax import study
+from swapjax.checkpoint import CheckpointError
 from swapjax.config import Config
 from swapjax.layers import chance_accuracy
 from swapjax.progress import TRAIN_ACC, train_acc
@@ -104,13 +105,20 @@ def check_health(config: Config, built, state, active, metrics, rnd, table, best
     for r in bad[:5]
   )
   if config.study.on_nan == "stop":
-    ckpt.wait()  # the save in flight decides which checkpoint is the last good one
-    raise StudyStopped(
+    failed = None
+    try:
+      ckpt.wait()  # the save in flight decides which checkpoint is the last good one
+    except CheckpointError as e:  # said beside the divergence, which stays the message
+      failed = e
+    stopped = StudyStopped(
       EXIT_DIVERGED,
       f"round {rnd + 1}: {described}; stopped, the last good checkpoint is round "
       f"{max(ckpt.steps(), default=0)} in "
       f"{wd.checkpoint_dir} (--set on_nan=freeze continues the other runs)",
     )
+    if failed is not None:
+      stopped.add_note(f"swapjax: {failed}")
+    raise stopped
   print(f"swapjax: froze {described} at round {rnd + 1}", flush=True)
   if state is None:  # a chunk another process runs: that process freezes it
     return None

@@ -20,6 +20,12 @@ def _fail(message: str) -> None:
   sys.exit(2)
 
 
+def _with_notes(line: str, error: Exception) -> str:
+  """An outcome's line and, one per line below it, the notes added on the way out (a save in
+  flight that failed as the study stopped)."""
+  return "\n".join([line, *getattr(error, "__notes__", ())])
+
+
 def main(argv):
   if len(argv) > 1:
     _fail(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -67,10 +73,10 @@ def main(argv):
   except (configlib.ConfigError, data.DataError, workdir.WorkdirError, mesh.MeshError) as e:
     _fail(str(e))
   except checkpoint.CheckpointError as e:
-    print(f"swapjax: error: {e}", file=sys.stderr)
+    print(_with_notes(f"swapjax: error: {e}", e), file=sys.stderr)
     sys.exit(1)
   except runner.StudyStopped as e:
-    print(f"swapjax: {e}", file=sys.stderr)
+    print(_with_notes(f"swapjax: {e}", e), file=sys.stderr)
     sys.exit(e.code)
   except Exception as e:
     if peers.supervised():  # a failed collective: its watcher tells whether a process was lost

@@ -130,3 +130,19 @@ def test_leaving_the_checkpointer_waits_for_the_save_in_flight(tmp_path):
     checkpoint.Checkpointer(tmp_path / "d") as ckpt,
   ):
     ckpt._manager.wait_until_finished = _disk_full
+
+
+def test_a_failed_save_in_flight_still_closes_the_manager(tmp_path):
+  closed = []
+  ckpt = checkpoint.Checkpointer(tmp_path / "c")
+  manager, real_close = ckpt._manager, ckpt._manager.close
+
+  def close():
+    closed.append(True)
+    del manager.wait_until_finished  # orbax's own wait again, so its close ends its threads
+    real_close()
+
+  manager.wait_until_finished, manager.close = _disk_full, close
+  with pytest.raises(checkpoint.CheckpointError, match="disk full"):
+    ckpt.close()
+  assert closed == [True]

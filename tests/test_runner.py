@@ -435,6 +435,54 @@ def test_nan_stops_the_study_and_keeps_the_last_good_checkpoint(tmp_path, monkey
   assert _run_round_keys(_rows(tmp_path / "w")) == {(0, 1): 1, (1, 1): 1}
 
 
+def test_nan_stop_with_a_failed_save_in_flight_says_both(tmp_path, monkeypatch):
+  """The divergence stays the message when the save in flight fails as the study stops; the
+  failed save is a note on it, which the command prints below the message."""
+  from swapjax import checkpoint, study
+
+  monkeypatch.setattr(study, "step_round", _nan_at(2, 1))
+  wait, calls = checkpoint.Checkpointer.wait, []
+
+  def failing(self):  # the first wait is the stop's (the closing one then finds it done)
+    calls.append(self)
+    if len(calls) == 1:
+      raise checkpoint.CheckpointError(self._directory, -1, OSError(28, "full"))
+    wait(self)
+
+  monkeypatch.setattr(checkpoint.Checkpointer, "wait", failing)
+  with pytest.raises(runner.StudyStopped) as e:
+    _run(tmp_path, "w", rounds=3, num_seeds=1)
+  assert e.value.code == runner.EXIT_DIVERGED and "round 2" in str(e.value)
+  assert any("disk full" in note for note in e.value.__notes__)
+
+
+STOPPED_WITH_A_NOTE = """
+from swapjax import health, main, runner
+def stopped(*args, **kwargs):
+  error = health.StudyStopped(health.EXIT_DIVERGED, "round 2: run 1: NaN; stopped")
+  error.add_note("swapjax: checkpoint 2 could not be written (disk full)")
+  raise error
+runner.run = stopped
+main.run()
+"""
+
+
+def test_the_command_prints_the_notes_below_a_stop(tmp_path):
+  proc = subprocess.run(
+    [sys.executable, "-c", STOPPED_WITH_A_NOTE, "--experiment=tiny", f"--workdir={tmp_path}"],
+    cwd=REPO,
+    env=dict(os.environ, PYTHONPATH=str(REPO)),
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert proc.returncode == runner.EXIT_DIVERGED
+  assert proc.stderr.strip().splitlines()[-2:] == [
+    "swapjax: round 2: run 1: NaN; stopped",
+    "swapjax: checkpoint 2 could not be written (disk full)",
+  ]
+
+
 def test_nan_freeze_continues_the_other_runs(tmp_path, monkeypatch):
   from swapjax import study
 
