@@ -56,13 +56,13 @@ def _kind(values) -> str:
   return array.dtype.kind if array.ndim == 1 else "O"
 
 
-def _encoded(column: list, kind: str, numbers: np.ndarray | None) -> list[str]:
+def _encoded(column: list | None, kind: str, numbers: np.ndarray | None) -> list[str]:
   """Each value's JSON text, as `json.dumps` writes it: for a column of numbers, booleans and
   nulls one `orjson.dumps` (its float texts are Python's shortest ones), with `json.dumps`' own
   text for the floats orjson writes otherwise (exponents: `1e-05` there, `1e-5` or `0.00001` in
   orjson; below 1e-4 and from 1e16 on); one `json.dumps` per value for anything else. A float
   column is written from `numbers`, its values as float64 (NaN and Inf for null: orjson writes
-  null), not from the list."""
+  null); its `column` is None (`Layout.rows` makes no list of it)."""
   if kind == "f":
     if not len(numbers):
       return []
