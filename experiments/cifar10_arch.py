@@ -44,9 +44,9 @@ Measured (one seed, 0 unless named, the 10,000 local images, a 2-core Intel Xeon
   the large networks overfit (vgg_like: training 0.958, validation 0.528) or are still rising. At
   the report's 60 epochs the seven groups measured end between 0.52 and 0.63 (vgg_like_b1024
   0.611, flat from epoch 40 once training is at 1.000; vgg_like_dropout 0.626; dropout_gap 0.593,
-  flat from epoch 30; dropout_gap_flip 0.613, flat from epoch 40; dropout_gap_aug 0.614 (seed 4)
-  and dropout_gap_flip_b2000 0.613, both still rising; dropout_gap_aug_updown 0.522 (seed 2)),
-  where the report has 0.75-0.8 on all 50,000 images.
+  flat from epoch 30; dropout_gap_flip 0.613, flat from epoch 40; dropout_gap_aug 0.584 (seed
+  0) and 0.614 (seed 4) and dropout_gap_flip_b2000 0.613, all three still rising;
+  dropout_gap_aug_updown 0.522 (seed 2)), where the report has 0.75-0.8 on all 50,000 images.
 Expected runtime of the default study (7 groups x 3 seeds x 60 epochs), an extrapolation, not
   measured: a 3-epoch run (AMD EPYC, 2026-11-30) took 581 s per epoch for all seven groups at one
   seed, so 581 s x 60 epochs x 3 seeds is about 29 h on those 2 CPU cores with the pure-JAX
