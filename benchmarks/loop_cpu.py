@@ -1,12 +1,18 @@
 """The study loop's wall and CPU seconds per round, in one process.
 
     python3 -m benchmarks.loop_cpu [--experiment=logic_gates] [--rounds=60] [--checkpoint_every=10]
+    python3 -m benchmarks.loop_cpu --without=text,write,tensorboard,progress [--repeats=2]
 
 Runs the experiment's real study loop (`swapjax.runner.run`, pipelined: rows, TensorBoard,
 checkpoints) in a temporary workdir and measures around its rounds (`runner._rounds`) the wall
 time and the process's CPU time (user + system, `resource.getrusage`), each per round. CPU
 seconds beside wall seconds say whether the loop waits for the device (CPU below wall) or for
 its own Python (a core's worth of CPU per wall second, beside the compiled rounds' own).
+
+`--without` says what each of the loop's host parts costs: the compiled rounds alone, the
+whole loop, and the loop with each named part left out (`PARTS`), side by side in one process,
+the loops alternating `--repeats` times. A loop without a part writes less than a study does:
+its numbers are a measurement, not a mode of the study.
 
 Two commits side by side: run it alternately in each commit's tree, e.g.
 `PYTHONPATH=TREE python3 -m benchmarks.loop_cpu` with TREE a `git worktree` of each commit.
@@ -17,44 +23,93 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import resource
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 from absl import logging
 
-from swapjax import registry, runner
+from benchmarks.host_overhead import compiled_round_times, cpu_seconds
+from swapjax import registry, runner, tensorboard, workdir
 from swapjax.config import apply_overrides
+from swapjax.rows import RoundRows
+
+# A host part of the loop: what leaving it out patches (object, attribute, stand-in).
+PARTS = {
+  # The rows' JSON text: metrics.jsonl is appended an empty text (its syncs stay).
+  "text": (RoundRows, "text", lambda self: ""),
+  # metrics.jsonl's appends and syncs: the text is built and dropped.
+  "write": (workdir.Workdir, "append_metrics_text", lambda self, text, sync=True: None),
+  # TensorBoard's events of the round (the group means and one event per row).
+  "tensorboard": (tensorboard.EventWriter, "write_round", lambda self, rows: None),
+  # The progress line (its means over the runs, the ETA): `RunOptions(progress=False)`.
+  "progress": None,
+}
 
 
-def _cpu_s() -> float:
-  usage = resource.getrusage(resource.RUSAGE_SELF)
-  return usage.ru_utime + usage.ru_stime
-
-
-def measure(experiment: str, rounds: int, checkpoint_every: int) -> dict[str, float]:
-  """{"wall_s", "cpu_s"}: per round of the study loop, over all its rounds."""
+def measure(
+  experiment: str, rounds: int, checkpoint_every: int, without: tuple[str, ...] = ()
+) -> dict[str, float]:
+  """{"wall_s", "cpu_s"}: per round of the study loop, over all its rounds, with the host
+  parts `without` (names in `PARTS`) left out."""
   config = apply_overrides(registry.get_config(experiment), [f"rounds={rounds}"])
   measured = {}
   rounds_fn = runner._rounds
 
   def timed(*args, **kwargs):
-    cpu, wall = _cpu_s(), time.perf_counter()
+    cpu, wall = cpu_seconds(), time.perf_counter()
     try:
       return rounds_fn(*args, **kwargs)
     finally:
       measured["wall_s"] = (time.perf_counter() - wall) / rounds
-      measured["cpu_s"] = (_cpu_s() - cpu) / rounds
+      measured["cpu_s"] = (cpu_seconds() - cpu) / rounds
 
-  runner._rounds = timed
-  try:
-    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
-      options = runner.RunOptions(workdir=str(Path(tmp) / "w"), checkpoint_every=checkpoint_every)
-      runner.run(config, experiment, options)
-  finally:
-    runner._rounds = rounds_fn
+  with contextlib.ExitStack() as stack:
+    stack.enter_context(mock.patch.object(runner, "_rounds", timed))
+    for part in without:
+      if PARTS[part] is not None:
+        stack.enter_context(mock.patch.object(*PARTS[part]))
+    tmp = stack.enter_context(tempfile.TemporaryDirectory())
+    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+    options = runner.RunOptions(
+      workdir=str(Path(tmp) / "w"),
+      checkpoint_every=checkpoint_every,
+      progress="progress" not in without,
+    )
+    runner.run(config, experiment, options)
   return measured
+
+
+def compare(experiment: str, rounds: int, checkpoint_every: int, without, repeats: int):
+  """[(loop, [{"wall_s", "cpu_s"} per repeat])]: the compiled rounds alone once, then the
+  whole loop, each loop without one part of `without`, and (with more than one part) without
+  all of them, alternating `repeats` times."""
+  config = apply_overrides(registry.get_config(experiment), [f"rounds={rounds}"])
+  loops = [("whole loop", ())] + [(f"without {part}", (part,)) for part in without]
+  if len(without) > 1:
+    loops.append((f"without {', '.join(without)}", tuple(without)))
+  got = [("compiled rounds alone", [compiled_round_times(config, rounds)])]
+  got += [(name, []) for name, _ in loops]
+  for _ in range(repeats):
+    for (_, parts), (_, runs) in zip(loops, got[1:], strict=True):
+      runs.append(measure(experiment, rounds, checkpoint_every, parts))
+  return got
+
+
+def render(got) -> str:
+  """A Markdown table: per loop, wall and CPU seconds per round (each repeat), the wall's
+  ratio to the compiled rounds alone."""
+  alone = got[0][1][0]["wall_s"]
+  lines = [
+    "| loop | wall s per round | CPU core-s per round | wall / compiled rounds |",
+    "| --- | ---: | ---: | ---: |",
+  ]
+  for name, runs in got:
+    join = lambda key, runs=runs: ", ".join(f"{r[key]:.4f}" for r in runs)
+    ratios = ", ".join(f"{r['wall_s'] / alone:.2f}x" for r in runs)
+    lines.append(f"| {name} | {join('wall_s')} | {join('cpu_s')} | {ratios} |")
+  return "\n".join(lines)
 
 
 def main() -> None:
@@ -62,13 +117,20 @@ def main() -> None:
   parser.add_argument("--experiment", default="logic_gates")
   parser.add_argument("--rounds", type=int, default=60)
   parser.add_argument("--checkpoint_every", type=int, default=10)
+  parser.add_argument("--without", default="", help=f"comma-separated parts of {sorted(PARTS)}")
+  parser.add_argument("--repeats", type=int, default=2)
   ns = parser.parse_args()
+  without = [part for part in ns.without.split(",") if part]
+  if unknown := sorted(set(without) - set(PARTS)):
+    parser.error(f"--without: unknown {', '.join(unknown)} (known: {', '.join(PARTS)})")
   logging.set_verbosity(logging.WARNING)  # as the study's start-up: orbax logs saves at INFO
+  said = f"{ns.experiment}, {ns.rounds} rounds, a checkpoint every {ns.checkpoint_every}"
+  if without:
+    got = compare(ns.experiment, ns.rounds, ns.checkpoint_every, without, ns.repeats)
+    print(f"benchmarks: {said}\n{render(got)}")
+    return
   got = measure(ns.experiment, ns.rounds, ns.checkpoint_every)
-  print(
-    f"benchmarks: {ns.experiment}, {ns.rounds} rounds, a checkpoint every "
-    f"{ns.checkpoint_every}: wall {got['wall_s']:.4f} s per round, CPU {got['cpu_s']:.4f} core-s"
-  )
+  print(f"benchmarks: {said}: wall {got['wall_s']:.4f} s per round, CPU {got['cpu_s']:.4f} core-s")
 
 
 if __name__ == "__main__":

@@ -216,3 +216,62 @@ def test_loop_cpu_measures_the_rounds_and_restores_the_runner():
   got = loop_cpu.measure("tiny", rounds=2, checkpoint_every=1)
   assert runner._rounds is rounds_fn
   assert got["wall_s"] > 0 and got["cpu_s"] > 0
+
+
+def test_loop_cpu_leaves_out_the_named_parts_only_while_it_measures(monkeypatch):
+  """A part named in `without` is not run in that loop (metrics.jsonl's appends here), runs
+  in the whole loop, and every patched function is as it was afterwards."""
+  from benchmarks import loop_cpu
+  from swapjax import runner, workdir
+  from swapjax.rows import RoundRows
+
+  appends = []
+  append = workdir.Workdir.append_metrics_text
+  monkeypatch.setattr(
+    workdir.Workdir,
+    "append_metrics_text",
+    lambda self, text, sync=True: appends.append(text) or append(self, text, sync),
+  )
+  patched, text, rounds_fn = workdir.Workdir.append_metrics_text, RoundRows.text, runner._rounds
+  got = loop_cpu.measure("tiny", rounds=2, checkpoint_every=1, without=("write", "text"))
+  assert appends == [] and got["wall_s"] > 0 and got["cpu_s"] > 0
+  loop_cpu.measure("tiny", rounds=2, checkpoint_every=1)
+  assert len(appends) == 2 and all(t.count("\n") >= 1 for t in appends)
+  assert workdir.Workdir.append_metrics_text is patched
+  assert RoundRows.text is text and runner._rounds is rounds_fn
+
+
+def test_loop_cpu_renders_each_loop_against_the_compiled_rounds(monkeypatch):
+  from benchmarks import loop_cpu
+
+  calls = []
+  monkeypatch.setattr(
+    loop_cpu, "compiled_round_times", lambda c, r: {"wall_s": 0.01, "cpu_s": 0.02}
+  )
+  monkeypatch.setattr(
+    loop_cpu,
+    "measure",
+    lambda e, r, c, parts=(): (
+      calls.append(parts) or {"wall_s": 0.01 * (3 - len(parts)), "cpu_s": 0.05}
+    ),
+  )
+  got = loop_cpu.compare("tiny", 3, 1, ["text", "tensorboard"], repeats=2)
+  assert calls == [(), ("text",), ("tensorboard",), ("text", "tensorboard")] * 2
+  table = loop_cpu.render(got).splitlines()
+  assert table[2] == "| compiled rounds alone | 0.0100 | 0.0200 | 1.00x |"
+  assert table[3] == "| whole loop | 0.0300, 0.0300 | 0.0500, 0.0500 | 3.00x, 3.00x |"
+  assert (
+    table[-1] == "| without text, tensorboard | 0.0100, 0.0100 | 0.0500, 0.0500 | 1.00x, 1.00x |"
+  )
+
+
+def test_loop_cpu_refuses_an_unknown_part_in_one_line(monkeypatch, capsys):
+  from benchmarks import loop_cpu
+
+  monkeypatch.setattr("sys.argv", ["loop_cpu", "--without=text,nope"])
+  with pytest.raises(SystemExit) as exit_:
+    loop_cpu.main()
+  assert exit_.value.code == 2
+  assert (
+    "--without: unknown nope (known: text, write, tensorboard, progress)" in capsys.readouterr().err
+  )
