@@ -546,7 +546,7 @@ def test_any_error_after_the_restore_closes_the_checkpointer(tmp_path, monkeypat
     closed.append(self)
     original_close(self)
 
-  def append(self, text, sync=False):
+  def append(self, text, sync=True):
     if '"round": 2' in text:
       raise OSError("the rows of round 2 could not be written")
     return original_append(self, text, sync)
