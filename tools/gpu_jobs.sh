@@ -4,9 +4,11 @@
 # limit, its output appended to $OUT/log.txt and every result re-packed into $OUT/results.tgz
 # after each job (a job cut short loses only itself).
 #
-# Here (the developer machine):   bash tools/gpu_jobs.sh stage
-#   copies the CIFAR-10 subset and MNIST from ../shared/data into gpu_data/ (ignored by git via
-#   .git/info/exclude; name it in the device tool's `carry`, with `.whl` for carried wheels).
+# Here (the developer machine):   bash tools/gpu_jobs.sh stage [DATASET ...]
+#   replaces gpu_data/ with copies of datasets from ../shared/data (default: cifar10 mnist, 42 MB;
+#   fashion_mnist, 30 MB, for fashion_4000: the device tool carries 64 MiB in all). gpu_data/ is
+#   ignored by git via .git/info/exclude; name it in the device tool's `carry`, with `.whl` for
+#   carried wheels.
 # There:                          bash tools/gpu_jobs.sh JOB [JOB ...]
 #   env            : GPU, driver and package versions
 #   smoke          : the synthetic `tiny` study (seconds; stops the call if it fails)
@@ -19,14 +21,25 @@
 #   memorize       : the main job on the staged MNIST files (--data_dir=gpu_data)
 #   swap           : the full default swap study (60 runs x 50 rounds, staged CIFAR-10)
 #   sweep          : the full memorize_sweep (staged MNIST)
+#   fashion_4000   : report 003's 4,000-epoch row (20%, no dropout, seed 0; staged Fashion-MNIST)
+#   arch           : report 001's default study (7 groups x 3 seeds x 60 epochs; staged CIFAR-10)
+# A study cut short by its limit keeps its checkpoints in /tmp/gpu-results/NAME: the same job
+# again on the same (warm) machine resumes it.
 # Packages the machine lacks travel as wheels in .whl/ (device README) and are installed first.
 # Runs from the repository root with the machine's own jax/flax/optax/orbax (PYTHONPATH=.).
 set -u
-job_list=${*:?usage: tools/gpu_jobs.sh stage | JOB [JOB ...] (see the header)}
-if [[ $job_list == stage ]]; then
-  mkdir -p gpu_data/cifar10 gpu_data/mnist
-  cp ../shared/data/cifar10/*.npz gpu_data/cifar10/
-  cp ../shared/data/mnist/*.gz gpu_data/mnist/
+job_list=${*:?usage: tools/gpu_jobs.sh stage [DATASET ...] | JOB [JOB ...] (see the header)}
+if [[ $1 == stage ]]; then
+  shift
+  rm -rf gpu_data
+  for data in ${*:-cifar10 mnist}; do
+    case $data in
+      cifar10) mkdir -p gpu_data/cifar10 && cp ../shared/data/cifar10/*.npz gpu_data/cifar10/ ;;
+      mnist | fashion_mnist)
+        mkdir -p "gpu_data/$data" && cp ../shared/data/"$data"/*.gz "gpu_data/$data/" ;;
+      *) echo "unknown dataset $data (cifar10, mnist, fashion_mnist)" && exit 2 ;;
+    esac
+  done
   du -sh gpu_data
   exit 0
 fi
@@ -103,6 +116,10 @@ for job in $job_list; do
     memorize) study memorize 240 --experiment=memorize_mnist --data_dir=gpu_data ;;
     swap) study swap 560 --experiment=swap_cifar10 --data_dir=gpu_data ;;
     sweep) study sweep 560 --experiment=memorize_sweep --data_dir=gpu_data ;;
+    fashion_4000)
+      study "$job" 560 --experiment=fashion_dropout --data_dir=gpu_data --set train_fraction=0.2 \
+        --set dropout_rate=0.0 --set num_seeds=1 --set rounds=4000 --checkpoint_every=50 ;;
+    arch) study arch 560 --experiment=cifar10_arch --data_dir=gpu_data --checkpoint_every=5 ;;
     *) echo "unknown job $job (see the header of $0)" | tee -a "$LOG" && exit 2 ;;
   esac
 done
