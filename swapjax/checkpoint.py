@@ -8,8 +8,8 @@ A checkpoint is only taken for good once orbax has committed it (an unfinished w
 
 A state of at most PACK_BYTES on one device or the host is saved packed: `{"packed": {dtype:
 every leaf of that dtype raveled and joined, in the tree's order}}` (`to_saved`). orbax's save
-costs about 1.2 ms per array beside 0.025 s per save (2-core CPU), so a tiny study's state of
-30-60 arrays saved as they are costs 0.06-0.1 s a round; packed, about 0.03 s. Larger states
+costs a share per array beside its cost per save, which for a tiny study's state of 30-60
+arrays is more than a round of its networks; packed, it is one save of a few arrays. Larger states
 and states sharded over a mesh are saved as the tree itself; a checkpoint restores in the form
 it was written (its orbax metadata says which), so older workdirs resume.
 """

@@ -50,7 +50,7 @@ def make_forest_evaluate(config: Config, member_logits):
       params,
       slope_R,
       lambda p, _, s: member_logits(p, x_SxF, s, forest),
-      batch_size=2,  # pairs of models: 0.39-0.40 s vs 0.49-0.56 one at a time (units128, 50)
+      batch_size=2,  # pairs of models: faster than one at a time on XLA:CPU
     )
     rows_RxNxT = jnp.asarray(forest.row_VxNxT)[variant_R]
     logits = jax.vmap(lambda o, rows: o[:, rows])(out_RxMxS, rows_RxNxT)  # (R, M, N, T, ...)
@@ -92,8 +92,8 @@ def make_evaluate(config: Config, model: SpecNet, population: str = "map", fores
   fraction).
 
   `population="map"` loops over the R x M models with `lax.map`, each a plain (ungrouped)
-  forward convolution: measured 5x faster than the patches form on XLA:CPU, where forward
-  convolutions are fast inside loops. `"vmap"` evaluates all models as one batched program.
+  forward convolution: faster than the patches form on XLA:CPU, where forward convolutions are
+  fast inside loops (benchmarks/README.md). `"vmap"` evaluates all models as one batched program.
   `forests`: {part: prefixes.Forest} of the evaluation sets (`part`: "pool", "test",
   "holdout") whose distinct prefixes a causal sequence network evaluates once each, every
   model in turn, instead of every sample (`eval_shared_prefixes`).

@@ -1,5 +1,6 @@
 """How many runs fit in one compiled program: a computed memory estimate per run, the device's
-budget, and the chunk size that follows (cifar10_arch's networks cost 5-20x the seed CNN).
+budget, and the chunk size that follows (cifar10_arch's networks cost several times the seed
+CNN).
 
 The estimate counts, per run, each member's parameters four times (weights, gradients and
 Adam's two moments), one training step's activations twice (kept for the backward pass and

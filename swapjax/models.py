@@ -73,8 +73,9 @@ def dense_matmul(x_BxI, kernel_IxO):
 
   JAX's transpose of a vmapped `dot_general` computes the kernel gradient as (O, I) and
   transposes it; XLA:CPU then fuses that transpose into each of the optimiser's updates, which
-  read it with a stride (memorize_mnist's 1600 x 512 kernel: 0.32 s of a 1.8 s epoch). Same
-  products, same sums.
+  read it with a stride (memorize_mnist's 1600 x 512 kernel: 0.32 s of a 1.8 s epoch, AMD EPYC
+  2 cores, 2026-12-01, benchmarks/results/history/2026-12-01-dense-layout.md). Same products,
+  same sums.
   """
   return lax.dot_general(x_BxI, kernel_IxO, (((x_BxI.ndim - 1,), (0,)), ((), ())))
 
@@ -128,7 +129,8 @@ def max_pool_2x2(x_BxHxWxC, train: bool = False):
   Two formulations with the same values (a max is exact), each the faster where it is used
   (benchmarks/README.md): for evaluation XLA's reduce-window; for training a max over a reshape
   of the input, whose gradient is a compare and a select, where the reduce-window's gradient is
-  a windowed select-and-gather then a scatter (0.9 s of a 2.5 s memorize_mnist epoch). The
+  a windowed select-and-gather then a scatter (most of the pooling's share of a memorize_mnist
+  epoch on XLA:CPU). The
   gradients differ only where a window's maximum is tied, which after a relu means zeros, whose
   gradient the relu drops either way (the golden studies reproduce bitwise)."""
   if not train:
@@ -180,7 +182,7 @@ def recurrence(activation: str, unroll: bool, xw_TxBxU, recurrent_UxU, mask_BxU)
   carries only dL/dh (one matmul per step, as the forward pass), and the recurrent kernel's
   gradient is one matmul over all time steps at the end. Autodiff of the scan instead adds
   each step's outer product into a carried kernel-sized gradient, reading and writing the
-  whole kernel every time step: 2.5x slower at 100 models of 128 units on XLA:CPU."""
+  whole kernel every time step, several times slower on XLA:CPU (benchmarks/README.md)."""
   return _recurrence_fwd(activation, unroll, xw_TxBxU, recurrent_UxU, mask_BxU)[0]
 
 

@@ -26,12 +26,13 @@ def compile_programs(programs, states):
   """AOT-compiles each program's round once per device (its chunks on one device share it);
   returns the programs with compiled rounds and the compile seconds per program.
 
-  One program at a time: XLA:CPU compiles one program on several cores already (on 2 cores the
-  binary-addition study's 7 programs took 22.1 / 23.5 s one at a time, 27.6 / 26.1 s two at a
-  time in threads). Chunks on other single devices (a split CPU, `runs_per_device`) compile
-  the program for their device: JAX's public API loads an executable only on the device it was
-  compiled for, and the persistent compilation cache keeps each device's code for later runs.
-  Chunks another process runs are compiled there."""
+  One program at a time: XLA:CPU compiles one program on several cores already (the
+  binary-addition study's 7 programs: 22.1 / 23.5 s one at a time, 27.6 / 26.1 s two at a time
+  in threads; AMD EPYC, 2 cores, 2026-12-01, benchmarks/results/history/2026-12-01-compile-once.md).
+  Chunks on other single devices (a split CPU, `runs_per_device`) compile the program for their
+  device: JAX's public API loads an executable only on the device it was compiled for, and the
+  persistent compilation cache keeps each device's code for later runs. Chunks another process
+  runs are compiled there."""
   results, peak = {}, {}
   start = time.perf_counter()
   for built, state in zip(programs, states, strict=True):

@@ -74,8 +74,8 @@ def run_dir_name(run: int, group: str) -> str:
 # `group_<i>_<name>/`) instead of one per run: thousands of event files cost seconds a round
 # and no one reads thousands of curves; metrics.jsonl keeps every run.
 MAX_RUN_SERIES = 256
-# Event files are flushed at most this often while a study runs (a flush per file costs about
-# 1 ms: every round, it would cost more than a round of tiny networks) and when it ends.
+# Event files are flushed at most this often while a study runs (a flush per file every round
+# would cost more than a round of tiny networks) and when it ends.
 FLUSH_S = 2.0
 
 

@@ -12,8 +12,8 @@ from swapjax.cpu import onednn, process, rnn_kernel
 from swapjax.layers import config_layers, parse_layer
 
 # `auto` trains fused from this width up: per epoch of binary_addition's 100 seeds on the split
-# CPU, 128 units trains 1.4-1.6x faster fused than step by step and 16 units no faster (the
-# study's evaluations and starts dominate there); benchmarks/README.md has the numbers.
+# CPU, 128 units trains faster fused than step by step and 16 units no faster (the study's
+# evaluations and starts dominate there); benchmarks/README.md has the numbers.
 FUSED_AUTO_MIN_UNITS = 64
 
 prepare_process = process.prepare_process
@@ -85,7 +85,7 @@ def check(config) -> None:
 
 
 def init_compiler_options() -> dict:
-  """XLA:CPU spends seconds optimising the initialisers' random-number code (5.1 s for the CIFAR
-  CNN pair, measured), which runs once: compile it without LLVM optimisation (0.9 s). Integer
+  """XLA:CPU spends seconds optimising the initialisers' random-number code, which runs once:
+  compile it without LLVM optimisation (a fraction of the time for the CIFAR CNN pair). Integer
   hashing and exact float ops, so the parameters are the same (tests/test_round.py)."""
   return {"xla_backend_optimization_level": 0}
