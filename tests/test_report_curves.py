@@ -231,3 +231,37 @@ def test_reference_is_read_from_config_json_before_the_experiment_module(tmp_pat
     f"`{SMALL}`",
     f"`{FULL}`",
   ]
+
+
+def test_a_long_runs_test_markers_are_thinned_to_the_last_test_epoch():
+  """Past MAX_MARKERS test epochs, 1 in `step` is marked, counted back from the last (which is
+  always marked), so the validation curve beneath them shows; fewer are all marked."""
+  from swapjax.report import curves
+
+  keep, step = curves.thinned(np.arange(5, 45, 5))
+  assert step == 1 and keep.tolist() == list(range(8))
+  xs = np.arange(5, 4001, 5)  # 4,000 epochs, a test every 5: 800 test epochs
+  keep, step = curves.thinned(xs)
+  assert step == 20 and len(keep) == 40 and xs[keep[-1]] == 4000
+  assert np.all(np.diff(xs[keep]) == 100)
+  keep, step = curves.thinned(np.arange(41))
+  assert step == 2 and keep[-1] == 40 and keep[0] == 0 and len(keep) == 21
+
+
+def test_the_figure_marks_a_long_runs_tests_sparsely_and_says_so():
+  from swapjax.report import curves
+
+  plt = plotting.pyplot()
+  fig, ax = plt.subplots()
+  rows = [
+    {"epoch": e, "run": r, "test/loss": 1.0 / e + r if e % 5 == 0 else None}
+    for r in range(2)
+    for e in range(1, 1001)
+  ]
+  curves._markers(ax, rows, "test/loss", "test", "C3", "o")
+  (bars,) = ax.containers
+  xs, ys = bars.lines[0].get_data()
+  assert len(xs) == 40 and xs[-1] == 1000 and xs[0] == 25
+  assert np.allclose(ys, 1.0 / xs + 0.5)
+  assert bars.get_label() == "test (1 in 5 test epochs)"
+  plt.close(fig)

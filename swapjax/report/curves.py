@@ -12,6 +12,8 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
 from swapjax.report import plotting, stats
 
 LOSSES = ("train/loss", "train/epoch_loss", "val/loss")
@@ -267,14 +269,36 @@ def _collapse_lines(groups, num_classes: int) -> list[str]:
   return lines + (found or ["No run collapsed."]) + fell
 
 
+# At most this many test markers per panel: a long run's test epochs (4,000 epochs, a test
+# every 5) would otherwise cover the validation curve drawn beneath them.
+MAX_MARKERS = 40
+
+
+def thinned(xs: np.ndarray) -> tuple[np.ndarray, int]:
+  """(positions of `xs` to mark, the step between them): every `step`-th of more than
+  MAX_MARKERS points, counted back from the last, so the last test epoch is always marked."""
+  step = max(1, -(-len(xs) // MAX_MARKERS))
+  return np.arange(len(xs) - 1, -1, -step)[::-1], step
+
+
 def _markers(ax, grows, metric, label, color, marker, **style):
-  """Mean ± std over seeds at the epochs where every run has `metric` (the test epochs)."""
+  """Mean ± std over seeds at the epochs where every run has `metric` (the test epochs), every
+  test epoch or, past MAX_MARKERS of them, 1 in `step` (the legend says so)."""
   series = stats.per_round(grows, "epoch", metric)
   if series is None or not series[0].size:
     return
   xs, ys = series
+  keep, step = thinned(xs)
+  label = label if step == 1 else f"{label} (1 in {step} test epochs)"
   ax.errorbar(
-    xs, ys.mean(0), yerr=ys.std(0), fmt=marker, color=color, capsize=3, label=label, **style
+    xs[keep],
+    ys[:, keep].mean(0),
+    yerr=ys[:, keep].std(0),
+    fmt=marker,
+    color=color,
+    capsize=3,
+    label=label,
+    **style,
   )
 
 
