@@ -129,10 +129,11 @@ def max_pool_2x2(x_BxHxWxC, train: bool = False):
   Two formulations with the same values (a max is exact), each the faster where it is used
   (benchmarks/README.md): for evaluation XLA's reduce-window; for training a max over a reshape
   of the input, whose gradient is a compare and a select, where the reduce-window's gradient is
-  a windowed select-and-gather then a scatter (most of the pooling's share of a memorize_mnist
-  epoch on XLA:CPU). The
-  gradients differ only where a window's maximum is tied, which after a relu means zeros, whose
-  gradient the relu drops either way (the golden studies reproduce bitwise)."""
+  a windowed select-and-gather then a scatter (a scan of 85 memorize_mnist steps: 2.52 s with
+  it, 1.52-1.68 s by reshape; AMD EPYC 2 cores, 2026-11-30,
+  benchmarks/results/history/2026-11-30-onednn.md). The gradients differ only where a window's
+  maximum is tied, which after a relu means zeros, whose gradient the relu drops either way (the
+  golden studies reproduce bitwise)."""
   if not train:
     return nn.max_pool(x_BxHxWxC, (2, 2), strides=(2, 2), padding="VALID")
   b, h, w, c = x_BxHxWxC.shape
