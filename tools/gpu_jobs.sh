@@ -31,13 +31,19 @@ set -u
 job_list=${*:?usage: tools/gpu_jobs.sh stage [DATASET ...] | JOB [JOB ...] (see the header)}
 if [[ $1 == stage ]]; then
   shift
-  rm -rf gpu_data
-  for data in ${*:-cifar10 mnist}; do
+  datasets=${*:-cifar10 mnist}
+  for data in $datasets; do  # every name checked before gpu_data/ is replaced
     case $data in
-      cifar10) mkdir -p gpu_data/cifar10 && cp ../shared/data/cifar10/*.npz gpu_data/cifar10/ ;;
-      mnist | fashion_mnist)
-        mkdir -p "gpu_data/$data" && cp ../shared/data/"$data"/*.gz "gpu_data/$data/" ;;
+      cifar10 | mnist | fashion_mnist) ;;
       *) echo "unknown dataset $data (cifar10, mnist, fashion_mnist)" && exit 2 ;;
+    esac
+  done
+  rm -rf gpu_data
+  for data in $datasets; do
+    mkdir -p "gpu_data/$data"
+    case $data in
+      cifar10) cp ../shared/data/cifar10/*.npz gpu_data/cifar10/ ;;
+      *) cp ../shared/data/"$data"/*.gz "gpu_data/$data/" ;;
     esac
   done
   du -sh gpu_data
