@@ -277,7 +277,7 @@ MAX_MARKERS = 40
 def thinned(xs: np.ndarray) -> tuple[np.ndarray, int]:
   """(positions of `xs` to mark, the step between them): every `step`-th of more than
   MAX_MARKERS points, counted back from the last, so the last test epoch is always marked."""
-  step = max(1, -(-len(xs) // MAX_MARKERS))
+  step = max(1, math.ceil(len(xs) / MAX_MARKERS))
   return np.arange(len(xs) - 1, -1, -step)[::-1], step
 
 
