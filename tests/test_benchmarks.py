@@ -275,3 +275,25 @@ def test_loop_cpu_refuses_an_unknown_part_in_one_line(monkeypatch, capsys):
   assert (
     "--without: unknown nope (known: text, write, tensorboard, progress)" in capsys.readouterr().err
   )
+
+
+def test_checkpoint_save_times_both_handlers_and_restores_orbaxs():
+  """benchmarks/checkpoint_save.py: saves 2.. of each series timed, call before write, in both
+  variants; orbax's registered numpy handler is the same object afterwards, also on an error."""
+  import numpy as np
+  import orbax.checkpoint as ocp
+
+  from benchmarks import checkpoint_save
+
+  registered = ocp.type_handlers.get_type_handler(np.ndarray)
+  found = checkpoint_save.measure([0.25], saves=3, repeats=1)
+  assert list(found[0.25]) == list(checkpoint_save.VARIANTS)
+  for times in found[0.25].values():
+    assert len(times) == 2 and all(0 < call <= whole for call, whole in times)
+  assert ocp.type_handlers.get_type_handler(np.ndarray) is registered
+  with pytest.raises(ZeroDivisionError), checkpoint_save.numpy_handler(copy=False):
+    assert ocp.type_handlers.get_type_handler(np.ndarray) is not registered
+    1 / 0  # noqa: B018
+  assert ocp.type_handlers.get_type_handler(np.ndarray) is registered
+  table = checkpoint_save.render(found).splitlines()
+  assert len(table) == 4 and table[2].startswith("| 0.25 MB | orbax's default (copies) |")
