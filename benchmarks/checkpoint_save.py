@@ -91,9 +91,12 @@ def main() -> None:
   parser.add_argument("--saves", type=int, default=6)
   parser.add_argument("--repeats", type=int, default=3)
   args = parser.parse_args()
-  sizes = [float(x) for x in args.sizes_mb.split(",")]
+  try:
+    sizes = [float(x) for x in args.sizes_mb.split(",")]
+  except ValueError:
+    sizes = []
   if not sizes or min(sizes) <= 0 or max(sizes) * 2**20 > checkpoint.PACK_BYTES or args.saves < 2:
-    raise SystemExit("benchmarks: sizes in (0, 64] MB (packed states) and --saves >= 2")
+    raise SystemExit("benchmarks: --sizes_mb numbers in (0, 64] (packed states), --saves >= 2")
   logging.set_verbosity(logging.ERROR)  # orbax logs every save, and each handler registered
   print(render(measure(sizes, args.saves, args.repeats)))
 
