@@ -264,4 +264,7 @@ def test_the_figure_marks_a_long_runs_tests_sparsely_and_says_so():
   assert len(xs) == 40 and xs[-1] == 1000 and xs[0] == 25
   assert np.allclose(ys, 1.0 / xs + 0.5)
   assert bars.get_label() == "test (1 in 5 test epochs)"
+  (line,) = ax.plot([1, 1000], [0.5, 0.5])  # a curve, as the validation band's mean line
+  for artist in (bars.lines[0], *bars.lines[2]):  # the markers and their error bars
+    assert artist.get_zorder() < line.get_zorder()
   plt.close(fig)

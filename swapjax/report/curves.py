@@ -270,8 +270,11 @@ def _collapse_lines(groups, num_classes: int) -> list[str]:
 
 
 # At most this many test markers per panel: a long run's test epochs (4,000 epochs, a test
-# every 5) would otherwise cover the validation curve drawn beneath them.
+# every 5) would otherwise make one band of markers.
 MAX_MARKERS = 40
+# The markers go beneath the curves (matplotlib draws lines at zorder 2): where validation and
+# test agree to a marker's height, the validation curve still shows across them.
+MARKER_ZORDER = 1.5
 
 
 def thinned(xs: np.ndarray) -> tuple[np.ndarray, int]:
@@ -298,6 +301,7 @@ def _markers(ax, grows, metric, label, color, marker, **style):
     color=color,
     capsize=3,
     label=label,
+    zorder=MARKER_ZORDER,
     **style,
   )
 
