@@ -18,6 +18,7 @@
 #   bench_binary   : benchmarks.run --preset=binary_addition, per group and scaling to 1,000
 #   tests          : tests/test_models.py and tests/test_round.py on this backend
 #   host_overhead  : benchmarks.run --preset=host_overhead (the study loop in turn and pipelined)
+#   checkpoint     : benchmarks.checkpoint_save (one save's call and write by state size, this disk)
 #   memorize       : the main job on the staged MNIST files (--data_dir=gpu_data)
 #   swap           : the full default swap study (60 runs x 50 rounds, staged CIFAR-10)
 #   sweep          : the full memorize_sweep (staged MNIST)
@@ -119,6 +120,7 @@ for job in $job_list; do
       step tests 180 $PY -m pytest -x -q -p no:cacheprovider tests/test_models.py \
         tests/test_round.py ;;
     host_overhead) bench "$job" 420 --preset=host_overhead ;;
+    checkpoint) step "$job" 120 $PY -m benchmarks.checkpoint_save ;;
     memorize) study memorize 240 --experiment=memorize_mnist --data_dir=gpu_data ;;
     swap) study swap 560 --experiment=swap_cifar10 --data_dir=gpu_data ;;
     sweep) study sweep 560 --experiment=memorize_sweep --data_dir=gpu_data ;;
