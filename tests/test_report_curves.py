@@ -268,3 +268,23 @@ def test_the_figure_marks_a_long_runs_tests_sparsely_and_says_so():
   for artist in (bars.lines[0], *bars.lines[2]):  # the markers and their error bars
     assert artist.get_zorder() < line.get_zorder()
   plt.close(fig)
+
+
+def test_a_group_compared_at_each_of_the_reports_epoch_counts(tmp_path):
+  """A group's reference may be a list (report 003's 20% half ran 40, 400 and 4,000 epochs):
+  one comparison row per epoch count, each measured at its own epoch."""
+  from experiments import fashion_dropout
+
+  rows = _rows()
+  early, late = dict(REFERENCE[SMALL], epochs=2), dict(REFERENCE[SMALL], epochs=400, val_acc=0.88)
+  lines = curves_report({"reference": {SMALL: [early, late]}}, rows, tmp_path)
+  start = lines.index("## Compared with the report")
+  body = [x for x in lines[start:] if x.startswith(f"| `{SMALL}`")]
+  assert [x.split(" | ")[1:3] for x in body] == [
+    ["2", "2"],
+    ["400", "5 (report's 400 not reached)"],
+  ]
+  assert "| 0.8800 |" in body[1] and "| 0.8650 |" in body[0]
+  entries = fashion_dropout.REFERENCE["train_fraction=0.2,dropout_rate=0.0"]
+  assert [e["epochs"] for e in entries] == [40, 400, 4000]
+  assert entries[2]["train_acc"] == 0.0977 and entries[2]["val_loss"] == 14.5869

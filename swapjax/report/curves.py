@@ -155,9 +155,17 @@ REFERENCE_METRICS = (
 )
 
 
+def _entries(ref) -> list[dict]:
+  """A group's reference: one dict of the report's numbers at its `epochs`, or a list of them
+  (the report's numbers at several epoch counts)."""
+  if isinstance(ref, dict):
+    return [ref]
+  return [r for r in ref if isinstance(r, dict)] if isinstance(ref, list) else []
+
+
 def _comparison(groups, reference: dict) -> list[str]:
-  """The report's numbers at its epoch count beside ours at that epoch (or our last)."""
-  refs = [ref for ref in reference.values() if isinstance(ref, dict)]
+  """The report's numbers at each of its epoch counts beside ours at that epoch (or our last)."""
+  refs = [entry for ref in reference.values() for entry in _entries(ref)]
   columns = [c for c in REFERENCE_METRICS if any(c[0] in ref for ref in refs)]
   header = "| group | report epochs | measured at epoch | " + " | ".join(
     f"report {label} | {metric.replace('/', ' ')}" for _, label, metric in columns
@@ -175,27 +183,29 @@ def _comparison(groups, reference: dict) -> list[str]:
     "| --- | ---: | --- | " + " | ".join(["---: | ---"] * len(columns)) + " |",
   ]
   for group, runs in groups.items():
-    ref = reference.get(group)
-    if not isinstance(ref, dict):
-      continue
-    target = ref.get("epochs")
-    picked, tested = [], []
-    for run_rows in runs.values():
-      upto = [r for r in run_rows if target is None or r["epoch"] <= target] or run_rows[-1:]
-      picked.append(upto[-1])
-      tested.append(_last_test(upto))
-    measured_at = _epochs([r["epoch"] for r in picked])
-    if target is not None and max(r["epoch"] for r in picked) < target:
-      measured_at += f" (report's {target} not reached)"
-    cells = [f"`{group}`", str(target if target is not None else "n/a"), measured_at]
-    for key, _, metric in columns:
-      rows = tested if metric.startswith("test/") else picked
-      cells += [_reference_value(ref, key), stats.mean_std([r.get(metric) for r in rows])]
-    lines.append("| " + " | ".join(cells) + " |")
+    lines += [_comparison_row(group, runs, ref, columns) for ref in _entries(reference.get(group))]
   absent = [group for group in reference if group not in groups]
   if absent:
     lines += ["", "In the report but not in this study: " + ", ".join(f"`{g}`" for g in absent)]
   return lines
+
+
+def _comparison_row(group: str, runs, ref: dict, columns) -> str:
+  """One line of the comparison: the report's numbers at `ref["epochs"]` beside ours."""
+  target = ref.get("epochs")
+  picked, tested = [], []
+  for run_rows in runs.values():
+    upto = [r for r in run_rows if target is None or r["epoch"] <= target] or run_rows[-1:]
+    picked.append(upto[-1])
+    tested.append(_last_test(upto))
+  measured_at = _epochs([r["epoch"] for r in picked])
+  if target is not None and max(r["epoch"] for r in picked) < target:
+    measured_at += f" (report's {target} not reached)"
+  cells = [f"`{group}`", str(target if target is not None else "n/a"), measured_at]
+  for key, _, metric in columns:
+    rows = tested if metric.startswith("test/") else picked
+    cells += [_reference_value(ref, key), stats.mean_std([r.get(metric) for r in rows])]
+  return "| " + " | ".join(cells) + " |"
 
 
 def _collapse(run_rows, num_classes: int) -> tuple[int, str] | None:

@@ -3,7 +3,8 @@ for fitted functions, the true parameters.
 
 A workdir's config.json carries them under `reference` as
 `{"reported": {group: {"epochs": 40, "val_acc": 0.91, ...}}, "true_parameters": {group prefix:
-{parameter: value}}}`. Workdirs without that key take them from the experiment's module in the
+{parameter: value}}}`; a group the report gives at several epoch counts holds a list of such
+dicts. Workdirs without that key take them from the experiment's module in the
 registry (`REFERENCE`, `TRUE_PARAMETERS`), as long as it still registers the experiment.
 """
 
