@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
+from benchmarks.timing import median_range
 from swapjax import checkpoint
 
 VARIANTS = ("orbax's default (copies)", "no host-array copy")
@@ -77,10 +77,7 @@ def render(found) -> str:
   ]
   for size, variants in found.items():
     for variant, times in variants.items():
-      cells = []
-      for k in (0, 1):
-        ms = [1e3 * t[k] for t in times]
-        cells.append(f"{statistics.median(ms):.1f} ({min(ms):.1f}-{max(ms):.1f})")
+      cells = [median_range([1e3 * t[k] for t in times], ".1f") for k in (0, 1)]
       lines.append(f"| {size:g} MB | {variant} | {cells[0]} | {cells[1]} |")
   return "\n".join(lines)
 

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.timing import median_range
+
 REPO = Path(__file__).resolve().parents[1]
 STUDIES = {
   # The swap study's program at pool 2,000 (3 conditions x 2 seeds, 3 rounds).
@@ -73,7 +75,7 @@ def _run(tree: Path, args: list[str], data_dir: str, workdir: Path) -> dict:
 
 
 def _cell(values: list[float]) -> str:
-  return f"{statistics.median(values):.3g} ({min(values):.3g}-{max(values):.3g})"
+  return median_range(values, ".3g")
 
 
 def main() -> None:

@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.timing import median_range
 
 REPO = Path(__file__).resolve().parents[1]
 PHASES = re.compile(r"seconds in the study: (.*)$", re.MULTILINE)
@@ -60,7 +61,7 @@ def main() -> None:
   print("| --- | ---: |")
   for key in runs[0]:
     values = [r[key] for r in runs]
-    print(f"| {key} | {statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f}) |")
+    print(f"| {key} | {median_range(values, '.2f')} |")
 
 
 if __name__ == "__main__":

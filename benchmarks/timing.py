@@ -4,6 +4,7 @@ uses it too)."""
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,11 @@ def timed(call: Callable[[], object], repeats: int) -> tuple[float, list[float]]
     call()
     times.append(time.perf_counter() - t0)
   return first, times
+
+
+def median_range(values, spec: str) -> str:
+  """`median (min-max)` of `values`, each number formatted with `spec` (e.g. ".2f")."""
+  return f"{statistics.median(values):{spec}} ({min(values):{spec}}-{max(values):{spec}})"
 
 
 def tests_every_round(cfg) -> bool:
