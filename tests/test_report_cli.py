@@ -179,3 +179,59 @@ def test_out_with_one_workdir_is_refused(tmp_path):
   result = _run_cli(tmp_path / "a", f"--out={tmp_path / 'out'}")
   assert result.returncode == 2 and "--out is for comparing" in result.stderr
   assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
+SMALL_HALF = ("train_fraction=0.2,dropout_rate=0.0", "train_fraction=0.2,dropout_rate=0.5")
+
+
+def _report_epochs(text: str, group: str) -> list[str]:
+  return [
+    r["report epochs"] for r in rt.table(text, "group | report epochs") if group in r["group"]
+  ]
+
+
+def test_reference_experiment_compares_with_the_experiment_files_numbers(tmp_path, capsys):
+  """A workdir recorded the report's 40-epoch numbers only (a long run started before the 400-
+  and 4,000-epoch ones were entered): by default its report keeps them; with
+  `--reference=experiment` it compares with fashion_dropout's numbers as installed now, and
+  says so. Guards: the option ignored, or the recorded numbers overriding it."""
+  from experiments import fashion_dropout
+
+  forty = fashion_dropout.REFERENCE[SMALL_HALF[0]][0]
+  assert forty["epochs"] == 40
+  recorded = {"reported": {SMALL_HALF[0]: forty}, "true_parameters": {}}
+  study = tmp_path / "study"
+  _single_study(
+    study,
+    np.random.default_rng(4),
+    names=SMALL_HALF,
+    experiment="fashion_dropout",
+    reference=recorded,
+  )
+  assert report.main([str(study)]) == 0
+  text = (study / "report.md").read_text()
+  assert _report_epochs(text, SMALL_HALF[0]) == ["40"]
+  assert _report_epochs(text, SMALL_HALF[1]) == []
+  assert "The report's numbers: config.json's, recorded when the study started." in text
+  assert report.main([str(study), "--reference=experiment"]) == 0
+  text = (study / "report.md").read_text()
+  assert _report_epochs(text, SMALL_HALF[0]) == ["40", "400", "4000"]
+  assert _report_epochs(text, SMALL_HALF[1]) == ["40"]
+  assert "4 (report's 4000 not reached)" in text
+  assert "(`--reference=experiment`; config.json's recorded numbers not used)" in text
+  capsys.readouterr()
+
+
+def test_reference_experiment_of_an_unknown_experiment_is_one_line(tmp_path):
+  _single_study(tmp_path / "a", np.random.default_rng(5), experiment="no_such_experiment")
+  _single_study(tmp_path / "b", np.random.default_rng(6))
+  result = _run_cli(tmp_path / "a", "--reference=experiment")
+  assert result.returncode == 2 and result.stdout == "", result
+  assert result.stderr.splitlines() == [
+    f"swapjax.report: {tmp_path / 'a'}: experiment 'no_such_experiment' is not registered here, "
+    "so only config.json's recorded numbers can be used (leave out --reference)"
+  ]
+  assert not (tmp_path / "a" / "report.md").exists()
+  result = _run_cli(tmp_path / "a", tmp_path / "b", "--reference=experiment")
+  assert result.returncode == 2 and "--reference is for one study's report" in result.stderr
+  assert "Traceback" not in result.stderr

@@ -15,8 +15,10 @@ from swapjax.workdir import Workdir, atomic_write_text
 REPORTS = {"swap": swap.swap_report, "epochs": memorization.memorize_report}
 
 
-def write(workdir: str | Path) -> Path:
-  """Writes report.md and plots/ from the workdir's files; returns the report path."""
+def write(workdir: str | Path, reference: str = "recorded") -> Path:
+  """Writes report.md and plots/ from the workdir's files; returns the report path. The
+  report's numbers are config.json's `reference` or, with `reference="experiment"`, the
+  experiment file's (`references.experiment_reference`)."""
   wd = Workdir(str(workdir))
   meta = wd.read_config() or {}
   config = meta.get("config", {})
@@ -25,7 +27,7 @@ def write(workdir: str | Path) -> Path:
   plots = wd.path / "plots"
   plots.mkdir(exist_ok=True)
   lines = _header_lines(meta, config)
-  lines += _study_lines(meta, config, rows, plots)
+  lines += _study_lines(meta, config, rows, plots, reference)
   lines += timing_lines(timing)
   path = wd.path / "report.md"
   atomic_write_text(path, "\n".join(lines) + "\n")
@@ -50,13 +52,16 @@ def _header_lines(meta: dict[str, Any], config: dict[str, Any]) -> list[str]:
   return lines + [""]
 
 
-def _study_lines(meta: dict[str, Any], config: dict[str, Any], rows, plots: Path) -> list[str]:
+def _study_lines(
+  meta: dict[str, Any], config: dict[str, Any], rows, plots: Path, source: str
+) -> list[str]:
   """The study kind's sections (tables, and figures drawn into `plots`)."""
   if not rows:
     return ["No completed rounds yet."]
   if config.get("report") == "curves":
-    reference = references.experiment_reference(meta)
+    reference = references.experiment_reference(meta, source)
     extra = {"reference": reference["reported"], "true_parameters": reference["true_parameters"]}
+    extra["reference_origin"] = references.reference_origin(meta, source)
     return curves.curves_report({**config, **extra}, rows, plots)
   study = config.get("study", "swap")
   return REPORTS[STUDY_ALIASES.get(study, study)](config, rows, plots)

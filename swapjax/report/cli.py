@@ -1,12 +1,15 @@
 """The command: `python -m swapjax.report WORKDIR [WORKDIR ...] [--out=DIR]` rebuilds one study's
-report, or compares several; a study it cannot read is one line on stderr and exit status 2."""
+report, or compares several; a study it cannot read is one line on stderr and exit status 2.
+`--reference=experiment` compares one study with the experiment file's numbers as installed
+now instead of those its config.json recorded."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from swapjax.report import build, comparison, files
+from swapjax import registry
+from swapjax.report import build, comparison, files, references
 from swapjax.workdir import WorkdirError
 
 
@@ -20,13 +23,27 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument(
     "--out", metavar="DIR", help="comparing: also write DIR/compare.md and DIR/compare.png"
   )
+  parser.add_argument(
+    "--reference",
+    choices=references.SOURCES,
+    default="recorded",
+    help="one study: the report's numbers it is compared with, those config.json recorded when "
+    "the study started (default) or the experiment file's as installed now",
+  )
   args = parser.parse_args(argv)
   if len(args.workdirs) == 1 and args.out:
     parser.error("--out is for comparing two or more studies; one study's report is its workdir's")
+  if len(args.workdirs) > 1 and args.reference != "recorded":
+    parser.error("--reference is for one study's report; a comparison shows no report numbers")
   try:
     if len(args.workdirs) == 1:
-      files.load_study(args.workdirs[0])
-      print(build.write(args.workdirs[0]))
+      meta, _ = files.load_study(args.workdirs[0])
+      if args.reference == "experiment" and meta.get("experiment") not in registry.registry():
+        raise files.StudyError(
+          f"{args.workdirs[0]}: experiment {meta.get('experiment')!r} is not registered here, "
+          "so only config.json's recorded numbers can be used (leave out --reference)"
+        )
+      print(build.write(args.workdirs[0], args.reference))
     else:
       print(comparison.compare(args.workdirs, args.out), end="")
   except (files.StudyError, WorkdirError) as e:

@@ -163,8 +163,9 @@ def _entries(ref) -> list[dict]:
   return [r for r in ref if isinstance(r, dict)] if isinstance(ref, list) else []
 
 
-def _comparison(groups, reference: dict) -> list[str]:
-  """The report's numbers at each of its epoch counts beside ours at that epoch (or our last)."""
+def _comparison(groups, reference: dict, origin: str | None = None) -> list[str]:
+  """The report's numbers at each of its epoch counts beside ours at that epoch (or our last);
+  `origin` says where those numbers came from (`references.reference_origin`)."""
   refs = [entry for ref in reference.values() for entry in _entries(ref)]
   columns = [c for c in REFERENCE_METRICS if any(c[0] in ref for ref in refs)]
   header = "| group | report epochs | measured at epoch | " + " | ".join(
@@ -179,6 +180,7 @@ def _comparison(groups, reference: dict) -> list[str]:
     "epoch, or at the last epoch when the study stopped earlier (test columns: that epoch's "
     "test evaluation, or the last before it).",
     "",
+    *([f"The report's numbers: {origin}.", ""] if origin else []),
     header + " |",
     "| --- | ---: | --- | " + " | ".join(["---: | ---"] * len(columns)) + " |",
   ]
@@ -363,7 +365,7 @@ def curves_report(config: dict, rows: list[dict], plots: Path) -> list[str]:
   lines += _parameter_table(groups, config.get("true_parameters") or {})
   reference = config.get("reference")
   if isinstance(reference, dict) and reference:
-    lines += _comparison(groups, reference)
+    lines += _comparison(groups, reference, config.get("reference_origin"))
   lines += _collapse_lines(groups, num_classes)
   if plt is None:
     return lines + ["", plotting.NO_PLOTS]
