@@ -2,7 +2,7 @@
 
 Rebuild one study's report without retraining, or compare several studies side by side:
 
-    python -m swapjax.report WORKDIR
+    python -m swapjax.report WORKDIR [--reference=experiment]
     python -m swapjax.report WORKDIR_A WORKDIR_B [...] [--out=DIR]
 
 Each module imports only those listed before it: the shared helpers `stats`, `grouping`,
