@@ -288,3 +288,28 @@ def test_a_group_compared_at_each_of_the_reports_epoch_counts(tmp_path):
   entries = fashion_dropout.REFERENCE["train_fraction=0.2,dropout_rate=0.0"]
   assert [e["epochs"] for e in entries] == [40, 400, 4000]
   assert entries[2]["train_acc"] == 0.0977 and entries[2]["val_loss"] == 14.5869
+
+
+def test_timing_sums_the_rounds_of_every_process_from_the_rows():
+  """A resumed study's timing.json covers its last process: the rounds' time comes from the
+  rows, once per round (every run of a round carries the same time/round_s). Guards: a round
+  counted once per run, the rows' time left out, a study without timing.json losing the line."""
+  rows = [{"epoch": e, "run": r, "time/round_s": 1000.0 + e} for e in range(1, 9) for r in range(3)]
+  lines = timing.timing_lines(None, rows)
+  assert lines[3] == (
+    "- rounds in metrics.jsonl: 8 (1-8), their `time/round_s` summed: 2 h 14 min (every "
+    "process that ran them)"
+  )  # 8,036 s: 133.9 min
+  assert lines[4] == "- timing.json: none yet (written when the study ends)"
+  last_process = {"device": "cpu", "backend": "cpu", "rounds_timed": 3, "compile_s": 1.0}
+  lines = timing.timing_lines(last_process, rows)
+  assert "cover the last one only)" in lines[3] and "rounds timed: 3" in lines[5]
+  assert timing.timing_lines(None, []) == []
+  no_times = [{"round": 1, "run": 0}]
+  assert timing.timing_lines(last_process, no_times)[3].startswith("- device: cpu")
+  assert [timing.duration(s) for s in (33.64, 725, 3599.6, 9660)] == [
+    "33.6 s",
+    "12 min 5 s",
+    "1 h 0 min",
+    "2 h 41 min",
+  ]

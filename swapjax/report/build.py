@@ -28,7 +28,7 @@ def write(workdir: str | Path, reference: str = "recorded") -> Path:
   plots.mkdir(exist_ok=True)
   lines = _header_lines(meta, config)
   lines += _study_lines(meta, config, rows, plots, reference)
-  lines += timing_lines(timing)
+  lines += timing_lines(timing, rows)
   path = wd.path / "report.md"
   atomic_write_text(path, "\n".join(lines) + "\n")
   return path

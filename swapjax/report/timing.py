@@ -1,5 +1,6 @@
-"""The report's timing section from timing.json: device, compile time, seconds per round, and
-which groups shared which compiled program with its memory."""
+"""The report's timing section: the rounds' time summed from metrics.jsonl (over every process
+that ran them), and from timing.json (the last process) the device, compile time, seconds per
+round, and which groups shared which compiled program with its memory."""
 
 from __future__ import annotations
 
@@ -13,23 +14,56 @@ def format_bytes(value) -> str:
   return f"{value / 2**20:,.0f} MiB" if value >= 2**20 else f"{value / 2**10:,.0f} KiB"
 
 
-def timing_lines(timing: dict[str, Any] | None) -> list[str]:
-  """Markdown lines of the timing section; none without timing.json."""
-  if not timing:
+def duration(seconds: float) -> str:
+  """`2 h 41 min`, `12 min 5 s` or `33.6 s`."""
+  if round(seconds / 60) >= 60:
+    hours, rest = divmod(round(seconds / 60), 60)
+    return f"{hours} h {rest} min"
+  if round(seconds) >= 60:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s"
+  return f"{seconds:.1f} s"
+
+
+def rounds_time_line(rows, more_follows: bool = False) -> list[str]:
+  """One line: how many rounds metrics.jsonl holds and their `time/round_s` summed, over every
+  process that ran them (a resumed study's timing.json covers its last process only); none
+  when no row has the time. `more_follows`: timing.json's lines come next."""
+  seconds = {}
+  for row in rows:
+    key = "round" if "round" in row else "epoch"
+    if row.get("time/round_s") is not None and key in row:
+      seconds[row[key]] = row["time/round_s"]
+  if not seconds:
     return []
+  first, last = min(seconds), max(seconds)
+  after = "; the lines below, from timing.json, cover the last one only" if more_follows else ""
   return [
-    "",
-    "## Timing",
-    "",
-    f"- device: {timing.get('device')} ({timing.get('backend')}), jax {timing.get('jax')}",
-    f"- compile: {timing.get('compile_s', float('nan')):.2f} s; rounds timed: "
-    f"{timing.get('rounds_timed')}",
-    f"- seconds per round: median {timing.get('round_s_median', float('nan')):.3f}, "
-    f"min {timing.get('round_s_min', float('nan')):.3f}, "
-    f"max {timing.get('round_s_max', float('nan')):.3f}",
-    f"- conv formulation {timing.get('conv_impl')}, step driver {timing.get('driver')}"
-    + (f", recurrences {timing['rnn_impl']}" if timing.get("rnn_impl") else ""),
-  ] + _program_lines(timing.get("programs") or [])
+    f"- rounds in metrics.jsonl: {len(seconds):,} ({first:,}-{last:,}), their `time/round_s` "
+    f"summed: {duration(sum(seconds.values()))} (every process that ran them{after})"
+  ]
+
+
+def timing_lines(timing: dict[str, Any] | None, rows=()) -> list[str]:
+  """Markdown lines of the timing section: the rounds' time summed from metrics `rows`, and
+  timing.json's numbers (written when a study ends); none without either."""
+  head = ["", "## Timing", ""] + rounds_time_line(rows, more_follows=bool(timing))
+  if not timing:
+    return head + ["- timing.json: none yet (written when the study ends)"] if rows else []
+  return (
+    head
+    + [
+      f"- device: {timing.get('device')} ({timing.get('backend')}), jax {timing.get('jax')}",
+      f"- compile: {timing.get('compile_s', float('nan')):.2f} s; rounds timed: "
+      f"{timing.get('rounds_timed')}",
+      f"- seconds per round: median {timing.get('round_s_median', float('nan')):.3f}, "
+      f"min {timing.get('round_s_min', float('nan')):.3f}, "
+      f"max {timing.get('round_s_max', float('nan')):.3f}",
+      f"- conv formulation {timing.get('conv_impl')}, step driver {timing.get('driver')}"
+      + (f", recurrences {timing['rnn_impl']}" if timing.get("rnn_impl") else ""),
+    ]
+    + _program_lines(timing.get("programs") or [])
+  )
 
 
 def _program_lines(programs: list[dict[str, Any]]) -> list[str]:
