@@ -37,7 +37,7 @@ def rounds_time_line(rows, more_follows: bool = False) -> list[str]:
   if not seconds:
     return []
   first, last = min(seconds), max(seconds)
-  after = "; the lines below, from timing.json, cover the last one only" if more_follows else ""
+  after = "; timing.json, below, is the last process whose rounds ended" if more_follows else ""
   return [
     f"- rounds in metrics.jsonl: {len(seconds):,} ({first:,}-{last:,}), their `time/round_s` "
     f"summed: {duration(sum(seconds.values()))} (every process that ran them{after})"
@@ -46,10 +46,11 @@ def rounds_time_line(rows, more_follows: bool = False) -> list[str]:
 
 def timing_lines(timing: dict[str, Any] | None, rows=()) -> list[str]:
   """Markdown lines of the timing section: the rounds' time summed from metrics `rows`, and
-  timing.json's numbers (written when a study ends); none without either."""
+  timing.json's numbers (written by the last process whose rounds ended); none without either."""
   head = ["", "## Timing", ""] + rounds_time_line(rows, more_follows=bool(timing))
   if not timing:
-    return head + ["- timing.json: none yet (written when the study ends)"] if rows else []
+    none = "- timing.json: none (a process writes it when its rounds end: the study's end, an "
+    return [*head, none + "early stop or a signal)"] if rows else []
   return (
     head
     + [
