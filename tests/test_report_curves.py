@@ -300,10 +300,12 @@ def test_timing_sums_the_rounds_of_every_process_from_the_rows():
     "- rounds in metrics.jsonl: 8 (1-8), their `time/round_s` summed: 2 h 14 min (every "
     "process that ran them)"
   )  # 8,036 s: 133.9 min
-  assert lines[4].startswith("- timing.json: none (a process writes it when its rounds end")
+  assert (
+    lines[4] == "- timing.json: none (written when the study ends: its last round or an early stop)"
+  )
   last_process = {"device": "cpu", "backend": "cpu", "rounds_timed": 3, "compile_s": 1.0}
   lines = timing.timing_lines(last_process, rows)
-  assert "below, is the last process whose rounds ended)" in lines[3]
+  assert "below, is the last process that ended the study)" in lines[3]
   assert "rounds timed: 3" in lines[5]
   assert timing.timing_lines(None, []) == []
   no_times = [{"round": 1, "run": 0}]

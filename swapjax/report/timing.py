@@ -1,6 +1,7 @@
 """The report's timing section: the rounds' time summed from metrics.jsonl (over every process
-that ran them), and from timing.json (the last process) the device, compile time, seconds per
-round, and which groups shared which compiled program with its memory."""
+that ran them), and from timing.json (the last process that ended the study) the device,
+compile time, seconds per round, and which groups shared which compiled program with its
+memory."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def duration(seconds: float) -> str:
 
 def rounds_time_line(rows, more_follows: bool = False) -> list[str]:
   """One line: how many rounds metrics.jsonl holds and their `time/round_s` summed, over every
-  process that ran them (a resumed study's timing.json covers its last process only); none
+  process that ran them (timing.json covers the last process that ended the study); none
   when no row has the time. `more_follows`: timing.json's lines come next."""
   seconds = {}
   for row in rows:
@@ -37,7 +38,7 @@ def rounds_time_line(rows, more_follows: bool = False) -> list[str]:
   if not seconds:
     return []
   first, last = min(seconds), max(seconds)
-  after = "; timing.json, below, is the last process whose rounds ended" if more_follows else ""
+  after = "; timing.json, below, is the last process that ended the study" if more_follows else ""
   return [
     f"- rounds in metrics.jsonl: {len(seconds):,} ({first:,}-{last:,}), their `time/round_s` "
     f"summed: {duration(sum(seconds.values()))} (every process that ran them{after})"
@@ -46,11 +47,11 @@ def rounds_time_line(rows, more_follows: bool = False) -> list[str]:
 
 def timing_lines(timing: dict[str, Any] | None, rows=()) -> list[str]:
   """Markdown lines of the timing section: the rounds' time summed from metrics `rows`, and
-  timing.json's numbers (written by the last process whose rounds ended); none without either."""
+  timing.json's numbers (of the process that ended the study); none without either."""
   head = ["", "## Timing", ""] + rounds_time_line(rows, more_follows=bool(timing))
   if not timing:
-    none = "- timing.json: none (a process writes it when its rounds end: the study's end, an "
-    return [*head, none + "early stop or a signal)"] if rows else []
+    none = "- timing.json: none (written when the study ends: its last round or an early stop)"
+    return [*head, none] if rows else []
   return (
     head
     + [
