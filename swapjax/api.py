@@ -57,11 +57,13 @@ def run(
 
   `overrides` are config keys (`rounds=2`, `learning_rate=[1e-3, 1e-4]`, `early_stop=False`,
   or `--set` text such as `conditions="none,one"`); the default workdir is `runs/<experiment>`.
-  `checkpoint_every=N` writes a checkpoint after every N rounds (`--checkpoint_every`).
+  `checkpoint_every=N` writes a checkpoint after every N rounds, 0 after each round whose
+  previous checkpoint's write has finished (`--checkpoint_every`).
   """
   config = make_config(experiment, **overrides)
-  if not (isinstance(checkpoint_every, int) and checkpoint_every >= 1):
-    raise configlib.ConfigError(f"checkpoint_every={checkpoint_every!r}: must be an integer >= 1")
+  valid = isinstance(checkpoint_every, int) and not isinstance(checkpoint_every, bool)
+  if not (valid and checkpoint_every >= 0):
+    raise configlib.ConfigError(f"checkpoint_every={checkpoint_every!r}: must be an integer >= 0")
   startup.start(config)  # takes effect only where JAX has not started yet
   from swapjax import runner  # heavy imports after validation
 

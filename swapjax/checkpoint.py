@@ -1,6 +1,7 @@
-"""Orbax checkpoints of a study's state (every round, or every `--checkpoint_every` rounds),
-with fallback to the newest one that restores; `pack` / `unpack` turn the programs' chunk
-states into the checkpointed tree and back.
+"""Orbax checkpoints of a study's state (every round, every `--checkpoint_every` rounds, or
+continuously: after each round whose previous checkpoint's write has finished), with fallback
+to the newest one that restores; `pack` / `unpack` turn the programs' chunk states into the
+checkpointed tree and back.
 
 A checkpoint is only taken for good once orbax has committed it (an unfinished write stays a
 `*.orbax-checkpoint-tmp` folder, which orbax ignores). A committed one that fails to restore
@@ -45,15 +46,22 @@ class CheckpointError(RuntimeError):
 
 
 class Checkpointer:
-  """Async `CheckpointManager` keeping the newest `keep` rounds."""
+  """Async `CheckpointManager` keeping the newest `keep` rounds. `continuous`: the round loop
+  asks `may_save` each round (orbax's `ContinuousCheckpointingPolicy`) and saves when it says
+  so, besides the saves it must make."""
 
-  def __init__(self, directory, keep: int = 3, async_save: bool = True):
+  def __init__(self, directory, keep: int = 3, async_save: bool = True, continuous: bool = False):
     # orbax's array writer refuses relative paths (in its background thread), and the default
     # --workdir is relative.
     self._directory = Path(directory).absolute()
+    policy = ocp.checkpoint_managers.ContinuousCheckpointingPolicy() if continuous else None
     self._options = ocp.CheckpointManagerOptions(
-      max_to_keep=keep, create=True, enable_async_checkpointing=async_save
+      max_to_keep=keep,
+      create=True,
+      enable_async_checkpointing=async_save,
+      save_decision_policy=policy,
     )
+    self._continuous = continuous
     self._manager = self._open()
 
   def _open(self) -> ocp.CheckpointManager:
@@ -76,9 +84,19 @@ class Checkpointer:
       notes.append(f"moved damaged checkpoint {step} to {destination}")
     self._manager = self._open()
 
+  def may_save(self, step: int) -> bool:
+    """Continuous checkpoints: whether `step` may be saved without waiting, that is, no earlier
+    checkpoint's write is still in flight. Process 0 decides for every process (orbax's
+    policy, through JAX's distributed runtime): call it on every process at the same rounds."""
+    return self._manager.should_save(step)
+
   def save(self, step: int, state) -> None:
+    """Saves `step` (async); it first waits for an earlier save's write still in flight.
+    Continuous: saved whatever the policy says (the round loop decided)."""
     try:
-      saved = self._manager.save(step, args=ocp.args.StandardSave(to_saved(state)))
+      saved = self._manager.save(
+        step, args=ocp.args.StandardSave(to_saved(state)), force=self._continuous
+      )
     except Exception as e:  # noqa: BLE001 - disk full, permissions, a failed earlier async save
       raise CheckpointError(self._directory, step, e) from None
     if not saved:

@@ -31,10 +31,12 @@ STOP_AFTER = flags.DEFINE_integer(
 CHECKPOINT_EVERY = flags.DEFINE_integer(
   "checkpoint_every",
   1,
-  "Write a checkpoint after every N rounds (1: every round); the last round, an early stop and "
-  "a stop (SIGTERM, Ctrl-C) always write one. After kill -9 a rerun repeats the rounds since "
-  "the newest checkpoint, with the same results. For studies whose rounds take milliseconds.",
-  lower_bound=1,
+  "Write a checkpoint after every N rounds (1: every round; 0: after each round whose previous "
+  "checkpoint's write has finished, so the loop never waits for a write); the last round, an "
+  "early stop and a stop (SIGTERM, Ctrl-C) always write one. After kill -9 a rerun repeats the "
+  "rounds since the newest checkpoint, with the same results. For studies whose rounds take "
+  "milliseconds (N > 1, or 0 on a GPU or TPU, where a round is shorter than a write).",
+  lower_bound=0,
 )
 DISTRIBUTED = flags.DEFINE_bool(
   "distributed",

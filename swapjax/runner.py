@@ -1,8 +1,9 @@
 """The only impure module: files, logging, checkpoints, signals and timing around the rounds.
 
 Per round: one compiled call, one device-to-host transfer of the metrics, a NaN check,
-`metrics.jsonl` appended (by a thread of its own), and every `checkpoint_every` rounds the file
-fsynced and then an orbax checkpoint (async). Rerunning the same command in the same workdir
+`metrics.jsonl` appended (by a thread of its own), and every `checkpoint_every` rounds (0: each
+round whose previous checkpoint's write has finished) the file fsynced and then an orbax
+checkpoint (async). Rerunning the same command in the same workdir
 resumes from the newest checkpoint that restores.
 """
 
@@ -51,9 +52,10 @@ class RunOptions:
   progress: bool = True
   stop_after: int = 0  # testing aid: stop (as if signalled) after this many rounds
   pipeline: bool = True  # round r+1 dispatched before round r is written (False: in turn)
-  # A checkpoint after every this many rounds, and always after the last round, an early stop
-  # and a stop (a signal, stop_after); a rerun after kill -9 repeats the rounds since the
-  # newest checkpoint, with the same results.
+  # A checkpoint after every this many rounds (0: after each round whose previous checkpoint's
+  # write has finished, orbax's continuous checkpointing), and always after the last round, an
+  # early stop and a stop (a signal, stop_after); a rerun after kill -9 repeats the rounds since
+  # the newest checkpoint, with the same results.
   checkpoint_every: int = 1
 
 
@@ -249,8 +251,10 @@ def _collect(config, programs, stepped, states, rnd, table, best_acc, ckpt, wd, 
   return results, any_active, changed, signalled
 
 
-def _restore(config, wd, programs, states, resuming, notes):
-  ckpt = checkpoint.Checkpointer(wd.checkpoint_dir, keep=config.engine.checkpoint_keep)
+def _restore(config, wd, programs, states, resuming, notes, continuous: bool):
+  ckpt = checkpoint.Checkpointer(
+    wd.checkpoint_dir, keep=config.engine.checkpoint_keep, continuous=continuous
+  )
   start = 0
   if resuming and ckpt.steps():
     abstract = checkpoint.abstract_like(checkpoint.pack(programs, states))
@@ -312,7 +316,10 @@ def _run_locked(
   table = run_table(config)
   meta = _meta(config, experiment, source, len(table))
   notes: list[str] = []
-  ckpt, start, states = _restore(config, wd, programs, study.init_states(programs), resuming, notes)
+  continuous = options.checkpoint_every == 0
+  ckpt, start, states = _restore(
+    config, wd, programs, study.init_states(programs), resuming, notes, continuous
+  )
   with ckpt:  # closed on every way out, after the save in flight
     if resuming and writer:
       old = wd.set_rounds(config.study.rounds, start)  # refuses fewer rounds than completed
@@ -412,7 +419,10 @@ def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock,
       previous = rows  # a stopped run's next row repeats its metrics
       fit_all = config.study.early_stop and not any_active
       stopping = signalled or (options.stop_after and rnd + 1 - start >= options.stop_after)
-      due = rnd + 1 == config.study.rounds or (rnd + 1) % options.checkpoint_every == 0
+      every = options.checkpoint_every
+      # Continuous (0): asked every round, on every process alike (process 0 decides).
+      free = every == 0 and ckpt.may_save(rnd + 1)
+      due = rnd + 1 == config.study.rounds or free or (every > 0 and (rnd + 1) % every == 0)
       saving = fit_all or stopping or due
       if writer:  # metrics.jsonl is written by the appender's thread
         appender.append(rows.text(), sync=saving)

@@ -682,12 +682,22 @@ class _Crash(Exception):
   pass
 
 
-def test_checkpoint_every_n_rounds_resumes_exactly_after_a_crash(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def five_rounds(tmp_path_factory):
+  """(config, workdir) of the tiny study over 5 rounds with a checkpoint every round."""
+  config = tiny_swap_config(rounds=5)
+  workdir = tmp_path_factory.mktemp("five_rounds") / "ref"
+  runner.run(config, "tiny", runner.RunOptions(workdir=str(workdir), progress=False))
+  return config, workdir
+
+
+def test_checkpoint_every_n_rounds_resumes_exactly_after_a_crash(
+  tmp_path, monkeypatch, five_rounds
+):
   """`checkpoint_every=2` over 5 rounds writes checkpoints 2, 4 and 5 (the last round always);
   a crash at checkpoint 4 leaves rows of rounds 3-4 ahead of checkpoint 2, which the rerun
   cuts back and recomputes: the rows equal a run that saved every round."""
-  config = tiny_swap_config(rounds=5)
-  runner.run(config, "tiny", runner.RunOptions(workdir=str(tmp_path / "ref"), progress=False))
+  config, reference = five_rounds
 
   def options():
     return runner.RunOptions(workdir=str(tmp_path / "w"), progress=False, checkpoint_every=2)
@@ -707,23 +717,80 @@ def test_checkpoint_every_n_rounds_resumes_exactly_after_a_crash(tmp_path, monke
   assert {r["round"] for r in _rows(tmp_path / "w")} == {1, 2, 3, 4}  # ahead of checkpoint 2
   monkeypatch.undo()
   runner.run(config, "tiny", options())
-  assert _rows(tmp_path / "w") == _rows(tmp_path / "ref")
+  assert _rows(tmp_path / "w") == _rows(reference)
   steps = sorted(int(p.name) for p in (tmp_path / "w" / "checkpoints").iterdir())
   assert steps == [2, 4, 5]
-  a, b = np.load(tmp_path / "ref" / "membership.npz"), np.load(tmp_path / "w" / "membership.npz")
+  a, b = np.load(reference / "membership.npz"), np.load(tmp_path / "w" / "membership.npz")
   for key in a.files:
     np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_continuous_checkpoints_save_the_rounds_the_policy_allows(
+  tmp_path, monkeypatch, five_rounds
+):
+  """`checkpoint_every=0`: the loop asks `may_save` after every round and saves where it says
+  yes, and after the last round whatever it says; a crash at a save leaves rows ahead of the
+  previous checkpoint, and the rerun (orbax's own decisions) ends with the rows of a run that
+  saved every round. Guards: the decision not asked, ignored, or asked only on some rounds."""
+  config, reference = five_rounds
+
+  def options():
+    return runner.RunOptions(workdir=str(tmp_path / "w"), progress=False, checkpoint_every=0)
+
+  asked, saved, save = [], [], runner.checkpoint.Checkpointer.save
+
+  def may_save(self, step):
+    asked.append(step)
+    return step in (1, 3)
+
+  def crashing(self, step, state):
+    saved.append(step)
+    if step == 5:
+      raise _Crash
+    save(self, step, state)
+
+  monkeypatch.setattr(runner.checkpoint.Checkpointer, "may_save", may_save)
+  monkeypatch.setattr(runner.checkpoint.Checkpointer, "save", crashing)
+  with pytest.raises(_Crash):
+    runner.run(config, "tiny", options())
+  assert asked == [1, 2, 3, 4, 5] and saved == [1, 3, 5]
+  assert {r["round"] for r in _rows(tmp_path / "w")} == set(range(1, 6))  # ahead of round 3
+  monkeypatch.undo()
+  runner.run(config, "tiny", options())
+  assert _rows(tmp_path / "w") == _rows(reference)
+  steps = sorted(int(p.name) for p in (tmp_path / "w" / "checkpoints").iterdir())
+  assert steps == [3, 4, 5]  # resumed from 3; 4: nothing in flight; 5: the last round
+
+
+def test_the_continuous_policy_waits_for_no_write(tmp_path):
+  """A continuous Checkpointer says no while a write is in flight and yes once it is done; the
+  default (every N rounds) saves whenever asked. Guards: orbax's policy not configured."""
+  from swapjax import checkpoint
+
+  state = {"w": np.arange(1000, dtype=np.float32)}
+  for continuous in (True, False):
+    with checkpoint.Checkpointer(tmp_path / f"c{continuous}", continuous=continuous) as ckpt:
+      assert ckpt.may_save(1)
+      ckpt.save(1, state)
+      ckpt.wait()
+      ckpt._manager.is_saving_in_progress = lambda: True  # a write of round 1 still going
+      assert ckpt.may_save(2) is not continuous
+      ckpt._manager.is_saving_in_progress = lambda: False
+      assert ckpt.may_save(2)
+      ckpt.save(2, state)
+    assert checkpoint.Checkpointer(tmp_path / f"c{continuous}").steps() == [1, 2]
 
 
 def test_checkpoint_every_is_checked():
   from swapjax import api
   from swapjax.config import ConfigError
 
-  with pytest.raises(ConfigError, match="checkpoint_every=0: must be an integer >= 1"):
-    api.run("tiny", checkpoint_every=0)
-  result = _cli("--experiment=tiny", "--checkpoint_every=0")
+  for bad in (-1, 1.5, True):
+    with pytest.raises(ConfigError, match=f"checkpoint_every={bad}: must be an integer >= 0"):
+      api.run("tiny", checkpoint_every=bad)
+  result = _cli("--experiment=tiny", "--checkpoint_every=-1")
   assert result.returncode != 0 and "Traceback" not in result.stderr
-  assert "--checkpoint_every=0" in result.stderr
+  assert "--checkpoint_every=-1" in result.stderr
 
 
 def test_metrics_rows_read_back_with_json_words_and_a_cut_last_line(tmp_path):
