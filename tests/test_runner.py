@@ -682,6 +682,21 @@ class _Crash(Exception):
   pass
 
 
+def _crash_at_save(monkeypatch, crash_step: int) -> list[int]:
+  """Checkpointer.save records each step it is asked for and raises _Crash at `crash_step`
+  (before saving it); returns the list of steps asked for."""
+  saved, save = [], runner.checkpoint.Checkpointer.save
+
+  def crashing(self, step, state):
+    saved.append(step)
+    if step == crash_step:
+      raise _Crash
+    save(self, step, state)
+
+  monkeypatch.setattr(runner.checkpoint.Checkpointer, "save", crashing)
+  return saved
+
+
 @pytest.fixture(scope="module")
 def five_rounds(tmp_path_factory):
   """(config, workdir) of the tiny study over 5 rounds with a checkpoint every round."""
@@ -702,15 +717,7 @@ def test_checkpoint_every_n_rounds_resumes_exactly_after_a_crash(
   def options():
     return runner.RunOptions(workdir=str(tmp_path / "w"), progress=False, checkpoint_every=2)
 
-  saved, save = [], runner.checkpoint.Checkpointer.save
-
-  def crashing(self, step, state):
-    saved.append(step)
-    if step == 4:
-      raise _Crash
-    save(self, step, state)
-
-  monkeypatch.setattr(runner.checkpoint.Checkpointer, "save", crashing)
+  saved = _crash_at_save(monkeypatch, 4)
   with pytest.raises(_Crash):
     runner.run(config, "tiny", options())
   assert saved == [2, 4]
@@ -737,20 +744,14 @@ def test_continuous_checkpoints_save_the_rounds_the_policy_allows(
   def options():
     return runner.RunOptions(workdir=str(tmp_path / "w"), progress=False, checkpoint_every=0)
 
-  asked, saved, save = [], [], runner.checkpoint.Checkpointer.save
+  asked = []
 
   def may_save(self, step):
     asked.append(step)
     return step in (1, 3)
 
-  def crashing(self, step, state):
-    saved.append(step)
-    if step == 5:
-      raise _Crash
-    save(self, step, state)
-
   monkeypatch.setattr(runner.checkpoint.Checkpointer, "may_save", may_save)
-  monkeypatch.setattr(runner.checkpoint.Checkpointer, "save", crashing)
+  saved = _crash_at_save(monkeypatch, 5)
   with pytest.raises(_Crash):
     runner.run(config, "tiny", options())
   assert asked == [1, 2, 3, 4, 5] and saved == [1, 3, 5]
