@@ -63,6 +63,17 @@ def round_acc(results):
   return acc, np.concatenate(active)
 
 
+def duration(seconds: float) -> str:
+  """`11 h 29 min`, `33 min 12 s` or `22 s`, as a person reads a wait."""
+  if round(seconds / 60) >= 60:
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes} min"
+  if round(seconds) >= 60:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s"
+  return f"{seconds:.0f} s"
+
+
 def eta(config: Config, round_times, rnd: int, acc_history) -> str:
   """`ETA <= budget`: the rounds left at the recent median pace, an upper bound when runs stop
   early; with early stopping, also an estimate: each training run's accuracy extrapolated
@@ -70,8 +81,8 @@ def eta(config: Config, round_times, rnd: int, acc_history) -> str:
   per_round = statistics.median(round_times[-5:])
   left = config.study.rounds - rnd - 1
   if not config.study.early_stop:
-    return f"ETA {per_round * left:.0f} s"
-  text = f"ETA <= {per_round * left:.0f} s"
+    return f"ETA {duration(per_round * left)}"
+  text = f"ETA <= {duration(per_round * left)}"
   if len(acc_history) < 3 or not left:
     return text
   recent = acc_history[-5:]
@@ -84,4 +95,4 @@ def eta(config: Config, round_times, rnd: int, acc_history) -> str:
     return text
   # A run at the target this round is still marked active (the round's input): 0 rounds left.
   rounds = min(left, max(0, int(np.ceil(need.max()))))
-  return f"{text} (fit in ~{per_round * rounds:.0f} s at the current pace)"
+  return f"{text} (fit in ~{duration(per_round * rounds)} at the current pace)"

@@ -311,7 +311,7 @@ def test_timing_sums_the_rounds_of_every_process_from_the_rows():
   no_times = [{"round": 1, "run": 0}]
   assert timing.timing_lines(last_process, no_times)[3].startswith("- device: cpu")
   assert [timing.duration(s) for s in (33.64, 725, 3599.6, 9660)] == [
-    "33.6 s",
+    "34 s",
     "12 min 5 s",
     "1 h 0 min",
     "2 h 41 min",

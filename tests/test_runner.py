@@ -612,17 +612,20 @@ def test_eta_is_a_budget_bound_with_an_estimate_when_runs_are_fitting():
   history = [(np.array([0.5 + 0.1 * i, 0.3 + 0.05 * i]), np.array([True, True])) for i in range(4)]
   text = progress.eta(cfg, times, 3, history)
   # Budget: 996 rounds left x 2 s. Slowest run: 0.45 now, +0.05 a round -> 11 rounds -> 22 s.
-  assert text == "ETA <= 1992 s (fit in ~22 s at the current pace)"
+  assert text == "ETA <= 33 min 12 s (fit in ~22 s at the current pace)"
   flat = [(np.array([0.5, 0.3]), np.array([True, True]))] * 4
-  assert progress.eta(cfg, times, 3, flat) == "ETA <= 1992 s"  # no progress: no estimate
+  assert progress.eta(cfg, times, 3, flat) == "ETA <= 33 min 12 s"  # no progress: no estimate
   no_stop = cfg.replace(early_stop=False)
-  assert progress.eta(no_stop, times, 3, history) == "ETA 1992 s"
+  assert progress.eta(no_stop, times, 3, history) == "ETA 33 min 12 s"
   # The round a run reaches the target it is still marked active (its metrics' `active` is the
   # round's input): no negative estimate (the main job printed "fit in ~-5 s").
   reached = [
     (np.array([0.989 + 0.002 * i, 0.992 + 0.002 * i]), np.array([True, True])) for i in range(4)
   ]
-  assert progress.eta(cfg, times, 3, reached) == "ETA <= 1992 s (fit in ~0 s at the current pace)"
+  assert (
+    progress.eta(cfg, times, 3, reached) == "ETA <= 33 min 12 s (fit in ~0 s at the current pace)"
+  )
+  assert progress.eta(no_stop, [41.5] * 4, 3, history) == "ETA 11 h 29 min"  # 996 x 41.5 s
 
 
 def test_program_chunks_are_initialised_one_after_another():

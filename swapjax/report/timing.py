@@ -7,23 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from swapjax.progress import duration
+
 
 def format_bytes(value) -> str:
   """`45 MiB`, or `486 KiB` below a MiB (tiny models' runs); `n/a` when not known."""
   if not value:
     return "n/a"
   return f"{value / 2**20:,.0f} MiB" if value >= 2**20 else f"{value / 2**10:,.0f} KiB"
-
-
-def duration(seconds: float) -> str:
-  """`2 h 41 min`, `12 min 5 s` or `33.6 s`."""
-  if round(seconds / 60) >= 60:
-    hours, rest = divmod(round(seconds / 60), 60)
-    return f"{hours} h {rest} min"
-  if round(seconds) >= 60:
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes} min {rest} s"
-  return f"{seconds:.1f} s"
 
 
 def rounds_time_line(rows, more_follows: bool = False) -> list[str]:
