@@ -305,7 +305,7 @@ def test_timing_sums_the_rounds_of_every_process_from_the_rows():
   )
   last_process = {"device": "cpu", "backend": "cpu", "rounds_timed": 3, "compile_s": 1.0}
   lines = timing.timing_lines(last_process, rows)
-  assert "below, is the last process that ended the study)" in lines[3]
+  assert "the lines below: timing.json, of the process that ended the study)" in lines[3]
   assert "rounds timed: 3" in lines[5]
   assert timing.timing_lines(None, []) == []
   no_times = [{"round": 1, "run": 0}]

@@ -29,7 +29,9 @@ def rounds_time_line(rows, more_follows: bool = False) -> list[str]:
   if not seconds:
     return []
   first, last = min(seconds), max(seconds)
-  after = "; timing.json, below, is the last process that ended the study" if more_follows else ""
+  after = (
+    "; the lines below: timing.json, of the process that ended the study" if more_follows else ""
+  )
   return [
     f"- rounds in metrics.jsonl: {len(seconds):,} ({first:,}-{last:,}), their `time/round_s` "
     f"summed: {duration(sum(seconds.values()))} (every process that ran them{after})"
