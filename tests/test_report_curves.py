@@ -316,3 +316,24 @@ def test_timing_sums_the_rounds_of_every_process_from_the_rows():
     "1 h 0 min",
     "2 h 41 min",
   ]
+
+
+def test_breakdowns_after_a_fit_are_listed_with_their_recovery(tmp_path):
+  """A run at training accuracy 1.0 that falls below 0.99 for a few epochs (report 003's long
+  run from epoch 1,675) is listed with the epoch, its lowest accuracy and the epoch it is back;
+  dips before the fit, or to 0.995, are not. Guards: breakdowns not listed, or listed before
+  the fit, or a recovery epoch off by one."""
+  from swapjax.report import curves
+
+  acc = [0.5, 0.97, 0.999, 1.0, 0.995, 1.0, 0.92, 0.98, 1.0, 1.0, 0.96]
+  rows = [
+    {"epoch": e, "run": 0, "group": SMALL, "seed": 0, "train/acc": a, "val/loss": 1.0}
+    for e, a in enumerate(acc, 1)
+  ]
+  assert curves.breakdowns(rows) == [(7, 0.92, 9), (11, 0.96, None)]
+  lines = curves_report({}, rows, tmp_path)
+  told = "epoch 7 (down to 0.920, back from epoch 9); epoch 11 (down to 0.960, not yet back)"
+  assert f"- `{SMALL}`, seed 0, run 0: {told}" in lines
+  assert (
+    curves.breakdowns([dict(r, **{"train/acc": min(r["train/acc"], 0.98)}) for r in rows]) == []
+  )

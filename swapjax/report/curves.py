@@ -258,6 +258,58 @@ def _fall(run_rows) -> str | None:
   return None
 
 
+# A breakdown: training accuracy (after the epoch) at FITTED or above, then below BROKEN.
+FITTED, BROKEN = 0.999, 0.99
+MAX_BREAKDOWNS = 10  # listed per run; the rest counted
+
+
+def breakdowns(run_rows) -> list[tuple[int, float, int | None]]:
+  """(epoch, lowest training accuracy, epoch back at FITTED or None) of each time a run that had
+  fit its training set (accuracy after the epoch >= FITTED) fell below BROKEN: a late
+  instability that the run recovered from (or not yet), which no last-epoch number shows."""
+  found, fitted, start, low = [], False, None, 1.0
+  for r in run_rows:
+    value = r.get("train/acc")
+    if not _finite(value):
+      continue
+    if start is not None:
+      low = min(low, value)
+      if value >= FITTED:
+        found.append((start, low, r["epoch"]))
+        start = None
+    elif fitted and value < BROKEN:
+      start, low = r["epoch"], value
+    fitted = fitted or value >= FITTED
+  return found + ([(start, low, None)] if start is not None else [])
+
+
+def _breakdown_lines(groups) -> list[str]:
+  lines = []
+  for group, runs in groups.items():
+    for run, run_rows in runs.items():
+      found = breakdowns(run_rows)
+      if not found:
+        continue
+      told = [
+        f"epoch {e} (down to {low:.3f}, "
+        + (f"back from epoch {back})" if back is not None else "not yet back)")
+        for e, low, back in found[:MAX_BREAKDOWNS]
+      ]
+      more = f"; {len(found) - MAX_BREAKDOWNS} more" if len(found) > MAX_BREAKDOWNS else ""
+      lines.append(
+        f"- `{group}`, seed {run_rows[0].get('seed')}, run {run}: {'; '.join(told)}{more}"
+      )
+  if not lines:
+    return []
+  return [
+    "",
+    f"Broke down after fitting (training accuracy after the epoch, once >= {FITTED}, below "
+    f"{BROKEN}; back: the first epoch at >= {FITTED} again):",
+    "",
+    *lines,
+  ]
+
+
 def _collapse_lines(groups, num_classes: int) -> list[str]:
   lines = [
     "",
@@ -278,7 +330,7 @@ def _collapse_lines(groups, num_classes: int) -> list[str]:
         fell.append(f"{name} {why}")
   if fell:
     fell = ["", "Fell back without collapsing (training accuracy below half its best):", "", *fell]
-  return lines + (found or ["No run collapsed."]) + fell
+  return lines + (found or ["No run collapsed."]) + fell + _breakdown_lines(groups)
 
 
 # At most this many test markers per panel: a long run's test epochs (4,000 epochs, a test
