@@ -27,14 +27,10 @@ RUN_KEYS = ("experiment", "swapjax", "jax", "flax", "device", "backend", "device
 RUN_KEYS += ("data_source",)
 
 
-def _round_key(rows) -> str:
-  return "round" if "round" in rows[0] else "epoch"
-
-
 def final_values(rows, group_of=lambda row: str(row.get("group", "all"))):
   """{group: {metric: each run's last value}} of COMPARE_METRICS; a metric measured every few
   epochs (test) counts at each run's last measurement."""
-  key = _round_key(rows)
+  key = stats.round_key(rows)
   last: dict[tuple[str, int], dict[str, float]] = {}
   for r in sorted(rows, key=lambda r: r[key]):
     values = last.setdefault((group_of(r), r["run"]), {})
@@ -194,7 +190,7 @@ def _studies_table(names, workdirs, loaded) -> list[str]:
     _row(["---", "---", "---", "---:", "---:"]),
   ]
   for name, workdir, (meta, rows) in zip(names, workdirs, loaded, strict=True):
-    key = _round_key(rows)
+    key = stats.round_key(rows)
     last = max(r[key] for r in rows)
     runs = len({r["run"] for r in rows})
     experiment = meta.get("experiment", "")

@@ -283,31 +283,15 @@ def breakdowns(run_rows) -> list[tuple[int, float, int | None]]:
   return found + ([(start, low, None)] if start is not None else [])
 
 
-def _breakdown_lines(groups) -> list[str]:
-  lines = []
-  for group, runs in groups.items():
-    for run, run_rows in runs.items():
-      found = breakdowns(run_rows)
-      if not found:
-        continue
-      told = [
-        f"epoch {e} (down to {low:.3f}, "
-        + (f"back from epoch {back})" if back is not None else "not yet back)")
-        for e, low, back in found[:MAX_BREAKDOWNS]
-      ]
-      more = f"; {len(found) - MAX_BREAKDOWNS} more" if len(found) > MAX_BREAKDOWNS else ""
-      lines.append(
-        f"- `{group}`, seed {run_rows[0].get('seed')}, run {run}: {'; '.join(told)}{more}"
-      )
-  if not lines:
-    return []
-  return [
-    "",
-    f"Broke down after fitting (training accuracy after the epoch, once >= {FITTED}, below "
-    f"{BROKEN}; back: the first epoch at >= {FITTED} again):",
-    "",
-    *lines,
+def _breakdown_text(found) -> str:
+  """A run's breakdowns (`breakdowns`) as one line's text, the first MAX_BREAKDOWNS told."""
+  told = [
+    f"epoch {e} (down to {low:.3f}, "
+    + (f"back from epoch {back})" if back is not None else "not yet back)")
+    for e, low, back in found[:MAX_BREAKDOWNS]
   ]
+  more = f"; {len(found) - MAX_BREAKDOWNS} more" if len(found) > MAX_BREAKDOWNS else ""
+  return "; ".join(told) + more
 
 
 def _collapse_lines(groups, num_classes: int) -> list[str]:
@@ -320,7 +304,7 @@ def _collapse_lines(groups, num_classes: int) -> list[str]:
     "non-finite.",
     "",
   ]
-  found, fell = [], []
+  found, fell, broke = [], [], []
   for group, runs in groups.items():
     for run, run_rows in runs.items():
       name = f"- `{group}`, seed {run_rows[0].get('seed')}, run {run}:"
@@ -328,9 +312,19 @@ def _collapse_lines(groups, num_classes: int) -> list[str]:
         found.append(f"{name} collapsed at epoch {collapse[0]} ({collapse[1]})")
       elif (why := _fall(run_rows)) is not None:
         fell.append(f"{name} {why}")
+      if run_breakdowns := breakdowns(run_rows):
+        broke.append(f"{name} {_breakdown_text(run_breakdowns)}")
   if fell:
     fell = ["", "Fell back without collapsing (training accuracy below half its best):", "", *fell]
-  return lines + (found or ["No run collapsed."]) + fell + _breakdown_lines(groups)
+  if broke:
+    broke = [
+      "",
+      f"Broke down after fitting (training accuracy after the epoch, once >= {FITTED}, below "
+      f"{BROKEN}; back: the first epoch at >= {FITTED} again):",
+      "",
+      *broke,
+    ]
+  return lines + (found or ["No run collapsed."]) + fell + broke
 
 
 # At most this many test markers per panel: a long run's test epochs (4,000 epochs, a test

@@ -45,6 +45,11 @@ def mean_std(values) -> str:
   return format_stat(float(np.mean(vals)), float(np.std(vals)), integral)
 
 
+def round_key(rows) -> str:
+  """The rows' round field: `round` (swap studies) or `epoch` (single-network studies)."""
+  return "round" if "round" in rows[0] else "epoch"
+
+
 def per_round(rows, round_key, metric):
   """(rounds, values_RUNxROUND) at the rounds where every run has `metric`, or None if none has.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from swapjax.progress import duration
+from swapjax.report import stats
 
 
 def format_bytes(value) -> str:
@@ -21,11 +22,8 @@ def rounds_time_line(rows, more_follows: bool = False) -> list[str]:
   """One line: how many rounds metrics.jsonl holds and their `time/round_s` summed, over every
   process that ran them (timing.json covers the last process that ended the study); none
   when no row has the time. `more_follows`: timing.json's lines come next."""
-  seconds = {}
-  for row in rows:
-    key = "round" if "round" in row else "epoch"
-    if row.get("time/round_s") is not None and key in row:
-      seconds[row[key]] = row["time/round_s"]
+  key = stats.round_key(rows) if rows else None
+  seconds = {r[key]: r["time/round_s"] for r in rows if r.get("time/round_s") is not None}
   if not seconds:
     return []
   first, last = min(seconds), max(seconds)
