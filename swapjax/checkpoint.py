@@ -46,14 +46,16 @@ class CheckpointError(RuntimeError):
 
 
 class Checkpointer:
-  """Async `CheckpointManager` keeping the newest `keep` rounds. `continuous`: the round loop
-  asks `may_save` each round (orbax's `ContinuousCheckpointingPolicy`) and saves when it says
-  so, besides the saves it must make."""
+  """Async `CheckpointManager` keeping the newest `keep` rounds, which says when a round's
+  checkpoint is `due`: every `every` rounds, or continuously (`every=0`: orbax's
+  `ContinuousCheckpointingPolicy`, each round whose previous checkpoint's write has finished),
+  and at the last round."""
 
-  def __init__(self, directory, keep: int = 3, async_save: bool = True, continuous: bool = False):
+  def __init__(self, directory, keep: int = 3, async_save: bool = True, every: int = 1):
     # orbax's array writer refuses relative paths (in its background thread), and the default
     # --workdir is relative.
     self._directory = Path(directory).absolute()
+    continuous = every == 0
     policy = ocp.checkpoint_managers.ContinuousCheckpointingPolicy() if continuous else None
     self._options = ocp.CheckpointManagerOptions(
       max_to_keep=keep,
@@ -61,7 +63,7 @@ class Checkpointer:
       enable_async_checkpointing=async_save,
       save_decision_policy=policy,
     )
-    self._continuous = continuous
+    self._every = every
     self._manager = self._open()
 
   def _open(self) -> ocp.CheckpointManager:
@@ -84,6 +86,13 @@ class Checkpointer:
       notes.append(f"moved damaged checkpoint {step} to {destination}")
     self._manager = self._open()
 
+  def due(self, step: int, last: int) -> bool:
+    """Whether round `step`'s checkpoint is due (`last`: the study's last round). Continuous:
+    call it after every round on every process alike (process 0 decides, see `may_save`)."""
+    if self._every == 0:
+      return self.may_save(step) or step == last
+    return step == last or step % self._every == 0
+
   def may_save(self, step: int) -> bool:
     """Continuous checkpoints: whether `step` may be saved without waiting, that is, no earlier
     checkpoint's write is still in flight. Process 0 decides for every process (orbax's
@@ -92,10 +101,10 @@ class Checkpointer:
 
   def save(self, step: int, state) -> None:
     """Saves `step` (async); it first waits for an earlier save's write still in flight.
-    Continuous: saved whatever the policy says (the round loop decided)."""
+    Continuous: saved whatever the policy says (the caller decided)."""
     try:
       saved = self._manager.save(
-        step, args=ocp.args.StandardSave(to_saved(state)), force=self._continuous
+        step, args=ocp.args.StandardSave(to_saved(state)), force=self._every == 0
       )
     except Exception as e:  # noqa: BLE001 - disk full, permissions, a failed earlier async save
       raise CheckpointError(self._directory, step, e) from None

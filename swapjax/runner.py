@@ -251,10 +251,8 @@ def _collect(config, programs, stepped, states, rnd, table, best_acc, ckpt, wd, 
   return results, any_active, changed, signalled
 
 
-def _restore(config, wd, programs, states, resuming, notes, continuous: bool):
-  ckpt = checkpoint.Checkpointer(
-    wd.checkpoint_dir, keep=config.engine.checkpoint_keep, continuous=continuous
-  )
+def _restore(config, wd, programs, states, resuming, notes, every: int):
+  ckpt = checkpoint.Checkpointer(wd.checkpoint_dir, keep=config.engine.checkpoint_keep, every=every)
   start = 0
   if resuming and ckpt.steps():
     abstract = checkpoint.abstract_like(checkpoint.pack(programs, states))
@@ -316,9 +314,8 @@ def _run_locked(
   table = run_table(config)
   meta = _meta(config, experiment, source, len(table))
   notes: list[str] = []
-  continuous = options.checkpoint_every == 0
   ckpt, start, states = _restore(
-    config, wd, programs, study.init_states(programs), resuming, notes, continuous
+    config, wd, programs, study.init_states(programs), resuming, notes, options.checkpoint_every
   )
   with ckpt:  # closed on every way out, after the save in flight
     if resuming and writer:
@@ -419,11 +416,8 @@ def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock,
       previous = rows  # a stopped run's next row repeats its metrics
       fit_all = config.study.early_stop and not any_active
       stopping = signalled or (options.stop_after and rnd + 1 - start >= options.stop_after)
-      every = options.checkpoint_every
-      # Continuous (0): asked every round, on every process alike (process 0 decides).
-      free = every == 0 and ckpt.may_save(rnd + 1)
-      due = rnd + 1 == config.study.rounds or free or (every > 0 and (rnd + 1) % every == 0)
-      saving = fit_all or stopping or due
+      # Asked every round, on every process alike (continuous: process 0 decides).
+      saving = ckpt.due(rnd + 1, config.study.rounds) or fit_all or stopping
       if writer:  # metrics.jsonl is written by the appender's thread
         appender.append(rows.text(), sync=saving)
         events.write_round(rows)

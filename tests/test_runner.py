@@ -767,22 +767,24 @@ def test_continuous_checkpoints_save_the_rounds_the_policy_allows(
 
 
 def test_the_continuous_policy_waits_for_no_write(tmp_path):
-  """A continuous Checkpointer says no while a write is in flight and yes once it is done; the
-  default (every N rounds) saves whenever asked. Guards: orbax's policy not configured."""
+  """A continuous Checkpointer (`every=0`) says no while a write is in flight, yes once it is
+  done, and yes at the last round; every N rounds is due at multiples of N and the last round,
+  whatever is in flight. Guards: orbax's policy not configured, the last round not saved."""
   from swapjax import checkpoint
 
   state = {"w": np.arange(1000, dtype=np.float32)}
-  for continuous in (True, False):
-    with checkpoint.Checkpointer(tmp_path / f"c{continuous}", continuous=continuous) as ckpt:
-      assert ckpt.may_save(1)
+  for every in (0, 2):
+    with checkpoint.Checkpointer(tmp_path / f"c{every}", every=every) as ckpt:
+      assert ckpt.may_save(1) and ckpt.due(1, last=3) is (every == 0)
       ckpt.save(1, state)
       ckpt.wait()
       ckpt._manager.is_saving_in_progress = lambda: True  # a write of round 1 still going
-      assert ckpt.may_save(2) is not continuous
+      assert ckpt.may_save(2) is (every != 0) and ckpt.due(2, last=3) is (every != 0)
+      assert ckpt.due(3, last=3)
       ckpt._manager.is_saving_in_progress = lambda: False
-      assert ckpt.may_save(2)
+      assert ckpt.may_save(2) and ckpt.due(2, last=3)
       ckpt.save(2, state)
-    assert checkpoint.Checkpointer(tmp_path / f"c{continuous}").steps() == [1, 2]
+    assert checkpoint.Checkpointer(tmp_path / f"c{every}").steps() == [1, 2]
 
 
 def test_checkpoint_every_is_checked():
