@@ -28,21 +28,26 @@ def module_reference(module: ModuleType | None) -> dict[str, dict]:
   return {key: getattr(module, attr, None) or {} for key, attr in MODULE_ATTRIBUTES.items()}
 
 
+def _recorded(meta: dict[str, Any], source: str) -> dict | None:
+  """config.json's recorded numbers, unless `source` asks for the experiment file's."""
+  recorded = meta.get(META_KEY)
+  return recorded if source == "recorded" and isinstance(recorded, dict) else None
+
+
 def experiment_reference(meta: dict[str, Any], source: str = "recorded") -> dict[str, dict]:
   """{"reported": ..., "true_parameters": ...} from config.json's `reference` (unless `source`
   is "experiment"), else from the experiment's registered module; {} for each that neither
   gives."""
-  recorded = meta.get(META_KEY)
-  if source == "recorded" and isinstance(recorded, dict):
+  if (recorded := _recorded(meta, source)) is not None:
     return {key: recorded.get(key) or {} for key in MODULE_ATTRIBUTES}
   return module_reference(registry.registry().get(meta.get("experiment", "")))
 
 
 def reference_origin(meta: dict[str, Any], source: str = "recorded") -> str:
   """Where `experiment_reference(meta, source)` takes its numbers from, in words."""
+  if _recorded(meta, source) is not None:
+    return "config.json's, recorded when the study started"
   module = f"the experiment file's (`{meta.get('experiment', '')}`) as installed now"
   if source == "experiment":
     return module + " (`--reference=experiment`; config.json's recorded numbers not used)"
-  if isinstance(meta.get(META_KEY), dict):
-    return "config.json's, recorded when the study started"
   return module + " (config.json records none)"
