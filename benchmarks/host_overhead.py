@@ -100,20 +100,15 @@ def study_loop(experiment: str, config, pipeline: bool, checkpoint_every: int = 
   return statistics.mean(timing["wall_s"][1:])
 
 
-# (name, pipelined, checkpoint_every) of the loops timed against the compiled rounds; the last
-# checkpoints continuously (`--checkpoint_every=0`: each round whose previous write is done).
+# (name, table header, pipelined, checkpoint_every) of the loops timed against the compiled
+# rounds; the last checkpoints continuously (`--checkpoint_every=0`: each round whose previous
+# write is done).
 LOOPS = (
-  ("in turn", False, 1),
-  ("pipelined", True, 1),
-  (f"every {EVERY}", True, EVERY),
-  ("continuous", True, 0),
+  ("in turn", "loop in turn: wall s (ratio)", False, 1),
+  ("pipelined", "pipelined: wall s (ratio)", True, 1),
+  (f"every {EVERY}", f"pipelined, checkpoint every {EVERY} rounds", True, EVERY),
+  ("continuous", "pipelined, continuous checkpoints", True, 0),
 )
-HEADERS = {
-  "in turn": "loop in turn: wall s (ratio)",
-  "pipelined": "pipelined: wall s (ratio)",
-  f"every {EVERY}": f"pipelined, checkpoint every {EVERY} rounds",
-  "continuous": "pipelined, continuous checkpoints",
-}
 
 
 def measure(cases, rounds: int, repeats: int) -> dict:
@@ -121,9 +116,9 @@ def measure(cases, rounds: int, repeats: int) -> dict:
   for case in cases:
     experiment, config = _config(case, rounds)
     alone = compiled_rounds(config, rounds)
-    loops = {name: [] for name, _, _ in LOOPS}
+    loops = {name: [] for name, *_ in LOOPS}
     for _ in range(repeats):
-      for name, pipeline, every in LOOPS:
+      for name, _, pipeline, every in LOOPS:
         loops[name].append(study_loop(experiment, config, pipeline, every))
     results[case] = {
       "compiled_round_s": alone,
@@ -139,12 +134,12 @@ def render(report) -> str:
     f"# Host overhead of the study loop ({report['device']}, jax {report['jax']}, "
     f"{report['rounds']} rounds, {report['repeats']} repeats)",
     "",
-    "| case | compiled round s | " + " | ".join(HEADERS[name] for name, _, _ in LOOPS) + " |",
+    "| case | compiled round s | " + " | ".join(header for _, header, *_ in LOOPS) + " |",
     "| --- | ---: | " + " | ".join("---:" for _ in LOOPS) + " |",
   ]
   for case, r in report["cases"].items():
     alone = r["compiled_round_s"]
-    names = [f"{name} wall_s" for name, _, _ in LOOPS if f"{name} wall_s" in r]
+    names = [f"{name} wall_s" for name, *_ in LOOPS if f"{name} wall_s" in r]
     cells = [f"{r[k]:.4f} ({r[k] / alone:.2f}x)" for k in names]
     lines.append(f"| {case} | {alone:.4f} | {' | '.join(cells)} |")
   return "\n".join(lines) + "\n"
