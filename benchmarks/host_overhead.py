@@ -8,7 +8,8 @@ checkpoint and the progress line every round) with its rounds in turn (`pipeline
 loop before pipelining), pipelined (round r+1 dispatched before round r is written), and
 pipelined with a checkpoint every `EVERY` rounds (`--checkpoint_every`), and pipelined with
 continuous checkpoints (`--checkpoint_every=0`: after each round whose previous checkpoint's
-write has finished), the four alternating `--repeats` times. The loop's seconds per round are
+write has finished), with and without `--checkpoint_min_interval=MIN_INTERVAL` (at least that
+many seconds apart), the five alternating `--repeats` times. The loop's seconds per round are
 the mean wall time of its rounds after the first (timing.json `wall_s`), the compiled rounds'
 the mean over the same rounds (the same test passes); the ratio is wall per round over the
 compiled round. Synthetic or generated data of each study's shapes; the persistent compilation
@@ -34,6 +35,7 @@ from swapjax.config import apply_overrides
 from swapjax.programs import compile_programs
 
 EVERY = 10  # --checkpoint_every of the third loop
+MIN_INTERVAL = 1  # --checkpoint_min_interval of the fifth
 
 # name: (experiment, overrides). Rounds are set by the benchmark.
 CASES = {
@@ -88,26 +90,38 @@ def compiled_rounds(config, rounds: int) -> float:
   return compiled_round_times(config, rounds)["wall_s"]
 
 
-def study_loop(experiment: str, config, pipeline: bool, checkpoint_every: int = 1) -> float:
+def study_loop(
+  experiment: str, config, pipeline: bool, checkpoint_every: int = 1, min_interval: int = 0
+) -> float:
   """Mean wall seconds per round of the real study loop in a new workdir, rounds 2 to the
   last (the rounds `compiled_rounds` times: the same test passes)."""
   with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
     options = runner.RunOptions(
-      workdir=str(Path(tmp) / "w"), pipeline=pipeline, checkpoint_every=checkpoint_every
+      workdir=str(Path(tmp) / "w"),
+      pipeline=pipeline,
+      checkpoint_every=checkpoint_every,
+      checkpoint_min_interval=min_interval,
     )
     runner.run(config, experiment, options)
     timing = json.loads((Path(tmp) / "w" / "timing.json").read_text())
   return statistics.mean(timing["wall_s"][1:])
 
 
-# (name, table header, pipelined, checkpoint_every) of the loops timed against the compiled
-# rounds; the last checkpoints continuously (`--checkpoint_every=0`: each round whose previous
-# write is done).
+# (name, table header, pipelined, checkpoint_every, checkpoint_min_interval) of the loops timed
+# against the compiled rounds; the last two checkpoint continuously (`--checkpoint_every=0`:
+# each round whose previous write is done, the last at least MIN_INTERVAL seconds apart).
 LOOPS = (
-  ("in turn", "loop in turn: wall s (ratio)", False, 1),
-  ("pipelined", "pipelined: wall s (ratio)", True, 1),
-  (f"every {EVERY}", f"pipelined, checkpoint every {EVERY} rounds", True, EVERY),
-  ("continuous", "pipelined, continuous checkpoints", True, 0),
+  ("in turn", "loop in turn: wall s (ratio)", False, 1, 0),
+  ("pipelined", "pipelined: wall s (ratio)", True, 1, 0),
+  (f"every {EVERY}", f"pipelined, checkpoint every {EVERY} rounds", True, EVERY, 0),
+  ("continuous", "pipelined, continuous checkpoints", True, 0, 0),
+  (
+    f"continuous {MIN_INTERVAL} s",
+    f"pipelined, continuous checkpoints at least {MIN_INTERVAL} s apart",
+    True,
+    0,
+    MIN_INTERVAL,
+  ),
 )
 
 
@@ -118,8 +132,8 @@ def measure(cases, rounds: int, repeats: int) -> dict:
     alone = compiled_rounds(config, rounds)
     loops = {name: [] for name, *_ in LOOPS}
     for _ in range(repeats):
-      for name, _, pipeline, every in LOOPS:
-        loops[name].append(study_loop(experiment, config, pipeline, every))
+      for name, _, pipeline, every, min_interval in LOOPS:
+        loops[name].append(study_loop(experiment, config, pipeline, every, min_interval))
     results[case] = {
       "compiled_round_s": alone,
       **{f"{name} wall_s": statistics.median(v) for name, v in loops.items()},

@@ -43,6 +43,18 @@ def make_config(experiment: str, **overrides) -> configlib.Config:
   return configlib.apply_overrides(registry.get_config(experiment), items)
 
 
+def check_checkpoint_cadence(every: int, min_interval: int) -> None:
+  """A `ConfigError` (one line) for a bad `checkpoint_every` / `checkpoint_min_interval`."""
+  for key, value in (("checkpoint_every", every), ("checkpoint_min_interval", min_interval)):
+    if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+      raise configlib.ConfigError(f"{key}={value!r}: must be an integer >= 0")
+  if min_interval and every != 0:
+    raise configlib.ConfigError(
+      f"checkpoint_min_interval={min_interval} spaces continuous checkpoints "
+      f"(checkpoint_every=0), not a checkpoint every {every} rounds"
+    )
+
+
 def run(
   experiment: str,
   workdir: str | os.PathLike | None = None,
@@ -51,6 +63,7 @@ def run(
   progress: bool = True,
   tfds_data_dir: str | None = None,
   checkpoint_every: int = 1,
+  checkpoint_min_interval: int = 0,
   **overrides,
 ) -> StudyResult:
   """Runs (or resumes) a study like `python -m swapjax.main`; returns it as a `StudyResult`.
@@ -58,12 +71,11 @@ def run(
   `overrides` are config keys (`rounds=2`, `learning_rate=[1e-3, 1e-4]`, `early_stop=False`,
   or `--set` text such as `conditions="none,one"`); the default workdir is `runs/<experiment>`.
   `checkpoint_every=N` writes a checkpoint after every N rounds, 0 after each round whose
-  previous checkpoint's write has finished (`--checkpoint_every`).
+  previous checkpoint's write has finished (`--checkpoint_every`), and then at least
+  `checkpoint_min_interval` seconds apart (`--checkpoint_min_interval`).
   """
   config = make_config(experiment, **overrides)
-  valid = isinstance(checkpoint_every, int) and not isinstance(checkpoint_every, bool)
-  if not (valid and checkpoint_every >= 0):
-    raise configlib.ConfigError(f"checkpoint_every={checkpoint_every!r}: must be an integer >= 0")
+  check_checkpoint_cadence(checkpoint_every, checkpoint_min_interval)
   startup.start(config)  # takes effect only where JAX has not started yet
   from swapjax import runner  # heavy imports after validation
 
@@ -74,6 +86,7 @@ def run(
     restart=restart,
     progress=progress,
     checkpoint_every=checkpoint_every,
+    checkpoint_min_interval=checkpoint_min_interval,
   )
   runner.run(config, experiment, options)
   return StudyResult(options.workdir)

@@ -48,15 +48,22 @@ class CheckpointError(RuntimeError):
 class Checkpointer:
   """Async `CheckpointManager` keeping the newest `keep` rounds, which says when a round's
   checkpoint is `due`: every `every` rounds, or continuously (`every=0`: orbax's
-  `ContinuousCheckpointingPolicy`, each round whose previous checkpoint's write has finished),
-  and at the last round."""
+  `ContinuousCheckpointingPolicy`, each round whose previous checkpoint's write has finished
+  and, with `min_interval`, at least that many seconds after the previous one), and at the last
+  round."""
 
-  def __init__(self, directory, keep: int = 3, async_save: bool = True, every: int = 1):
+  def __init__(
+    self, directory, keep: int = 3, async_save: bool = True, every: int = 1, min_interval: int = 0
+  ):
     # orbax's array writer refuses relative paths (in its background thread), and the default
     # --workdir is relative.
     self._directory = Path(directory).absolute()
     continuous = every == 0
-    policy = ocp.checkpoint_managers.ContinuousCheckpointingPolicy() if continuous else None
+    policy = None
+    if continuous:
+      policy = ocp.checkpoint_managers.ContinuousCheckpointingPolicy(
+        minimum_interval_secs=min_interval or None
+      )
     self._options = ocp.CheckpointManagerOptions(
       max_to_keep=keep,
       create=True,

@@ -38,6 +38,15 @@ CHECKPOINT_EVERY = flags.DEFINE_integer(
   "milliseconds (N > 1, or 0 on a GPU or TPU, where a round is shorter than a write).",
   lower_bound=0,
 )
+CHECKPOINT_MIN_INTERVAL = flags.DEFINE_integer(
+  "checkpoint_min_interval",
+  0,
+  "With --checkpoint_every=0: at least this many seconds from one checkpoint to the next "
+  "(orbax's minimum_interval_secs), so that a study of rounds of milliseconds spends its host "
+  "time on rounds, not on saves; a kill -9 then costs at most about this many seconds of "
+  "rounds and one write. 0 (default): none, a checkpoint as soon as the previous write is done.",
+  lower_bound=0,
+)
 DISTRIBUTED = flags.DEFINE_bool(
   "distributed",
   False,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from absl import app
 
+from swapjax import api, peers, registry, startup
 from swapjax import config as configlib
 from swapjax import flags as swapflags
-from swapjax import peers, registry, startup
 
 
 def _fail(message: str) -> None:
@@ -44,6 +44,11 @@ def main(argv):
   if swapflags.SHOW_CONFIG.value:
     print(json.dumps(config.to_nested(), indent=2))
     return
+  cadence = (swapflags.CHECKPOINT_EVERY.value, swapflags.CHECKPOINT_MIN_INTERVAL.value)
+  try:
+    api.check_checkpoint_cadence(*cadence)
+  except configlib.ConfigError as e:
+    _fail(f"--{e}")
   workdir_path = swapflags.WORKDIR.value or f"runs/{name}"
   distributed = None
   if swapflags.DISTRIBUTED.value:
@@ -67,6 +72,7 @@ def main(argv):
     restart=swapflags.RESTART.value,
     stop_after=swapflags.STOP_AFTER.value,
     checkpoint_every=swapflags.CHECKPOINT_EVERY.value,
+    checkpoint_min_interval=swapflags.CHECKPOINT_MIN_INTERVAL.value,
   )
   try:
     path = runner.run(config, name, options)

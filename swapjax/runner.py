@@ -57,6 +57,7 @@ class RunOptions:
   # early stop and a stop (a signal, stop_after); a rerun after kill -9 repeats the rounds since
   # the newest checkpoint, with the same results.
   checkpoint_every: int = 1
+  checkpoint_min_interval: int = 0  # continuous: at least this many seconds apart
 
 
 def _meta(config: Config, experiment: str, data_source: str, num_runs: int) -> dict[str, Any]:
@@ -251,8 +252,13 @@ def _collect(config, programs, stepped, states, rnd, table, best_acc, ckpt, wd, 
   return results, any_active, changed, signalled
 
 
-def _restore(config, wd, programs, states, resuming, notes, every: int):
-  ckpt = checkpoint.Checkpointer(wd.checkpoint_dir, keep=config.engine.checkpoint_keep, every=every)
+def _restore(config, wd, programs, states, resuming, notes, options: RunOptions):
+  ckpt = checkpoint.Checkpointer(
+    wd.checkpoint_dir,
+    keep=config.engine.checkpoint_keep,
+    every=options.checkpoint_every,
+    min_interval=options.checkpoint_min_interval,
+  )
   start = 0
   if resuming and ckpt.steps():
     abstract = checkpoint.abstract_like(checkpoint.pack(programs, states))
@@ -315,7 +321,7 @@ def _run_locked(
   meta = _meta(config, experiment, source, len(table))
   notes: list[str] = []
   ckpt, start, states = _restore(
-    config, wd, programs, study.init_states(programs), resuming, notes, options.checkpoint_every
+    config, wd, programs, study.init_states(programs), resuming, notes, options
   )
   with ckpt:  # closed on every way out, after the save in flight
     if resuming and writer:

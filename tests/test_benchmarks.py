@@ -200,10 +200,13 @@ def test_host_overhead_table_has_each_loop_and_refuses_unknown_cases():
   report = {"device": "cpu", "jax": "x", "rounds": 20, "repeats": 1, "cases": {"iris": r}}
   row = host_overhead.render(report).splitlines()[-1]
   assert (
-    row == "| iris | 0.0200 | 0.0400 (2.00x) | 0.0600 (3.00x) | 0.0800 (4.00x) | 0.1000 (5.00x) |"
+    row == "| iris | 0.0200 | 0.0400 (2.00x) | 0.0600 (3.00x) | 0.0800 (4.00x) | 0.1000 (5.00x) "
+    "| 0.1200 (6.00x) |"
   )
   header = host_overhead.render(report).splitlines()[2]
-  assert header.endswith("| pipelined, continuous checkpoints |")
+  assert header.endswith(
+    "| pipelined, continuous checkpoints | pipelined, continuous checkpoints at least 1 s apart |"
+  )
   with (
     flagsaver.flagsaver(preset="host_overhead", cases=["iris", "nope"]),
     pytest.raises(app.UsageError, match="--cases: unknown nope"),

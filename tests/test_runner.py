@@ -787,6 +787,31 @@ def test_the_continuous_policy_waits_for_no_write(tmp_path):
     assert checkpoint.Checkpointer(tmp_path / f"c{every}").steps() == [1, 2]
 
 
+def test_continuous_checkpoints_keep_their_minimum_interval(tmp_path, five_rounds):
+  """`min_interval`: no continuous checkpoint sooner than that many seconds after the previous
+  one, though no write is in flight, and one once they have passed; the last round is always
+  due. A study with an interval longer than its rounds saves round 1 and its last round, and
+  its rows are those of a run that saved every round. Guards: the interval not handed to orbax
+  or not passed on by the runner."""
+  from swapjax import checkpoint
+
+  state = {"w": np.arange(10, dtype=np.float32)}
+  with checkpoint.Checkpointer(tmp_path / "c", every=0, min_interval=1) as ckpt:
+    assert ckpt.due(1, last=4)
+    ckpt.save(1, state)
+    ckpt.wait()
+    assert not ckpt.may_save(2) and not ckpt.due(2, last=4) and ckpt.due(4, last=4)
+    time.sleep(1.2)
+    assert ckpt.may_save(2)
+  config, reference = five_rounds
+  options = runner.RunOptions(
+    workdir=str(tmp_path / "w"), progress=False, checkpoint_every=0, checkpoint_min_interval=3600
+  )
+  runner.run(config, "tiny", options)
+  assert sorted(int(p.name) for p in (tmp_path / "w" / "checkpoints").iterdir()) == [1, 5]
+  assert _rows(tmp_path / "w") == _rows(reference)
+
+
 def test_checkpoint_every_is_checked():
   from swapjax import api
   from swapjax.config import ConfigError
@@ -797,6 +822,16 @@ def test_checkpoint_every_is_checked():
   result = _cli("--experiment=tiny", "--checkpoint_every=-1")
   assert result.returncode != 0 and "Traceback" not in result.stderr
   assert "--checkpoint_every=-1" in result.stderr
+  for bad in (-1, 0.5):
+    with pytest.raises(ConfigError, match=f"checkpoint_min_interval={bad}: must be an integer"):
+      api.run("tiny", checkpoint_every=0, checkpoint_min_interval=bad)
+  needle = "checkpoint_min_interval=5 spaces continuous checkpoints"
+  with pytest.raises(ConfigError, match=needle):
+    api.run("tiny", checkpoint_every=2, checkpoint_min_interval=5)
+  result = _cli("--experiment=tiny", "--checkpoint_every=2", "--checkpoint_min_interval=5")
+  assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+    f"swapjax: error: --{needle} (checkpoint_every=0), not a checkpoint every 2 rounds"
+  ]
 
 
 def test_metrics_rows_read_back_with_json_words_and_a_cut_last_line(tmp_path):
