@@ -14,6 +14,7 @@
 #   smoke          : the synthetic `tiny` study (seconds; stops the call if it fails)
 #   main           : the README's main job, no flags, a fresh compilation cache
 #   main_continuous: the main job with continuous checkpoints (--checkpoint_every=0)
+#   main_interval  : the same, at least 1 s apart (--checkpoint_min_interval=1)
 #   bench_memorize : benchmarks.run --preset=memorize_mnist, formulations and both loops
 #   bench_swap     : benchmarks.run --preset=swap_study, formulations at R=1, scaling to R=60
 #   bench_binary   : benchmarks.run --preset=binary_addition, per group and scaling to 1,000
@@ -109,6 +110,9 @@ for job in $job_list; do
     smoke) study smoke 120 --experiment=tiny || exit 1 ;;
     main) study main 240 --experiment=memorize_mnist ;;
     main_continuous) study main_continuous 240 --experiment=memorize_mnist --checkpoint_every=0 ;;
+    main_interval)
+      study main_interval 240 --experiment=memorize_mnist --checkpoint_every=0 \
+        --checkpoint_min_interval=1 ;;
     bench_memorize)
       bench "$job" 240 --preset=memorize_mnist \
         --strategies=patches/scan,lax/scan,hybrid/scan,patches/scan/compute_dtype=bfloat16,lax/sequential,torch/sequential ;;
