@@ -43,15 +43,16 @@ def make_config(experiment: str, **overrides) -> configlib.Config:
   return configlib.apply_overrides(registry.get_config(experiment), items)
 
 
-def check_checkpoint_cadence(every: int, min_interval: int) -> None:
-  """A `ConfigError` (one line) for a bad `checkpoint_every` / `checkpoint_min_interval`."""
+def check_checkpoint_cadence(every: int, min_interval: int, prefix: str = "") -> None:
+  """A `ConfigError` (one line) for a bad `checkpoint_every` / `checkpoint_min_interval`; its
+  keys start with `prefix` ("--" on the command line)."""
   for key, value in (("checkpoint_every", every), ("checkpoint_min_interval", min_interval)):
     if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
-      raise configlib.ConfigError(f"{key}={value!r}: must be an integer >= 0")
+      raise configlib.ConfigError(f"{prefix}{key}={value!r}: must be an integer >= 0")
   if min_interval and every != 0:
     raise configlib.ConfigError(
-      f"checkpoint_min_interval={min_interval} spaces continuous checkpoints "
-      f"(checkpoint_every=0), not a checkpoint every {every} rounds"
+      f"{prefix}checkpoint_min_interval={min_interval} spaces continuous checkpoints "
+      f"({prefix}checkpoint_every=0), not a checkpoint every {every} rounds"
     )
 
 

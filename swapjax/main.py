@@ -46,9 +46,9 @@ def main(argv):
     return
   cadence = (swapflags.CHECKPOINT_EVERY.value, swapflags.CHECKPOINT_MIN_INTERVAL.value)
   try:
-    api.check_checkpoint_cadence(*cadence)
+    api.check_checkpoint_cadence(*cadence, prefix="--")
   except configlib.ConfigError as e:
-    _fail(f"--{e}")
+    _fail(str(e))
   workdir_path = swapflags.WORKDIR.value or f"runs/{name}"
   distributed = None
   if swapflags.DISTRIBUTED.value:

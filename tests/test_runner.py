@@ -830,7 +830,7 @@ def test_checkpoint_every_is_checked():
     api.run("tiny", checkpoint_every=2, checkpoint_min_interval=5)
   result = _cli("--experiment=tiny", "--checkpoint_every=2", "--checkpoint_min_interval=5")
   assert result.returncode == 2 and result.stderr.strip().splitlines() == [
-    f"swapjax: error: --{needle} (checkpoint_every=0), not a checkpoint every 2 rounds"
+    f"swapjax: error: --{needle} (--checkpoint_every=0), not a checkpoint every 2 rounds"
   ]
 
 
