@@ -172,6 +172,54 @@ def test_per_round_stopped_run_and_sparse_test_epochs():
   assert stats.per_round(rows, "epoch", "absent") is None
 
 
+def _per_round_by_dicts(rows, round_key, metric):
+  """`stats.per_round` row by row: {run: {round: value}} of the runs with the metric in the
+  order of their first rows, the later row of a round kept, the rounds every such run has."""
+  by_run = {r["run"]: {} for r in rows}
+  for r in rows:
+    if r.get(metric) is not None:
+      by_run[r["run"]][r[round_key]] = r[metric]
+  by_run = {run: values for run, values in by_run.items() if values}
+  if not by_run:
+    return None
+  xs = sorted(set.intersection(*(set(values) for values in by_run.values())))
+  return xs, [[values[x] for x in xs] for values in by_run.values()]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_round_series_match_the_rows_one_by_one(seed):
+  """Random rows: runs in any order, rounds missing, repeated or null, runs without the metric
+  at all, whole numbers and floats: every metric's series is the row-by-row one."""
+  rng = np.random.default_rng(seed)
+  rows = []
+  for _ in range(int(rng.integers(1, 60))):
+    row = {"run": int(rng.integers(0, 6)), "epoch": int(rng.integers(1, 8))}
+    for metric in ("a", "b", "c"):
+      if rng.random() < 0.8 and not (metric == "c" and row["run"] == 0):
+        row[metric] = None if rng.random() < 0.2 else float(rng.normal())
+    row["n"] = int(rng.integers(0, 100))
+    rows.append(row)
+  series = stats.RoundSeries(rows, "epoch")
+  for metric in ("a", "b", "c", "n", "absent"):
+    expected = _per_round_by_dicts(rows, "epoch", metric)
+    found = series(metric)
+    if expected is None:
+      assert found is None
+      continue
+    assert found[0].tolist() == expected[0]
+    assert found[1].shape == (len(expected[1]), len(expected[0]))
+    assert found[1].tolist() == expected[1]
+    assert found[1].flags.c_contiguous  # a figure's std over runs: the same sums, bit for bit
+
+
+def test_round_series_of_text_and_of_one_row():
+  rows = [{"run": 3, "epoch": 2, "group": "x", "m": 1.5}, {"run": 3, "epoch": 2, "group": "y"}]
+  series = stats.RoundSeries(rows, "epoch")
+  assert series("group")[1].tolist() == [["y"]]  # the later row of a repeated round
+  xs, values = series("m")
+  assert xs.tolist() == [2] and values.tolist() == [[1.5]]
+
+
 def _swap_study():
   """(rows, values_GxSxRxK, moved_GxSxR): seeds differ, every metric changes from round to round."""
   rng = np.random.default_rng(11)

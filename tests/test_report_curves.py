@@ -8,7 +8,7 @@ import numpy as np
 import report_tables as rt
 
 from swapjax import registry
-from swapjax.report import build, plotting, references, timing
+from swapjax.report import build, plotting, references, stats, timing
 from swapjax.report.curves import curves_report
 
 SMALL = "train_fraction=0.2,dropout_rate=0.0"
@@ -258,7 +258,7 @@ def test_the_figure_marks_a_long_runs_tests_sparsely_and_says_so():
     for r in range(2)
     for e in range(1, 1001)
   ]
-  curves._markers(ax, rows, "test/loss", "test", "C3", "o")
+  curves._markers(ax, stats.RoundSeries(rows, "epoch"), "test/loss", "test", "C3", "o")
   (bars,) = ax.containers
   xs, ys = bars.lines[0].get_data()
   assert len(xs) == 40 and xs[-1] == 1000 and xs[0] == 25

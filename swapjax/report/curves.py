@@ -29,11 +29,15 @@ def _finite(value) -> bool:
   return value is not None and math.isfinite(value)
 
 
+def _group(row) -> str:
+  return str(row.get("group", "all runs"))
+
+
 def _runs_by_group(rows) -> dict[str, dict[int, list[dict]]]:
   """{group: {run: its rows sorted by epoch}}, groups in the order they first appear."""
   groups = defaultdict(lambda: defaultdict(list))
   for r in rows:
-    groups[str(r.get("group", "all runs"))][r["run"]].append(r)
+    groups[_group(r)][r["run"]].append(r)
   for runs in groups.values():
     for run_rows in runs.values():
       run_rows.sort(key=lambda r: r["epoch"])
@@ -342,13 +346,13 @@ def thinned(xs: np.ndarray) -> tuple[np.ndarray, int]:
   return np.arange(len(xs) - 1, -1, -step)[::-1], step
 
 
-def _markers(ax, grows, metric, label, color, marker, **style):
+def _markers(ax, series, metric, label, color, marker, **style):
   """Mean ± std over seeds at the epochs where every run has `metric` (the test epochs), every
   test epoch or, past MAX_MARKERS of them, 1 in `step` (the legend says so)."""
-  series = stats.per_round(grows, "epoch", metric)
-  if series is None or not series[0].size:
+  found = series(metric)
+  if found is None or not found[0].size:
     return
-  xs, ys = series
+  xs, ys = found
   keep, step = thinned(xs)
   label = label if step == 1 else f"{label} (1 in {step} test epochs)"
   ax.errorbar(
@@ -364,27 +368,26 @@ def _markers(ax, grows, metric, label, color, marker, **style):
   )
 
 
-def _dashed_mean(ax, grows, metric, label, color):
-  series = stats.per_round(grows, "epoch", metric)
-  if series is not None:
-    xs, ys = series
+def _dashed_mean(ax, series, metric, label, color):
+  if (found := series(metric)) is not None:
+    xs, ys = found
     ax.plot(xs, ys.mean(0), "--", color=color, lw=1, label=label)
 
 
-def _curves_figure(plt, groups, kind: str, path: Path):
+def _curves_figure(plt, groups, series_of, kind: str, path: Path):
+  """Accuracy or loss (`kind`) per epoch, a panel per group (`series_of`: {group: its
+  `stats.RoundSeries`})."""
   what = "accuracy" if kind == "acc" else "loss"
   # One y scale, so groups compare at a glance (report 003: mind the y axis).
   fig, axes = plotting.grid(plt, groups, f"{what} per epoch (mean ± std over seeds)")
-  for ax, (group, runs) in zip(axes, groups.items(), strict=False):
-    grows = [r for run_rows in runs.values() for r in run_rows]
-    plotting.band(
-      ax, grows, "epoch", f"train/epoch_{kind}", "train (Keras: epoch mean, dropout on)", "C0"
-    )
-    _dashed_mean(ax, grows, f"train/{kind}", "train (after epoch, dropout off)", "C0")
-    plotting.band(ax, grows, "epoch", f"val/{kind}", "validation", "C1")
-    _markers(ax, grows, f"test/{kind}", "test", "C3", "o", ms=5)
+  for ax, group in zip(axes, groups, strict=False):
+    series = series_of[group]
+    plotting.band(ax, series, f"train/epoch_{kind}", "train (Keras: epoch mean, dropout on)", "C0")
+    _dashed_mean(ax, series, f"train/{kind}", "train (after epoch, dropout off)", "C0")
+    plotting.band(ax, series, f"val/{kind}", "validation", "C1")
+    _markers(ax, series, f"test/{kind}", "test", "C3", "o", ms=5)
     _markers(
-      ax, grows, f"holdout/{kind}", "holdout", "C4", "s", mfc="none", ms=9
+      ax, series, f"holdout/{kind}", "holdout", "C4", "s", mfc="none", ms=9
     )  # hollow: test shows through
     plotting.style_panel(ax, group.replace(",", ", "), "epoch", what)
   plotting.finish(plt, fig, axes, len(groups), path)
@@ -415,8 +418,12 @@ def curves_report(config: dict, rows: list[dict], plots: Path) -> list[str]:
   lines += _collapse_lines(groups, num_classes)
   if plt is None:
     return lines + ["", plotting.NO_PLOTS]
-  _curves_figure(plt, groups, "acc", plots / "curves_accuracy.png")
-  _curves_figure(plt, groups, "loss", plots / "curves_loss.png")
+  in_order = defaultdict(list)  # each group's rows as written: one pass a metric, in memory order
+  for r in rows:
+    in_order[_group(r)].append(r)
+  series_of = {group: stats.RoundSeries(in_order[group], "epoch") for group in groups}
+  _curves_figure(plt, groups, series_of, "acc", plots / "curves_accuracy.png")
+  _curves_figure(plt, groups, series_of, "loss", plots / "curves_loss.png")
   return lines + [
     "",
     "![accuracy curves](plots/curves_accuracy.png)",

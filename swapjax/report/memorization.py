@@ -218,7 +218,8 @@ def _learning_curves(plt, ax, groups, varying, steps_per_epoch):
     style = ("-", "--", ":", "-.")[rates.index(key[2]) % 4]
     label = _short_label(key, varying)
     alpha = 0.2 if len(groups) <= 4 else 0.06  # many bands: faint, so the means stay legible
-    plotting.band(ax, grows, "epoch", "train/loss", label, color, steps_per_epoch, alpha, ls=style)
+    series = stats.RoundSeries(grows, "epoch")
+    plotting.band(ax, series, "train/loss", label, color, steps_per_epoch, alpha, ls=style)
   ax.set(xlabel="training steps", ylabel="training loss", title="(a) learning curves")
   plotting.integer_x(ax)
   ax.grid(True)
@@ -263,20 +264,20 @@ def _train_vs_test(plt, groups, varying, num_classes, path):
     plt, groups, "training vs test accuracy per epoch (mean ± std over seeds)"
   )
   for ax, (key, grows) in zip(axes, groups.items(), strict=False):
-    plotting.band(ax, grows, "epoch", "train/acc", "train accuracy (its own labels)", "tab:blue")
-    plotting.band(
-      ax, grows, "epoch", "test/acc", "test accuracy (true labels)", "tab:red", marker="."
-    )
+    series = stats.RoundSeries(grows, "epoch")
+    plotting.band(ax, series, "train/acc", "train accuracy (its own labels)", "tab:blue")
+    plotting.band(ax, series, "test/acc", "test accuracy (true labels)", "tab:red", marker=".")
     ax.axhline(1 / num_classes, color="gray", ls="--", lw=1, label=f"chance (1/{num_classes})")
     plotting.style_panel(
-      ax, _last_accuracies(_short_label(key, varying), grows), "epoch", "accuracy"
+      ax, _last_accuracies(_short_label(key, varying), series), "epoch", "accuracy"
     )
   plotting.finish(plt, fig, axes, len(groups), path)
 
 
-def _last_accuracies(title: str, grows) -> str:
-  """`title` and, below it, the group's mean train and test accuracy at their last epochs."""
-  last = [stats.per_round(grows, "epoch", m) for m in ("train/acc", "test/acc")]
+def _last_accuracies(title: str, series) -> str:
+  """`title` and, below it, the group's mean train and test accuracy at their last epochs
+  (`series`: its `stats.RoundSeries`)."""
+  last = [series(m) for m in ("train/acc", "test/acc")]
   if all(series is not None and series[0].size for series in last):
     (train_at, train), (test_at, test) = ((xs[-1], ys[:, -1].mean()) for xs, ys in last)
     title += (
@@ -289,8 +290,9 @@ def _loss_figure(plt, groups, varying, path):
   """Train, validation and test loss per epoch, one panel per group."""
   fig, axes = plotting.grid(plt, groups, "loss per epoch (mean ± std over seeds)")
   for ax, (key, grows) in zip(axes, groups.items(), strict=False):
-    plotting.band(ax, grows, "epoch", "train/loss", "train loss", "tab:blue")
-    plotting.band(ax, grows, "epoch", "val/loss", "val loss", "tab:green")
-    plotting.band(ax, grows, "epoch", "test/loss", "test loss", "tab:red", marker=".")
+    series = stats.RoundSeries(grows, "epoch")
+    plotting.band(ax, series, "train/loss", "train loss", "tab:blue")
+    plotting.band(ax, series, "val/loss", "val loss", "tab:green")
+    plotting.band(ax, series, "test/loss", "test loss", "tab:red", marker=".")
     plotting.style_panel(ax, _short_label(key, varying), "epoch", "loss")
   plotting.finish(plt, fig, axes, len(groups), path)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from swapjax.report import stats
-
 NO_PLOTS = (
   "Plots skipped: matplotlib is not installed (`pip install matplotlib`, then "
   "`python -m swapjax.report WORKDIR`)."
@@ -77,12 +75,13 @@ def finish(plt, fig, axes, used: int, path: Path, ncol: int | None = None):
   plt.close(fig)
 
 
-def band(ax, rows, round_key, metric, label, color, scale=1, alpha=0.2, **style):
-  """The per-round mean over runs as a line, ± their std as a shaded band (x times `scale`)."""
-  series = stats.per_round(rows, round_key, metric)
-  if series is None:
+def band(ax, series, metric, label, color, scale=1, alpha=0.2, **style):
+  """`metric`'s per-round mean over runs (`series`: a `stats.RoundSeries`) as a line, ± their
+  std as a shaded band (x times `scale`)."""
+  found = series(metric)
+  if found is None:
     return
-  xs, ys = series
+  xs, ys = found
   mean, std = ys.mean(0), ys.std(0)
   ax.plot(xs * scale, mean, color=color, label=label, **style)
   ax.fill_between(xs * scale, mean - std, mean + std, color=color, alpha=alpha, lw=0)

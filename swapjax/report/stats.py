@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import decimal
 import math
-from collections import defaultdict
 
 import numpy as np
 
@@ -50,17 +49,48 @@ def round_key(rows) -> str:
   return "round" if "round" in rows[0] else "epoch"
 
 
+class RoundSeries:
+  """Rows' metrics per run and round, as `per_round` gives them, for many metrics of the same
+  rows: each row's run and round are read once, then each metric in one pass over the rows (in
+  the order they were written, a pass touches the rows where they lie in memory)."""
+
+  def __init__(self, rows, round_key: str):
+    self.rows = rows
+    ids, first, run_of = np.unique([r["run"] for r in rows], return_index=True, return_inverse=True)
+    place = np.empty(len(ids), int)  # each run's place in the order of its first row
+    place[np.argsort(first, kind="stable")] = np.arange(len(ids))
+    self.run_of, self.num_runs = place[run_of.ravel()], len(ids)
+    self.xs, round_of = np.unique([r[round_key] for r in rows], return_inverse=True)
+    self.round_of = round_of.ravel()
+
+  def __call__(self, metric: str):
+    """(rounds, values_RUNxROUND) of `metric`, or None if no row has it; see `per_round`."""
+    values = [r.get(metric) for r in self.rows]
+    where = np.flatnonzero([v is not None for v in values])
+    if not where.size:
+      return None
+    try:  # numbers as float64 (None: NaN, dropped here); anything else as numpy reads it
+      found = np.array(values, np.float64)[where]
+    except (TypeError, ValueError):
+      found = np.array([values[i] for i in where.tolist()])
+    run_of = self.run_of[where]
+    has_metric = np.bincount(run_of, minlength=self.num_runs) > 0
+    runs = np.cumsum(has_metric) - 1  # a run's row of the table: runs without the metric skipped
+    cell = runs[run_of] * len(self.xs) + self.round_of[where]
+    latest = np.full(has_metric.sum() * len(self.xs), -1)  # per (run, round): its last row
+    np.maximum.at(latest, cell, np.arange(len(where)))
+    latest = latest.reshape(-1, len(self.xs))
+    common = (latest >= 0).all(0)
+    # C order, as a table made row by row: a std over runs sums in the same order
+    return self.xs[common], np.ascontiguousarray(found[latest[:, common]])
+
+
 def per_round(rows, round_key, metric):
   """(rounds, values_RUNxROUND) at the rounds where every run has `metric`, or None if none has.
 
   Runs are matched by round, not by position: a run stopped early repeats its last row (its test
   metrics too) every later epoch, while the others have test metrics every few epochs only.
+  Only runs with the metric count, each a row of the values, in the order of their first rows; a
+  round a run has twice keeps its later row. `RoundSeries` reads many metrics of the same rows.
   """
-  by_run = defaultdict(dict)
-  for r in rows:
-    if r.get(metric) is not None:
-      by_run[r["run"]][r[round_key]] = r[metric]
-  if not by_run:
-    return None
-  xs = sorted(set.intersection(*(set(values) for values in by_run.values())))
-  return np.array(xs), np.array([[values[x] for x in xs] for values in by_run.values()])
+  return RoundSeries(rows, round_key)(metric)

@@ -89,9 +89,10 @@ def _per_round_figure(plt, groups, titles, kind: str, what: str, path: Path):
   """AtoB's and BtoA's train and test `kind` (acc or loss) per round, one panel per group."""
   fig, axes = plotting.grid(plt, groups, f"{what} per round (mean ± std over seeds)")
   for ax, grows, title in zip(axes, groups.values(), titles, strict=False):
+    series = stats.RoundSeries(grows, "round")
     for name, color in SWAP_COLORS.items():
       member, split = name.split("_")
-      plotting.band(ax, grows, "round", f"{member}/{split}_{kind}", name, color)
+      plotting.band(ax, series, f"{member}/{split}_{kind}", name, color)
     plotting.style_panel(ax, title, "round", what)
   plotting.finish(plt, fig, axes, len(groups), path)
 
@@ -100,7 +101,8 @@ def _honest_figure(plt, groups, titles, path: Path):
   """The three test splits' accuracy per round (HONEST), one panel per group."""
   fig, axes = plotting.grid(plt, groups, "honest test accuracy per round (mean ± std over seeds)")
   for ax, grows, title in zip(axes, groups.values(), titles, strict=False):
+    series = stats.RoundSeries(grows, "round")
     for metric, color, style in HONEST:
-      plotting.band(ax, grows, "round", metric, metric, color, ls=style)
+      plotting.band(ax, series, metric, metric, color, ls=style)
     plotting.style_panel(ax, title, "round", "accuracy")
   plotting.finish(plt, fig, axes, len(groups), path, ncol=3)  # a row per member
