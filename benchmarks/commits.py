@@ -8,7 +8,8 @@ machine's drift reaches both alike. The persistent compilation cache is off
 (SWAPJAX_COMPILATION_CACHE=''), so compile times are real. From each run's timing.json: the
 compile seconds, the median seconds per round after the first until its results (and per
 program, in the log), the median wall seconds per round after the first (its rows, TensorBoard
-and checkpoint included); and the command's wall time.
+and checkpoint included); from its output the report's seconds (report.md and its figures); and
+the command's wall time.
 Prints one markdown table (median over the repeats, with min-max) and writes it to --out.
 """
 
@@ -18,6 +19,7 @@ import argparse
 import json
 import math
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -25,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.startup import PHASES
 from benchmarks.timing import median_range
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,9 +68,12 @@ def _run(tree: Path, args: list[str], data_dir: str, workdir: Path) -> dict:
   timing = json.loads((workdir / "timing.json").read_text())
   programs = {p["variant"] or str(p["program"]): p["round_s_median"] for p in timing["programs"]}
   wall_s = timing.get("wall_s", [])[1:]  # an older commit's timing.json may have none
+  phases = PHASES.search(done.stdout.decode())
+  report = re.search(r"report ([0-9.]+)", phases.group(1)) if phases else None
   return {
     "wall": wall,
     "compile": timing["compile_s"],
+    "report": float(report.group(1)) if report else math.nan,
     "round": timing["round_s_median"],
     "round wall": statistics.median(wall_s) if wall_s else math.nan,
     "programs": programs,
@@ -102,11 +108,12 @@ def main() -> None:
       for tree in trees.values():
         subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO)
   lines = [
-    "| study | commit | wall s | compile s | s per round | wall s per round |",
-    "| --- | --- | ---: | ---: | ---: | ---: |",
+    "| study | commit | wall s | compile s | report s | s per round | wall s per round |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
   ]
+  keys = ("wall", "compile", "report", "round", "round wall")
   for (study, rev), runs in results.items():
-    cells = [_cell([r[k] for r in runs]) for k in ("wall", "compile", "round", "round wall")]
+    cells = [_cell([r[k] for r in runs]) for k in keys]
     lines.append(f"| {study} | {rev} | {' | '.join(cells)} |")
   table = "\n".join(lines) + "\n"
   print(table)
