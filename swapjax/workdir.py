@@ -205,26 +205,53 @@ class Workdir:
 
   # ---------------------------------------------------------------- metrics
   def read_metrics(self) -> list[dict[str, Any]]:
+    return self._read_rows()[0]
+
+  def _read_rows(self) -> tuple[list[dict[str, Any]], list[int]]:
+    """metrics.jsonl's rows up to the first line that does not parse (a line cut by a kill: it
+    and anything after it are dropped on resume), and where each row's line ends (the offset
+    after its newline; one more than the file's size for a last line without one)."""
     if not self.metrics_path.exists():
-      return []
-    rows = []
-    for line in self.metrics_path.read_bytes().splitlines():
+      return [], []
+    rows, ends, end = [], [], 0
+    for line in self.metrics_path.read_bytes().split(b"\n"):
       try:
         rows.append(orjson.loads(line))
       except ValueError:
         try:  # json's own words orjson refuses (NaN, Infinity)
           rows.append(json.loads(line))
         except ValueError:
-          break  # a line cut by a kill: it and anything after it are dropped on resume
-    return rows
+          break
+      end += len(line) + 1
+      ends.append(end)
+    return rows, ends
 
   def truncate_metrics(self, completed_rounds: int, round_key: str) -> list[dict[str, Any]]:
-    """Keeps the rows of rounds 1..completed_rounds; returns them."""
-    rows = [r for r in self.read_metrics() if r.get(round_key, 0) <= completed_rounds]
-    text = "".join(json.dumps(r) + "\n" for r in rows)
-    if self.metrics_path.exists() or rows:
+    """Keeps the rows of rounds 1..completed_rounds; returns them. The kept lines stay as they
+    were written: the file is cut after the last of them (no write at all when nothing goes),
+    or rewritten where a later round's row came before a kept one."""
+    rows, ends = self._read_rows()
+    kept = [i for i, r in enumerate(rows) if r.get(round_key, 0) <= completed_rounds]
+    if kept != list(range(len(kept))):
+      text = "".join(json.dumps(rows[i]) + "\n" for i in kept)
       atomic_write_text(self.metrics_path, text)
-    return rows
+      return [rows[i] for i in kept]
+    if not self.metrics_path.exists():
+      return []
+    cut = ends[len(kept) - 1] if kept else 0
+    try:
+      size = self.metrics_path.stat().st_size
+      if cut != size:
+        with open(self.metrics_path, "r+b") as f:
+          f.truncate(min(cut, size))
+          if cut > size:  # the last kept row's line lost only its newline
+            f.seek(0, os.SEEK_END)
+            f.write(b"\n")
+          f.flush()
+          os.fsync(f.fileno())
+    except OSError as e:
+      raise WorkdirError(f"cannot cut {self.metrics_path}: {e.strerror or e}") from None
+    return rows[: len(kept)]
 
   def append_metrics_text(self, text: str, sync: bool = True) -> None:
     """Appends JSON lines to metrics.jsonl; `sync`: and syncs the file to disk (the runner

@@ -849,6 +849,51 @@ def test_metrics_rows_read_back_with_json_words_and_a_cut_last_line(tmp_path):
   assert got[1]["run"] == 1 and math.isnan(got[1]["a/b"])
 
 
+def _lines(rows) -> str:
+  return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+@pytest.mark.parametrize(
+  ("tail", "completed", "kept"),
+  [
+    ("", 3, 6),  # nothing goes: the file is not written at all
+    ("", 2, 4),  # round 3's rows go
+    ('{"round": 4, "run": 0, "a": 0.', 3, 6),  # a line cut by a kill goes
+    ('{"round": 3, "run": 0, "a": 0.5}', 3, 7),  # kept; its newline is written
+    ("", 0, 0),
+  ],
+)
+def test_truncated_metrics_keep_their_lines_as_written(tmp_path, tail, completed, kept):
+  """A resume keeps the rows of its checkpoint's rounds as their bytes were written (floats as
+  the file has them, NaN of an older file included) and cuts the file after them."""
+  rows = [{"round": n // 2 + 1, "run": n % 2, "a": 0.1 * n, "x": None} for n in range(6)]
+  rows[1]["a"] = float("nan")
+  text = _lines(rows).replace("0.30000000000000004", "0.3000000000000000444")
+  wd = workdir.Workdir(tmp_path)
+  wd.metrics_path.write_text(text + tail)
+  before = wd.metrics_path.stat().st_mtime_ns
+  got = wd.truncate_metrics(completed, "round")
+  lines = (text + tail + "\n").splitlines(keepends=True)
+  assert [(r["round"], r["run"]) for r in got] == [
+    (r["round"], r["run"]) for r in map(json.loads, lines[:kept])
+  ]
+  assert wd.metrics_path.read_text() == "".join(lines[:kept])
+  if tail == "" and kept == len(rows):
+    assert wd.metrics_path.stat().st_mtime_ns == before
+  assert workdir.Workdir(tmp_path).read_metrics() == got or math.isnan(got[1]["a"])
+
+
+def test_truncated_metrics_out_of_round_order_are_rewritten(tmp_path):
+  """A later round's row before a kept one (not what the runner writes): the kept rows are
+  written again, in their order."""
+  rows = [{"round": 1, "run": 0}, {"round": 3, "run": 0}, {"round": 2, "run": 0}]
+  wd = workdir.Workdir(tmp_path)
+  wd.metrics_path.write_text(_lines(rows))
+  assert wd.truncate_metrics(2, "round") == [rows[0], rows[2]]
+  assert wd.metrics_path.read_text() == _lines([rows[0], rows[2]])
+  assert workdir.Workdir(tmp_path / "none").truncate_metrics(2, "round") == []
+
+
 def test_metrics_appender_writes_in_order_syncs_and_stops_at_a_failed_write(tmp_path, monkeypatch):
   """metrics.jsonl from the appender's thread: the texts in order, `wait` returns once they
   are written and the ones asked are synced; a failed write reaches the loop at its next
