@@ -56,12 +56,14 @@ class StopFlag:
 def best_train_acc(rows, num_runs: int) -> np.ndarray:
   """Each run's highest training accuracy so far (the lowest over members), 0 where none, by
   study-wide run id, from metrics rows."""
-  best = np.zeros(num_runs, np.float64)
+  best = [0.0] * num_runs
+  names = [k for k in set().union(*rows) if k.endswith(TRAIN_ACC)]  # the rows' accuracies
   for row in rows:
-    values = [v for k, v in row.items() if k.endswith(TRAIN_ACC) and v is not None]
+    values = [v for k in names if (v := row.get(k)) is not None]
     if values:
-      best[row["run"]] = max(best[row["run"]], min(values))
-  return best
+      run = row["run"]
+      best[run] = max(best[run], min(values))
+  return np.array(best, np.float64)
 
 
 def collapse_bounds(config: Config) -> tuple[float, float] | None:

@@ -669,6 +669,22 @@ def test_collapse_bounds_follow_the_task():
     assert health.collapse_bounds(registry.get_config(name)) is None, name
 
 
+def test_best_training_accuracy_from_rows_for_a_resumed_collapse_check():
+  """Per run its best training accuracy so far, the lowest of its members' in a row: a swap
+  study's `A/train_acc` and `B/train_acc`, a single network's `train/acc`; nulls and other
+  metrics ignored; 0 where a run has none."""
+  rows = [
+    {"round": 1, "run": 0, "A/train_acc": 0.4, "B/train_acc": 0.6, "A/test_acc": 0.9},
+    {"round": 2, "run": 0, "A/train_acc": 0.8, "B/train_acc": 0.7},
+    {"round": 3, "run": 0, "A/train_acc": 0.65, "B/train_acc": None},
+    {"round": 1, "run": 2, "train/acc": 0.5, "val/acc": 1.0},
+    {"round": 2, "run": 2, "train/acc": 0.25, "train/epoch_acc": 0.95},
+    {"round": 1, "run": 1, "train/acc": None},
+  ]
+  assert health.best_train_acc(rows, 4).tolist() == [0.7, 0.0, 0.5, 0.0]
+  assert health.best_train_acc([], 2).tolist() == [0.0, 0.0]
+
+
 def test_config_json_records_the_reference_numbers_and_protocol():
   from swapjax.experiments import binary_addition
 
