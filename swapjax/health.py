@@ -10,7 +10,7 @@ import numpy as np
 from swapjax import study
 from swapjax.checkpoint import CheckpointError
 from swapjax.config import Config
-from swapjax.layers import chance_accuracy
+from swapjax.layers import collapse_bounds
 from swapjax.progress import TRAIN_ACC, train_acc
 
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped cleanly at a round boundary; rerun to resume
@@ -64,17 +64,6 @@ def best_train_acc(rows, num_runs: int) -> np.ndarray:
       run = row["run"]
       best[run] = max(best[run], min(values))
   return np.array(best, np.float64)
-
-
-def collapse_bounds(config: Config) -> tuple[float, float] | None:
-  """(from, to): a run collapsed when its training accuracy falls to `to` (1.5 x chance) after
-  it was above `from` (0.5 and 3 x chance): report 003's collapse at 4,000 epochs, 10 classes
-  (0.15 after 0.5). None where the task cannot tell a collapse from a poor fit: regression, and
-  chance of 1/3 or more (iris' 3 classes, sigmoid bits), where 3 x chance is not reachable."""
-  chance = chance_accuracy(config)
-  if chance is None or 3 * chance >= 1.0:
-    return None
-  return max(0.5, 3 * chance), round(1.5 * chance, 12)
 
 
 def unhealthy(built, metrics, best_acc: np.ndarray) -> dict[int, str]:

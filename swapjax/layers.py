@@ -268,3 +268,15 @@ def chance_accuracy(config) -> float | None:
     return 0.5
   last = parse_layer(config_layers(config)[-1])
   return 1.0 / int(last[1][0]) if last[0] == "dense" else None
+
+
+def collapse_bounds(config) -> tuple[float, float] | None:
+  """(from, to): a run collapsed when its training accuracy falls to `to` (1.5 x chance) after
+  it was above `from` (0.5 and 3 x chance): report 003's collapse at 4,000 epochs, 10 classes
+  (0.15 after 0.5). None where the task cannot tell a collapse from a poor fit: regression, and
+  chance of 1/3 or more (iris' 3 classes, sigmoid bits), where 3 x chance is not reachable.
+  The study's health check and the report's collapse section both follow it."""
+  chance = chance_accuracy(config)
+  if chance is None or 3 * chance >= 1.0:
+    return None
+  return max(0.5, 3 * chance), round(1.5 * chance, 12)

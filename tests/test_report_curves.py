@@ -8,7 +8,7 @@ import numpy as np
 import report_tables as rt
 
 from swapjax import registry
-from swapjax.report import build, plotting, references, stats, timing
+from swapjax.report import build, curves, plotting, references, stats, timing
 from swapjax.report.curves import curves_report
 
 SMALL = "train_fraction=0.2,dropout_rate=0.0"
@@ -61,6 +61,9 @@ def _rows():
   return rows
 
 
+TEN_CLASSES = {"layers": ["flatten", "dense:10"]}  # config.json's config, as far as it matters
+
+
 def _at(rows, group, epoch, metric):
   values = [r[metric] for r in rows if r["group"] == group and r["epoch"] == epoch]
   assert len(values) == 3
@@ -69,7 +72,7 @@ def _at(rows, group, epoch, metric):
 
 def test_final_table_every_cell_against_numpy(tmp_path):
   rows = _rows()
-  lines = curves_report({"num_classes": 10}, rows, tmp_path)
+  lines = curves_report(TEN_CLASSES, rows, tmp_path)
   table = {row["group"]: row for row in rt.table(lines, "group | seeds")}
   assert list(table) == [f"`{SMALL}`", f"`{FULL}`"]
   for group in (SMALL, FULL):
@@ -150,13 +153,52 @@ def test_comparison_with_the_report_at_its_epoch_or_our_last(tmp_path):
 
 
 def test_collapse_is_listed_with_its_epoch(tmp_path):
-  lines = curves_report({"num_classes": 10}, _rows(), tmp_path)
+  lines = curves_report(TEN_CLASSES, _rows(), tmp_path)
   collapsed = [line for line in lines if "collapsed at epoch" in line]
   assert len(collapsed) == 1
   assert collapsed[0].startswith(f"- `{FULL}`, seed 1, run 4: collapsed at epoch 4 (")
   # With 5 classes the floor is 0.3: 0.1 still collapses, the healthy runs (>= 0.6) do not.
-  lines = curves_report({"num_classes": 5}, _rows(), tmp_path)
+  lines = curves_report({"layers": ["flatten", "dense:5"]}, _rows(), tmp_path)
   assert [line for line in lines if "collapsed at epoch" in line] == collapsed
+
+
+def test_collapse_follows_the_tasks_chance_and_each_variants_network(tmp_path):
+  """The study's health rule (`layers.collapse_bounds`): sigmoid outputs (chance 0.5) check
+  losses only, and say so; a variant with 5 outputs is judged at 0.3 after 0.6 and named."""
+  rows = _rows()
+  sigmoid = curves_report({"task": "sigmoid", "layers": ["dense:1"]}, rows, tmp_path)
+  assert "No run collapsed." in sigmoid
+  assert any(line.startswith("A run collapses when a loss becomes null") and "0.5" in line
+             for line in sigmoid)  # fmt: skip
+  rows[1]["val/loss"] = math.nan
+  sigmoid = curves_report({"task": "sigmoid", "layers": ["dense:1"]}, rows, tmp_path)
+  assert [line for line in sigmoid if "collapsed at" in line] == [
+    f"- `{SMALL}`, seed 0, run 0: collapsed at epoch 2 (val/loss = nan)"
+  ]
+  rows = _rows()
+  for r in rows:
+    r["variant"] = "five" if r["group"] == FULL else "base"
+  config = {"layers": ["flatten", "dense:10"], "variants": "base:;five:layers=flatten,dense:5"}
+  lines = curves_report(config, rows, tmp_path)
+  rules = [line for line in lines if line.startswith("A run collapses")]
+  assert len(rules) == 2 and f"`{SMALL}`" in rules[0] and f"`{FULL}`" in rules[1]
+  assert "falls to <= 0.15" in rules[0] and "above 0.6, falls to <= 0.3" in rules[1]
+  assert len([line for line in lines if "collapsed at epoch" in line]) == 1
+
+
+def test_long_lists_of_runs_name_the_first_and_count_the_rest(tmp_path):
+  """A study of many runs: each list of the collapse section names MAX_LISTED runs, then how
+  many it holds per group."""
+  rows = []
+  for run in range(30):
+    for epoch in range(1, 4):
+      acc = 0.9 if epoch < 3 else 0.3  # falls below half its best, above the collapse floor
+      group = "a" if run < 25 else "b"
+      rows.append({"epoch": epoch, "run": run, "group": group, "seed": run, "train/acc": acc})
+  lines = curves_report(TEN_CLASSES, rows, tmp_path)
+  fell = [line for line in lines if "fell from" in line]
+  assert len(fell) == curves.MAX_LISTED
+  assert "- and 10 more: 30 of 30 runs (`a` 25, `b` 5)" in lines
 
 
 def test_no_collapse_and_non_finite_losses(tmp_path):
@@ -184,7 +226,7 @@ def test_a_run_whose_training_fell_back_is_listed(tmp_path):
       r["train/acc"] = 0.3  # best 0.80 at epoch 3; 0.3 is above 1.5 / 10 classes
     if r["run"] == 1 and r["epoch"] == 5:
       r["train/acc"] = 0.5  # more than half its best: not listed
-  lines = curves_report({"num_classes": 10}, rows, tmp_path)
+  lines = curves_report(TEN_CLASSES, rows, tmp_path)
   best = max(r["train/acc"] for r in rows if r["run"] == 2 and r["epoch"] <= 3)
   fell = [line for line in lines if "fell from" in line]
   assert fell == [

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from swapjax.report import plotting, stats
+from swapjax.layers import chance_accuracy, collapse_bounds
+from swapjax.report import files, plotting, stats
 
 LOSSES = ("train/loss", "train/epoch_loss", "val/loss")
 FINAL_COLUMNS = (
@@ -214,13 +215,42 @@ def _comparison_row(group: str, runs, ref: dict, columns) -> str:
   return "| " + " | ".join(cells) + " |"
 
 
-def _collapse(run_rows, num_classes: int) -> tuple[int, str] | None:
+class CollapseRule:
+  """A variant's collapse rule (`layers.collapse_bounds`, the study's health check's): training
+  accuracy above `above`, then at or below `floor`; `chance` the task's, None if it has none.
+  Without bounds (chance of 1/3 or more: a poor fit reaches 1.5 x chance) only losses count."""
+
+  def __init__(self, config):
+    self.chance = chance_accuracy(config)
+    self.above, self.floor = collapse_bounds(config) or (None, None)
+
+  def text(self) -> str:
+    losses = "a loss becomes null or non-finite"
+    if self.above is None:
+      if self.chance is None:
+        return f"when {losses} (the task has no accuracy)"
+      return (
+        f"when {losses} (training accuracy is not checked where chance is 1/3 or more, here "
+        f"{self.chance:.3g}: a poor fit reaches 1.5 x chance)"
+      )
+    return (
+      f"when its training accuracy, once above {self.above:.3g}, falls to <= {self.floor:.3g} "
+      f"(1.5 x chance, {self.chance:.3g}), or when {losses}"
+    )
+
+
+def collapse_rules(config: dict) -> tuple[CollapseRule, dict[str, CollapseRule]]:
+  """The study's rule and each variant's, from config.json's config (`files.study_configs`)."""
+  study, variants = files.study_configs(config)
+  return CollapseRule(study), {name: CollapseRule(c) for name, c in variants.items()}
+
+
+def _collapse(run_rows, rule: CollapseRule) -> tuple[int, str] | None:
   """(epoch, why) where a run that had learned falls to chance or its loss stops being finite.
 
   Report 003's 4000-epoch run ended at acc 0.0977 and loss 14.5: training had broken down, which
   the final-epoch means alone would hide.
   """
-  chance = 1.5 / num_classes
   best = {}
   seen_loss = set()
   for r in run_rows:
@@ -235,11 +265,11 @@ def _collapse(run_rows, num_classes: int) -> tuple[int, str] | None:
         return r["epoch"], f"{key} = {value}"
       else:
         seen_loss.add(key)
-    for key in ("train/epoch_acc", "train/acc"):
+    for key in ("train/epoch_acc", "train/acc") if rule.above is not None else ():
       value = r.get(key)
       if not _finite(value):
         continue
-      if best.get(key, 0.0) > 0.5 and value <= chance:
+      if best.get(key, 0.0) > rule.above and value <= rule.floor:
         return r["epoch"], f"{key} {value:.4f} after {best[key]:.4f}"
       best[key] = max(best.get(key, value), value)
   return None
@@ -298,37 +328,56 @@ def _breakdown_text(found) -> str:
   return "; ".join(told) + more
 
 
-def _collapse_lines(groups, num_classes: int) -> list[str]:
-  lines = [
-    "",
-    "## Collapse",
-    "",
-    f"A run collapses when its training accuracy, once above 0.5, falls to <= "
-    f"{1.5 / num_classes:.3g} (1.5 / {num_classes} classes), or when a loss becomes null or "
-    "non-finite.",
-    "",
-  ]
-  found, fell, broke = [], [], []
+MAX_LISTED = 20  # runs named per list of the collapse section; the rest counted per group
+
+
+def _listed(found: list[tuple[str, str]], runs: int) -> list[str]:
+  """[(group, line)] as lines, the first MAX_LISTED of them, then how many of the study's
+  `runs` the list holds per group."""
+  lines = [line for _, line in found[:MAX_LISTED]]
+  if len(found) > MAX_LISTED:
+    per_group = defaultdict(int)
+    for group, _ in found:
+      per_group[group] += 1
+    counts = ", ".join(f"`{group}` {n}" for group, n in per_group.items())
+    lines.append(f"- and {len(found) - MAX_LISTED} more: {len(found)} of {runs} runs ({counts})")
+  return lines
+
+
+def _collapse_lines(groups, rules: tuple[CollapseRule, dict[str, CollapseRule]]) -> list[str]:
+  study_rule, by_variant = rules
+  lines, found, fell, broke, rules_of = ["", "## Collapse", ""], [], [], [], {}
   for group, runs in groups.items():
     for run, run_rows in runs.items():
+      rule = by_variant.get(run_rows[0].get("variant"), study_rule)
+      rules_of.setdefault(rule.text(), []).append(group)
       name = f"- `{group}`, seed {run_rows[0].get('seed')}, run {run}:"
-      if (collapse := _collapse(run_rows, num_classes)) is not None:
-        found.append(f"{name} collapsed at epoch {collapse[0]} ({collapse[1]})")
+      if (collapse := _collapse(run_rows, rule)) is not None:
+        found.append((group, f"{name} collapsed at epoch {collapse[0]} ({collapse[1]})"))
       elif (why := _fall(run_rows)) is not None:
-        fell.append(f"{name} {why}")
+        fell.append((group, f"{name} {why}"))
       if run_breakdowns := breakdowns(run_rows):
-        broke.append(f"{name} {_breakdown_text(run_breakdowns)}")
+        broke.append((group, f"{name} {_breakdown_text(run_breakdowns)}"))
+  for text, members in rules_of.items():
+    whose = (
+      "" if len(rules_of) == 1 else " (" + ", ".join(f"`{g}`" for g in dict.fromkeys(members)) + ")"
+    )
+    lines.append(f"A run collapses {text}{whose}.")
+  lines.append("")
+  runs = sum(len(r) for r in groups.values())
+  lines += _listed(found, runs) or ["No run collapsed."]
   if fell:
-    fell = ["", "Fell back without collapsing (training accuracy below half its best):", "", *fell]
+    title = "Fell back without collapsing (training accuracy below half its best):"
+    lines += ["", title, "", *_listed(fell, runs)]
   if broke:
-    broke = [
+    lines += [
       "",
       f"Broke down after fitting (training accuracy after the epoch, once >= {FITTED}, below "
       f"{BROKEN}; back: the first epoch at >= {FITTED} again):",
       "",
-      *broke,
+      *_listed(broke, runs),
     ]
-  return lines + (found or ["No run collapsed."]) + fell + broke
+  return lines
 
 
 # At most this many test markers per panel: a long run's test epochs (4,000 epochs, a test
@@ -398,7 +447,6 @@ def curves_report(config: dict, rows: list[dict], plots: Path) -> list[str]:
   plt = plotting.pyplot()
   groups = _runs_by_group(rows)
   has_holdout = any(r.get("holdout/acc") is not None for r in rows)
-  num_classes = config.get("num_classes", 10)
   lines = [
     "## Last epoch per group (mean ± std over seeds)",
     "",
@@ -415,7 +463,7 @@ def curves_report(config: dict, rows: list[dict], plots: Path) -> list[str]:
   reference = config.get("reference")
   if isinstance(reference, dict) and reference:
     lines += _comparison(groups, reference, config.get("reference_origin"))
-  lines += _collapse_lines(groups, num_classes)
+  lines += _collapse_lines(groups, collapse_rules(config))
   if plt is None:
     return lines + ["", plotting.NO_PLOTS]
   in_order = defaultdict(list)  # each group's rows as written: one pass a metric, in memory order

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from swapjax.workdir import Workdir, WorkdirError
+from swapjax.config import Config, ConfigError, from_json, variant_configs
+from swapjax.workdir import Workdir, WorkdirError, upgrade_config
 
 
 class StudyError(Exception):
@@ -29,6 +30,16 @@ def load_study(workdir: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]
   if not rows:
     raise StudyError(f"{path}: no metrics yet (metrics.jsonl is missing or empty)")
   return meta, rows
+
+
+def study_configs(config: dict[str, Any]) -> tuple[Config, dict[str, Config]]:
+  """(the study's Config, {variant: its Config}) from config.json's config; for one that does
+  not read as a Config (a hand-made or damaged file), the defaults' and no variants."""
+  try:
+    study = from_json(upgrade_config(config))
+    return study, {c.variant: c for c in variant_configs(study)}
+  except (ConfigError, ValueError, KeyError, TypeError):
+    return from_json({}), {}
 
 
 def read_timing(path: Path) -> dict[str, Any] | None:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from swapjax.report import grouping, plotting, stats
+from swapjax.layers import chance_accuracy
+from swapjax.report import files, grouping, plotting, stats
 from swapjax.report.grouping import MEMORIZE_GROUP
 
 SHORT = {"input_corruption": "{}", "label_corruption": "labels {}", "learning_rate": "lr {}"}
@@ -32,7 +33,8 @@ def memorize_report(config, rows, plots: Path) -> list[str]:
   if plt is None:
     lines += ["", plotting.NO_PLOTS]
     return lines
-  _train_vs_test(plt, groups, varying, config.get("num_classes", 10), plots / "train_vs_test.png")
+  chance = chance_accuracy(files.study_configs(config)[0]) or 0.1
+  _train_vs_test(plt, groups, varying, round(1 / chance), plots / "train_vs_test.png")
   figures = [("training vs test accuracy", "train_vs_test")]
   if _zhang_figure1(
     plt, groups, ordering, varying, last_epoch, steps_per_epoch, plots / "zhang_figure1.png"
