@@ -312,6 +312,22 @@ def test_the_figure_marks_a_long_runs_tests_sparsely_and_says_so():
   plt.close(fig)
 
 
+def test_the_panels_of_a_figure_share_one_legend_entry_for_their_markers():
+  """Panels thinned by different steps (or not at all) say so in one entry, not one each."""
+
+  def series(tests: int):
+    rows = [{"epoch": e, "run": 0, "test/acc": 0.5} for e in range(1, tests + 1)]
+    return stats.RoundSeries(rows, "epoch")
+
+  label = lambda *counts: curves._figure_label(  # noqa: E731
+    {i: series(n) for i, n in enumerate(counts)}, "test/acc", "test"
+  )
+  assert label(10, 40) == "test"
+  assert label(200, 199) == "test (1 in 5 test epochs)"
+  assert label(11, 120) == "test (1 in 1-3 test epochs)"
+  assert label(11) == "test" and curves._figure_label({}, "test/acc", "test") == "test"
+
+
 def test_a_group_compared_at_each_of_the_reports_epoch_counts(tmp_path):
   """A group's reference may be a list (report 003's 20% half ran 40, 400 and 4,000 epochs):
   one comparison row per epoch count, each measured at its own epoch."""

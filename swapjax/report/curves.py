@@ -395,15 +395,26 @@ def thinned(xs: np.ndarray) -> tuple[np.ndarray, int]:
   return np.arange(len(xs) - 1, -1, -step)[::-1], step
 
 
-def _markers(ax, series, metric, label, color, marker, **style):
+def _figure_label(series_of, metric: str, label: str) -> str:
+  """One legend entry for `metric`'s markers in every panel of a figure: `label`, with the
+  steps `thinned` takes in the panels (`1 in 3`, or `1 in 1-3` where panels differ)."""
+  found = [series(metric) for series in series_of.values()]
+  steps = sorted({thinned(f[0])[1] for f in found if f is not None and f[0].size})
+  if not steps or steps[-1] == 1:
+    return label
+  return f"{label} (1 in {'-'.join(map(str, dict.fromkeys((steps[0], steps[-1]))))} test epochs)"
+
+
+def _markers(ax, series, metric, label, color, marker, figure_label=None, **style):
   """Mean ± std over seeds at the epochs where every run has `metric` (the test epochs), every
-  test epoch or, past MAX_MARKERS of them, 1 in `step` (the legend says so)."""
+  test epoch or, past MAX_MARKERS of them, 1 in `step` (the legend says so, or `figure_label`
+  for all the figure's panels)."""
   found = series(metric)
   if found is None or not found[0].size:
     return
   xs, ys = found
   keep, step = thinned(xs)
-  label = label if step == 1 else f"{label} (1 in {step} test epochs)"
+  label = figure_label or (label if step == 1 else f"{label} (1 in {step} test epochs)")
   ax.errorbar(
     xs[keep],
     ys[:, keep].mean(0),
@@ -429,15 +440,16 @@ def _curves_figure(plt, groups, series_of, kind: str, path: Path):
   what = "accuracy" if kind == "acc" else "loss"
   # One y scale, so groups compare at a glance (report 003: mind the y axis).
   fig, axes = plotting.grid(plt, groups, f"{what} per epoch (mean ± std over seeds)")
+  labels = {s: _figure_label(series_of, f"{s}/{kind}", s) for s in ("test", "holdout")}
   for ax, group in zip(axes, groups, strict=False):
     series = series_of[group]
     plotting.band(ax, series, f"train/epoch_{kind}", "train (Keras: epoch mean, dropout on)", "C0")
     _dashed_mean(ax, series, f"train/{kind}", "train (after epoch, dropout off)", "C0")
     plotting.band(ax, series, f"val/{kind}", "validation", "C1")
-    _markers(ax, series, f"test/{kind}", "test", "C3", "o", ms=5)
-    _markers(
-      ax, series, f"holdout/{kind}", "holdout", "C4", "s", mfc="none", ms=9
-    )  # hollow: test shows through
+    _markers(ax, series, f"test/{kind}", "test", "C3", "o", labels["test"], ms=5)
+    _markers(  # hollow: test shows through
+      ax, series, f"holdout/{kind}", "holdout", "C4", "s", labels["holdout"], mfc="none", ms=9
+    )
     plotting.style_panel(ax, group.replace(",", ", "), "epoch", what)
   plotting.finish(plt, fig, axes, len(groups), path)
 

@@ -62,9 +62,15 @@ class RoundSeries:
     self.run_of, self.num_runs = place[run_of.ravel()], len(ids)
     self.xs, round_of = np.unique([r[round_key] for r in rows], return_inverse=True)
     self.round_of = round_of.ravel()
+    self._found: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
 
   def __call__(self, metric: str):
     """(rounds, values_RUNxROUND) of `metric`, or None if no row has it; see `per_round`."""
+    if metric not in self._found:
+      self._found[metric] = self._series(metric)
+    return self._found[metric]
+
+  def _series(self, metric: str):
     values = [r.get(metric) for r in self.rows]
     where = np.flatnonzero([v is not None for v in values])
     if not where.size:
