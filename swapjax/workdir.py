@@ -214,16 +214,17 @@ class Workdir:
     if not self.metrics_path.exists():
       return [], []
     rows, ends, end = [], [], 0
-    for line in self.metrics_path.read_bytes().split(b"\n"):
-      try:
-        rows.append(orjson.loads(line))
-      except ValueError:
-        try:  # json's own words orjson refuses (NaN, Infinity)
-          rows.append(json.loads(line))
+    with open(self.metrics_path, "rb") as f:  # line by line: the file's bytes are never all held
+      for line in f:
+        try:
+          rows.append(orjson.loads(line))
         except ValueError:
-          break
-      end += len(line) + 1
-      ends.append(end)
+          try:  # json's own words orjson refuses (NaN, Infinity)
+            rows.append(json.loads(line))
+          except ValueError:
+            break
+        end += len(line)
+        ends.append(end if line.endswith(b"\n") else end + 1)
     return rows, ends
 
   def truncate_metrics(self, completed_rounds: int, round_key: str) -> list[dict[str, Any]]:

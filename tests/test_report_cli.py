@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import report_tables as rt
 
-from swapjax import report
+from swapjax import report, workdir
 
 SINGLE = ("train/epoch_acc", "train/acc", "val/acc", "val/loss", "test/acc")
 SWAP = tuple(
@@ -61,9 +61,12 @@ def _swap_study(path, rng, rounds=3):
   return values
 
 
-def test_one_workdir_rebuilds_its_report(tmp_path, capsys):
+def test_one_workdir_rebuilds_its_report(tmp_path, capsys, monkeypatch):
   _swap_study(tmp_path / "study", np.random.default_rng(0))
+  reads, read = [], workdir.Workdir.read_metrics
+  monkeypatch.setattr(workdir.Workdir, "read_metrics", lambda wd: reads.append(1) or read(wd))
   assert report.main([str(tmp_path / "study")]) == 0
+  assert len(reads) == 1  # the rows are read once: a study of many runs holds them once
   assert capsys.readouterr().out.strip() == str(tmp_path / "study" / "report.md")
   text = (tmp_path / "study" / "report.md").read_text()
   assert text.startswith("# hand_made") and "## Final accuracies (round 3;" in text

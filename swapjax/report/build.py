@@ -15,14 +15,14 @@ from swapjax.workdir import Workdir, atomic_write_text
 REPORTS = {"swap": swap.swap_report, "epochs": memorization.memorize_report}
 
 
-def write(workdir: str | Path, reference: str = "recorded") -> Path:
+def write(workdir: str | Path, reference: str = "recorded", study=None) -> Path:
   """Writes report.md and plots/ from the workdir's files; returns the report path. The
   report's numbers are config.json's `reference` or, with `reference="experiment"`, the
-  experiment file's (`references.experiment_reference`)."""
+  experiment file's (`references.experiment_reference`). `study`: the workdir's (config.json,
+  rows) where the caller has read them (`files.load_study`)."""
   wd = Workdir(str(workdir))
-  meta = wd.read_config() or {}
+  meta, rows = study or (wd.read_config() or {}, wd.read_metrics())
   config = meta.get("config", {})
-  rows = wd.read_metrics()
   timing = files.read_timing(wd.path)
   plots = wd.path / "plots"
   plots.mkdir(exist_ok=True)

@@ -37,13 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.error("--reference is for one study's report; a comparison shows no report numbers")
   try:
     if len(args.workdirs) == 1:
-      meta, _ = files.load_study(args.workdirs[0])
-      if args.reference == "experiment" and meta.get("experiment") not in registry.registry():
+      study = files.load_study(args.workdirs[0])  # (config.json, rows): read once
+      experiment = study[0].get("experiment")
+      if args.reference == "experiment" and experiment not in registry.registry():
         raise files.StudyError(
-          f"{args.workdirs[0]}: experiment {meta.get('experiment')!r} is not registered here, "
+          f"{args.workdirs[0]}: experiment {experiment!r} is not registered here, "
           "so only config.json's recorded numbers can be used (leave out --reference)"
         )
-      print(build.write(args.workdirs[0], args.reference))
+      print(build.write(args.workdirs[0], args.reference, study))
     else:
       print(comparison.compare(args.workdirs, args.out), end="")
   except (files.StudyError, WorkdirError) as e:
