@@ -186,6 +186,14 @@ def test_collapse_follows_the_tasks_chance_and_each_variants_network(tmp_path):
   assert len([line for line in lines if "collapsed at epoch" in line]) == 1
 
 
+def test_a_config_json_it_cannot_read_gets_the_default_rule():
+  """A hand-made or damaged config.json (an unknown layer or model, a bad variant): the
+  section is still written, at the defaults' rule (10 classes)."""
+  for config in ({"layers": ["bogus:3"]}, {"model": "no_such"}, {"variants": "a:layers=dense:x"}):
+    rule = curves.collapse_rules(config)[0]
+    assert (rule.above, rule.floor) == (0.5, 0.15), config
+
+
 def test_long_lists_of_runs_name_the_first_and_count_the_rest(tmp_path):
   """A study of many runs: each list of the collapse section names MAX_LISTED runs, then how
   many it holds per group."""
