@@ -1,6 +1,6 @@
 """Two commits side by side: the same study commands, alternately, each in a fresh process.
 
-    python3 -m benchmarks.commits --old=e952fde --new=HEAD [--repeats=2] [--studies=a,b]
+    python3 -m benchmarks.commits --old=e952fde --new=HEAD [--repeats=2] [--studies=a,b] [--resume]
 
 Each commit is checked out into a temporary git worktree; every study command runs there with
 `python3 -m swapjax.main ... --workdir=<new folder>`, old and new in turn (ABAB...), so that a
@@ -9,7 +9,9 @@ machine's drift reaches both alike. The persistent compilation cache is off
 compile seconds, the median seconds per round after the first until its results (and per
 program, in the log), the median wall seconds per round after the first (its rows, TensorBoard
 and checkpoint included); from its output the report's seconds (report.md and its figures); and
-the command's wall time.
+the command's wall time. With `--resume`, each finished study is then resumed for one more
+round (the same command with `--set rounds=R+1` in its workdir): that command's wall time and
+its build phase (where a resume restores the checkpoint and keeps the rows before it).
 Prints one markdown table (median over the repeats, with min-max) and writes it to --out.
 """
 
@@ -68,16 +70,29 @@ def _run(tree: Path, args: list[str], data_dir: str, workdir: Path) -> dict:
   timing = json.loads((workdir / "timing.json").read_text())
   programs = {p["variant"] or str(p["program"]): p["round_s_median"] for p in timing["programs"]}
   wall_s = timing.get("wall_s", [])[1:]  # an older commit's timing.json may have none
-  phases = PHASES.search(done.stdout.decode())
-  report = re.search(r"report ([0-9.]+)", phases.group(1)) if phases else None
   return {
     "wall": wall,
     "compile": timing["compile_s"],
-    "report": float(report.group(1)) if report else math.nan,
+    "build": _phase(done.stdout.decode(), "build"),
+    "report": _phase(done.stdout.decode(), "report"),
     "round": timing["round_s_median"],
     "round wall": statistics.median(wall_s) if wall_s else math.nan,
     "programs": programs,
   }
+
+
+def _phase(stdout: str, name: str) -> float:
+  """A phase's seconds from the study's last line (`seconds in the study: ...`), NaN if none."""
+  phases = PHASES.search(stdout)
+  found = re.search(rf"{name} ([0-9.]+)", phases.group(1)) if phases else None
+  return float(found.group(1)) if found else math.nan
+
+
+def _resumed(tree: Path, args: list[str], data_dir: str, workdir: Path) -> dict:
+  """The finished study in `workdir` resumed for one more round: its wall and build seconds."""
+  rounds = json.loads((workdir / "config.json").read_text())["config"]["rounds"]
+  got = _run(tree, [*args, f"--set=rounds={rounds + 1}"], data_dir, workdir)
+  return {"resume wall": got["wall"], "resume build": got["build"]}
 
 
 def _cell(values: list[float]) -> str:
@@ -92,6 +107,7 @@ def main() -> None:
   parser.add_argument("--studies", default=",".join(STUDIES))
   parser.add_argument("--data_dir", default=str(REPO.parent / "shared" / "data"))
   parser.add_argument("--out", default="")
+  parser.add_argument("--resume", action="store_true", help="also resume each study one round")
   ns = parser.parse_args()
   results = {}
   with tempfile.TemporaryDirectory() as tmp:
@@ -102,16 +118,22 @@ def main() -> None:
           for rev, tree in trees.items():
             workdir = Path(tmp) / f"{study}-{rev}-{repeat}"
             got = _run(tree, STUDIES[study], ns.data_dir, workdir)
+            if ns.resume:
+              got |= _resumed(tree, STUDIES[study], ns.data_dir, workdir)
             print(f"{study} {rev} #{repeat}: {got}", file=sys.stderr, flush=True)
             results.setdefault((study, rev), []).append(got)
     finally:
       for tree in trees.values():
         subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO)
+  keys = ["wall", "compile", "report", "round", "round wall"]
+  names = ["wall s", "compile s", "report s", "s per round", "wall s per round"]
+  if ns.resume:
+    keys += ["resume wall", "resume build"]
+    names += ["resume wall s", "resume build s"]
   lines = [
-    "| study | commit | wall s | compile s | report s | s per round | wall s per round |",
-    "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    f"| study | commit | {' | '.join(names)} |",
+    "| --- | --- | " + " | ".join(["---:"] * len(names)) + " |",
   ]
-  keys = ("wall", "compile", "report", "round", "round wall")
   for (study, rev), runs in results.items():
     cells = [_cell([r[k] for r in runs]) for k in keys]
     lines.append(f"| {study} | {rev} | {' | '.join(cells)} |")

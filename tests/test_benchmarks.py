@@ -1,6 +1,7 @@
 """The benchmark harness: a strategy, the sequential baseline and the scaling table, end to end."""
 
 import json
+import math
 
 import pytest
 from absl import app
@@ -304,3 +305,14 @@ def test_checkpoint_save_times_both_handlers_and_restores_orbaxs():
   assert ocp.type_handlers.get_type_handler(np.ndarray) is registered
   table = checkpoint_save.render(found).splitlines()
   assert len(table) == 4 and table[2].startswith("| 0.25 MB | orbax's default (copies) |")
+
+
+def test_commits_reads_a_phase_from_the_studys_last_line():
+  from benchmarks import commits
+
+  line = (
+    "swapjax: epoch 3/3  ...\nswapjax: seconds in the study: data and checks 0.21, build 1.13, "
+    "compile 1.87, rounds 4.63, report 6.96\nswapjax: report written to W/report.md\n"
+  )
+  assert commits._phase(line, "build") == 1.13 and commits._phase(line, "report") == 6.96
+  assert math.isnan(commits._phase("swapjax: no such line", "build"))
