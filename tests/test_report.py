@@ -155,7 +155,7 @@ def test_stat_without_spread_and_for_counts():
   assert stats.mean_std([None, float("nan")]) == "n/a"
 
 
-def test_per_round_stopped_run_and_sparse_test_epochs():
+def test_round_series_of_a_stopped_run_and_sparse_test_epochs():
   """A run stopped at epoch 2 repeats its row; test metrics every other epoch: only the epochs
   every run has count, and a repeated round keeps the later row."""
   rows = [
@@ -166,14 +166,14 @@ def test_per_round_stopped_run_and_sparse_test_epochs():
     {"run": 1, "epoch": 3, "test": 0.6},
     {"run": 1, "epoch": 3, "test": 0.65},
   ]
-  xs, values = stats.per_round(rows, "epoch", "test")
+  xs, values = stats.RoundSeries(rows, "epoch")("test")
   assert xs.tolist() == [1, 3]
   assert values.tolist() == [[0.5, 0.65], [0.4, 0.7]]  # run 1 first: it appears first
-  assert stats.per_round(rows, "epoch", "absent") is None
+  assert stats.RoundSeries(rows, "epoch")("absent") is None
 
 
 def _per_round_by_dicts(rows, round_key, metric):
-  """`stats.per_round` row by row: {run: {round: value}} of the runs with the metric in the
+  """`stats.RoundSeries` row by row: {run: {round: value}} of the runs with the metric in the
   order of their first rows, the later row of a round kept, the rounds every such run has."""
   by_run = {r["run"]: {} for r in rows}
   for r in rows:

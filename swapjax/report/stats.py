@@ -50,9 +50,16 @@ def round_key(rows) -> str:
 
 
 class RoundSeries:
-  """Rows' metrics per run and round, as `per_round` gives them, for many metrics of the same
-  rows: each row's run and round are read once, then each metric in one pass over the rows (in
-  the order they were written, a pass touches the rows where they lie in memory)."""
+  """Rows' metrics per run, matched by round: `series(metric)` is (rounds, values_RUNxROUND) at
+  the rounds where every run with the metric has it, or None if no row has it.
+
+  Runs are matched by round, not by position: a run stopped early repeats its last row (its test
+  metrics too) every later epoch, while the others have test metrics every few epochs only.
+  Only runs with the metric count, each a row of the values, in the order of their first rows; a
+  round a run has twice keeps its later row. Each row's run and round are read once, then each
+  metric in one pass over the rows (in the order they were written, a pass touches the rows
+  where they lie in memory), kept for the next call.
+  """
 
   def __init__(self, rows, round_key: str):
     self.rows = rows
@@ -65,7 +72,7 @@ class RoundSeries:
     self._found: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
 
   def __call__(self, metric: str):
-    """(rounds, values_RUNxROUND) of `metric`, or None if no row has it; see `per_round`."""
+    """(rounds, values_RUNxROUND) of `metric`, or None if no row has it."""
     if metric not in self._found:
       self._found[metric] = self._series(metric)
     return self._found[metric]
@@ -89,14 +96,3 @@ class RoundSeries:
     common = (latest >= 0).all(0)
     # C order, as a table made row by row: a std over runs sums in the same order
     return self.xs[common], np.ascontiguousarray(found[latest[:, common]])
-
-
-def per_round(rows, round_key, metric):
-  """(rounds, values_RUNxROUND) at the rounds where every run has `metric`, or None if none has.
-
-  Runs are matched by round, not by position: a run stopped early repeats its last row (its test
-  metrics too) every later epoch, while the others have test metrics every few epochs only.
-  Only runs with the metric count, each a row of the values, in the order of their first rows; a
-  round a run has twice keeps its later row. `RoundSeries` reads many metrics of the same rows.
-  """
-  return RoundSeries(rows, round_key)(metric)
