@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import report_tables as rt
 
-from swapjax import registry
-from swapjax.report import build, curves, plotting, references, stats, timing
+from swapjax import layers, registry
+from swapjax.report import build, curves, files, plotting, references, stats, timing
 from swapjax.report.curves import curves_report
 
 SMALL = "train_fraction=0.2,dropout_rate=0.0"
@@ -188,10 +188,12 @@ def test_collapse_follows_the_tasks_chance_and_each_variants_network(tmp_path):
 
 def test_a_config_json_it_cannot_read_gets_the_default_rule():
   """A hand-made or damaged config.json (an unknown layer or model, a bad variant): the
-  section is still written, at the defaults' rule (10 classes)."""
+  section is still written, at the defaults' rule (10 classes), and the memorization report's
+  chance line reads the same defaults."""
   for config in ({"layers": ["bogus:3"]}, {"model": "no_such"}, {"variants": "a:layers=dense:x"}):
     rule = curves.collapse_rules(config)[0]
     assert (rule.above, rule.floor) == (0.5, 0.15), config
+    assert layers.chance_accuracy(files.study_configs(config)[0]) == 0.1, config
 
 
 def test_long_lists_of_runs_name_the_first_and_count_the_rest(tmp_path):

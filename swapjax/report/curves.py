@@ -243,10 +243,7 @@ def collapse_rules(config: dict) -> tuple[CollapseRule, dict[str, CollapseRule]]
   """The study's rule and each variant's, from config.json's config (`files.study_configs`;
   a network it cannot read: the defaults' rule, 10 classes)."""
   study, variants = files.study_configs(config)
-  try:
-    return CollapseRule(study), {name: CollapseRule(c) for name, c in variants.items()}
-  except (ValueError, KeyError):  # an unknown layer or model name in a hand-made config.json
-    return CollapseRule(files.study_configs({})[0]), {}
+  return CollapseRule(study), {name: CollapseRule(c) for name, c in variants.items()}
 
 
 def _collapse(run_rows, rule: CollapseRule) -> tuple[int, str] | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from swapjax.config import Config, ConfigError, from_json, variant_configs
+from swapjax.layers import config_layers, parse_layer
 from swapjax.workdir import Workdir, WorkdirError, upgrade_config
 
 
@@ -33,11 +34,16 @@ def load_study(workdir: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]
 
 
 def study_configs(config: dict[str, Any]) -> tuple[Config, dict[str, Config]]:
-  """(the study's Config, {variant: its Config}) from config.json's config; for one that does
-  not read as a Config (a hand-made or damaged file), the defaults' and no variants."""
+  """(the study's Config, {variant: its Config}) from config.json's config, each network's
+  layers read; for one that does not read (a hand-made or damaged file: an unknown key value,
+  layer or model), the defaults' and no variants."""
   try:
     study = from_json(upgrade_config(config))
-    return study, {c.variant: c for c in variant_configs(study)}
+    variants = {c.variant: c for c in variant_configs(study)}
+    for c in (study, *variants.values()):
+      for layer in config_layers(c):
+        parse_layer(layer)  # a layer the report's chance and rules could not read raises
+    return study, variants
   except (ConfigError, ValueError, KeyError, TypeError):
     return from_json({}), {}
 
