@@ -351,7 +351,7 @@ def _collapse_lines(groups, rules: tuple[CollapseRule, dict[str, CollapseRule]])
   for group, runs in groups.items():
     for run, run_rows in runs.items():
       rule = by_variant.get(run_rows[0].get("variant"), study_rule)
-      rules_of.setdefault(rule.text(), []).append(group)
+      rules_of.setdefault(rule.text(), {})[group] = None  # the groups judged by it, in order
       name = f"- `{group}`, seed {run_rows[0].get('seed')}, run {run}:"
       if (collapse := _collapse(run_rows, rule)) is not None:
         found.append((group, f"{name} collapsed at epoch {collapse[0]} ({collapse[1]})"))
@@ -360,9 +360,7 @@ def _collapse_lines(groups, rules: tuple[CollapseRule, dict[str, CollapseRule]])
       if run_breakdowns := breakdowns(run_rows):
         broke.append((group, f"{name} {_breakdown_text(run_breakdowns)}"))
   for text, members in rules_of.items():
-    whose = (
-      "" if len(rules_of) == 1 else " (" + ", ".join(f"`{g}`" for g in dict.fromkeys(members)) + ")"
-    )
+    whose = "" if len(rules_of) == 1 else f" ({', '.join(f'`{g}`' for g in members)})"
     lines.append(f"A run collapses {text}{whose}.")
   lines.append("")
   runs = sum(len(r) for r in groups.values())
@@ -403,7 +401,8 @@ def _figure_label(series_of, metric: str, label: str) -> str:
   steps = sorted({thinned(f[0])[1] for f in found if f is not None and f[0].size})
   if not steps or steps[-1] == 1:
     return label
-  return f"{label} (1 in {'-'.join(map(str, dict.fromkeys((steps[0], steps[-1]))))} test epochs)"
+  span = str(steps[0]) if steps[0] == steps[-1] else f"{steps[0]}-{steps[-1]}"
+  return f"{label} (1 in {span} test epochs)"
 
 
 def _markers(ax, series, metric, label, color, marker, figure_label=None, **style):
