@@ -21,7 +21,6 @@ import argparse
 import json
 import math
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.startup import PHASES
+from benchmarks.startup import study_phases
 from benchmarks.timing import median_range
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,9 +82,7 @@ def _run(tree: Path, args: list[str], data_dir: str, workdir: Path) -> dict:
 
 def _phase(stdout: str, name: str) -> float:
   """A phase's seconds from the study's last line (`seconds in the study: ...`), NaN if none."""
-  phases = PHASES.search(stdout)
-  found = re.search(rf"{name} ([0-9.]+)", phases.group(1)) if phases else None
-  return float(found.group(1)) if found else math.nan
+  return study_phases(stdout).get(name, math.nan)
 
 
 def _resumed(tree: Path, args: list[str], data_dir: str, workdir: Path) -> dict:

@@ -26,6 +26,13 @@ REPO = Path(__file__).resolve().parents[1]
 PHASES = re.compile(r"seconds in the study: (.*)$", re.MULTILINE)
 
 
+def study_phases(stdout: str) -> dict[str, float]:
+  """{phase: seconds} from a study's `seconds in the study: ...` line; {} where it has none."""
+  found = PHASES.search(stdout)
+  parts = found.group(1).split(", ") if found else []
+  return {name: float(seconds) for name, seconds in (p.rsplit(" ", 1) for p in parts)}
+
+
 def one_run(experiment: str, overrides: list[str], workdir: Path, env: dict) -> dict[str, float]:
   command = [sys.executable, "-m", "swapjax.main", f"--experiment={experiment}"]
   command += [f"--set={x}" for x in overrides] + [f"--workdir={workdir}"]
@@ -34,13 +41,9 @@ def one_run(experiment: str, overrides: list[str], workdir: Path, env: dict) -> 
   wall = time.perf_counter() - t0
   if done.returncode:
     raise SystemExit(f"benchmarks: {' '.join(command)} failed: {done.stderr[-500:]}")
-  found = PHASES.search(done.stdout)
-  if not found:
+  phases = study_phases(done.stdout)
+  if not phases:
     raise SystemExit("benchmarks: the study printed no 'seconds in the study' line")
-  phases = {}
-  for part in found.group(1).split(", "):
-    name, seconds = part.rsplit(" ", 1)
-    phases[name] = float(seconds)
   return {"command": wall, "start-up": wall - sum(phases.values()), **phases}
 
 
