@@ -30,19 +30,22 @@ def _finite(value) -> bool:
   return value is not None and math.isfinite(value)
 
 
-def _group(row) -> str:
-  return str(row.get("group", "all runs"))
-
-
-def _runs_by_group(rows) -> dict[str, dict[int, list[dict]]]:
-  """{group: {run: its rows sorted by epoch}}, groups in the order they first appear."""
-  groups = defaultdict(lambda: defaultdict(list))
+def _rows_by_group(rows) -> dict[str, list[dict]]:
+  """{group: its rows as written}, groups in the order they first appear."""
+  groups = defaultdict(list)
   for r in rows:
-    groups[_group(r)][r["run"]].append(r)
-  for runs in groups.values():
-    for run_rows in runs.values():
-      run_rows.sort(key=lambda r: r["epoch"])
-  return {group: dict(runs) for group, runs in groups.items()}
+    groups[str(r.get("group", "all runs"))].append(r)
+  return dict(groups)
+
+
+def _runs(group_rows) -> dict[int, list[dict]]:
+  """{run: its rows sorted by epoch}, runs in the order they first appear."""
+  runs = defaultdict(list)
+  for r in group_rows:
+    runs[r["run"]].append(r)
+  for run_rows in runs.values():
+    run_rows.sort(key=lambda r: r["epoch"])
+  return dict(runs)
 
 
 def _epochs(epochs) -> str:
@@ -457,7 +460,8 @@ def _curves_figure(plt, groups, series_of, kind: str, path: Path):
 def curves_report(config: dict, rows: list[dict], plots: Path) -> list[str]:
   """Markdown lines (final table, comparison with the report, collapses) and curve figures."""
   plt = plotting.pyplot()
-  groups = _runs_by_group(rows)
+  in_order = _rows_by_group(rows)  # a figure reads each metric in one pass, in memory order
+  groups = {group: _runs(group_rows) for group, group_rows in in_order.items()}
   has_holdout = any(r.get("holdout/acc") is not None for r in rows)
   lines = [
     "## Last epoch per group (mean ± std over seeds)",
@@ -478,10 +482,9 @@ def curves_report(config: dict, rows: list[dict], plots: Path) -> list[str]:
   lines += _collapse_lines(groups, collapse_rules(config))
   if plt is None:
     return lines + ["", plotting.NO_PLOTS]
-  in_order = defaultdict(list)  # each group's rows as written: one pass a metric, in memory order
-  for r in rows:
-    in_order[_group(r)].append(r)
-  series_of = {group: stats.RoundSeries(in_order[group], "epoch") for group in groups}
+  series_of = {
+    group: stats.RoundSeries(group_rows, "epoch") for group, group_rows in in_order.items()
+  }
   _curves_figure(plt, groups, series_of, "acc", plots / "curves_accuracy.png")
   _curves_figure(plt, groups, series_of, "loss", plots / "curves_loss.png")
   return lines + [
