@@ -231,14 +231,14 @@ class Workdir:
     """Keeps the rows of rounds 1..completed_rounds; returns them. The kept lines stay as they
     were written: the file is cut after the last of them (no write at all when nothing goes),
     or rewritten where a later round's row came before a kept one."""
+    if not self.metrics_path.exists():
+      return []
     rows, ends = self._read_rows()
     kept = [i for i, r in enumerate(rows) if r.get(round_key, 0) <= completed_rounds]
     if kept != list(range(len(kept))):
       text = "".join(json.dumps(rows[i]) + "\n" for i in kept)
       atomic_write_text(self.metrics_path, text)
       return [rows[i] for i in kept]
-    if not self.metrics_path.exists():
-      return []
     cut = ends[len(kept) - 1] if kept else 0
     try:
       size = self.metrics_path.stat().st_size
