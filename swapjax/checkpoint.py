@@ -58,9 +58,9 @@ class Checkpointer:
     # orbax's array writer refuses relative paths (in its background thread), and the default
     # --workdir is relative.
     self._directory = Path(directory).absolute()
-    continuous = every == 0
+    self._continuous = every == 0
     policy = None
-    if continuous:
+    if self._continuous:
       policy = ocp.checkpoint_managers.ContinuousCheckpointingPolicy(
         minimum_interval_secs=min_interval or None
       )
@@ -96,7 +96,7 @@ class Checkpointer:
   def due(self, step: int, last: int) -> bool:
     """Whether round `step`'s checkpoint is due (`last`: the study's last round). Continuous:
     call it after every round on every process alike (process 0 decides, see `may_save`)."""
-    if self._every == 0:
+    if self._continuous:
       return self.may_save(step) or step == last
     return step == last or step % self._every == 0
 
@@ -111,7 +111,7 @@ class Checkpointer:
     Continuous: saved whatever the policy says (the caller decided)."""
     try:
       saved = self._manager.save(
-        step, args=ocp.args.StandardSave(to_saved(state)), force=self._every == 0
+        step, args=ocp.args.StandardSave(to_saved(state)), force=self._continuous
       )
     except Exception as e:  # noqa: BLE001 - disk full, permissions, a failed earlier async save
       raise CheckpointError(self._directory, step, e) from None
