@@ -171,7 +171,7 @@ def test_a_hung_study_is_stopped_by_the_stall_watch(tmp_path, uninterrupted):
   hook = tmp_path / "hook"
   hook.mkdir()
   (hook / "sitecustomize.py").write_text(HANG_AFTER_ROUND_1)
-  stall = 30
+  stall = 20  # longer than the start-up to the first progress (its compile), even uncached
   job = Job(tmp_path / "w", 2, tmp_path / "logs", (f"--stall_timeout={stall}",), first_path=hook)
   try:
     until(lambda: "round 1/2" in job.out(0))  # process 0 prints the progress lines
