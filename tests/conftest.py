@@ -10,10 +10,13 @@ import jax  # noqa: E402
 import pytest  # noqa: E402
 from absl import flags  # noqa: E402
 
-jax.config.update(
-  "jax_compilation_cache_dir", os.environ.get("SWAPJAX_TEST_CACHE", "/tmp/swapjax-test-jax-cache")
-)
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+# One persistent compilation cache for the tests and the studies they start as processes (which
+# take SWAPJAX_COMPILATION_CACHE), every program cached as `swapjax.main` caches them: the suite
+# builds the same small programs again in many tests.
+TEST_CACHE = os.environ.get("SWAPJAX_TEST_CACHE", "/tmp/swapjax-test-jax-cache")
+os.environ.setdefault("SWAPJAX_COMPILATION_CACHE", TEST_CACHE)
+jax.config.update("jax_compilation_cache_dir", TEST_CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 flags.FLAGS.mark_as_parsed()
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -49,3 +52,24 @@ def uninterrupted(tmp_path_factory):
   from distributed_job import uninterrupted_runs
 
   return uninterrupted_runs(tmp_path_factory)
+
+
+# The suite runs on two workers, a file to a worker (`-n 2 --dist loadfile` in pyproject.toml);
+# these files, the slowest (cold cache, 2 cores), go out first so that the workers end together.
+SLOWEST_FIRST = (
+  "test_runner.py",
+  "test_scale.py",
+  "test_lost_process.py",
+  "test_experiments.py",
+  "test_rnn_kernel.py",
+  "test_cifar10_arch.py",
+  "test_round.py",
+  "test_old_workdirs.py",
+  "test_benchmarks.py",
+  "test_backend.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+  rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

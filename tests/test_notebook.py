@@ -20,10 +20,6 @@ def test_quickstart_notebook_runs(tmp_path, monkeypatch):
   # The kernel inherits this environment: CPU, the tests' compilation cache, this checkout.
   monkeypatch.setenv("JAX_PLATFORMS", "cpu")
   monkeypatch.setenv(
-    "SWAPJAX_COMPILATION_CACHE",
-    os.environ.get("SWAPJAX_TEST_CACHE", "/tmp/swapjax-test-jax-cache"),
-  )
-  monkeypatch.setenv(
     "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
   )
   notebook = nbformat.read(tmp_path / NOTEBOOK.name, as_version=4)

@@ -42,7 +42,6 @@ def _rows(workdir: Path) -> list[dict]:
 
 def _main(args: list[str], workdir: Path) -> subprocess.CompletedProcess:
   env = dict(os.environ, JAX_PLATFORMS="cpu")
-  env.setdefault("SWAPJAX_COMPILATION_CACHE", "/tmp/swapjax-test-jax-cache")
   return subprocess.run(
     [sys.executable, "-m", "swapjax.main", *args, f"--workdir={workdir}"],
     capture_output=True,
