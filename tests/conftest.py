@@ -6,17 +6,18 @@ from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import jax  # noqa: E402
 import pytest  # noqa: E402
 from absl import flags  # noqa: E402
 
-# One persistent compilation cache for the tests and the studies they start as processes (which
-# take SWAPJAX_COMPILATION_CACHE), every program cached as `swapjax.main` caches them: the suite
+from swapjax import startup  # noqa: E402
+
+# One persistent compilation cache for the tests and the studies they start as processes (both
+# read SWAPJAX_COMPILATION_CACHE), every program cached as `swapjax.main` caches them: the suite
 # builds the same small programs again in many tests.
-TEST_CACHE = os.environ.get("SWAPJAX_TEST_CACHE", "/tmp/swapjax-test-jax-cache")
-os.environ.setdefault("SWAPJAX_COMPILATION_CACHE", TEST_CACHE)
-jax.config.update("jax_compilation_cache_dir", TEST_CACHE)
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+os.environ.setdefault(
+  "SWAPJAX_COMPILATION_CACHE", os.environ.get("SWAPJAX_TEST_CACHE", "/tmp/swapjax-test-jax-cache")
+)
+startup.enable_compilation_cache()
 flags.FLAGS.mark_as_parsed()
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
