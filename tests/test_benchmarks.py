@@ -316,3 +316,20 @@ def test_commits_reads_a_phase_from_the_studys_last_line():
   )
   assert commits._phase(line, "build") == 1.13 and commits._phase(line, "report") == 6.96
   assert math.isnan(commits._phase("swapjax: no such line", "build"))
+
+
+def test_loop_cpu_times_each_host_part_of_the_round_and_restores_them():
+  """`parts`: every timed call's seconds per round, the loop's own calls run (rows written);
+  in turn as pipelined; each timed attribute is as it was afterwards."""
+  from benchmarks import loop_cpu
+
+  before = {name: getattr(*where) for name, where in loop_cpu.TIMED.items()}
+  for pipeline in (True, False):
+    got = loop_cpu.measure("tiny", rounds=2, checkpoint_every=1, pipeline=pipeline, parts=True)
+    assert set(got) == {"wall_s", "cpu_s", "other", *loop_cpu.TIMED}
+    assert all(got[name] > 0 for name in loop_cpu.TIMED), got
+    assert got["other"] == pytest.approx(got["wall_s"] - sum(got[n] for n in loop_cpu.TIMED))
+  assert {name: getattr(*where) for name, where in loop_cpu.TIMED.items()} == before
+  table = loop_cpu.render_parts([("in turn", [got, got])]).splitlines()
+  assert table[0].startswith("| loop | round | dispatch | fetch |")
+  assert table[2].split(" | ")[1] == f"{got['wall_s'] * 1e3:.1f}, {got['wall_s'] * 1e3:.1f}"
