@@ -173,7 +173,7 @@ def run(config: Config, experiment: str, options: RunOptions) -> Path:
   ds = next(iter(datasets.values()))
   if not (config.data.pool_size and config.data.holdout_size):
     config = study.resolve_sizes(config, ds)
-    validate(config)
+    validate(config, sizes_known=True)
   for program in program_configs(config):  # a run that cannot fit: one line, nothing written
     ds = datasets[program.data.dataset]
     classes = network_check.num_classes(program.data.dataset, ds.train_labels)

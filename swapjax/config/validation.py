@@ -13,21 +13,22 @@ from swapjax.config.runs import program_configs, run_table, variant_configs
 from swapjax.config.sections import SECTION_TYPES, check
 
 
-def validate(config: Config) -> None:
+def validate(config: Config, sizes_known: bool = False) -> None:
   """Raises ConfigError (one line) for any value outside what the study can run: each section
-  checks itself, in the sections' order, then the sections are checked against each other."""
+  checks itself, in the sections' order, then the sections are checked against each other.
+  The checks of the pool's and the holdout's sizes wait for the data where either is 0 (all
+  the data has), unless `sizes_known` (the sizes are the data's: `runner.run` after
+  `pool.resolve_sizes`)."""
   if config.study.variants:
     for variant in variant_configs(config):
-      validate(variant)
+      validate(variant, sizes_known)
     return
   for name in SECTION_TYPES:
     getattr(config, name).validate()
   _check_kernels(config)
   _check_task(config)
   _check_devices(config)
-  if (
-    config.data.pool_size and config.data.holdout_size
-  ):  # else again once the data says, in runner.run
+  if sizes_known or (config.data.pool_size and config.data.holdout_size):
     _check_sizes(config)
     _check_schedules(config)
     _check_image_model(config)
