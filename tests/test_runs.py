@@ -18,36 +18,29 @@ def groups(cfg) -> list[str]:
   return list(dict.fromkeys(R.group_names(cfg, R.run_table(cfg))))
 
 
-@pytest.mark.parametrize(
-  ("text", "why"),
-  [
-    ("a", "'a' has no ':' after its name ('a:' keeps the study's values)"),
-    ("a=b", "'a=b' has no name (name:a=b)"),
-    (":dropout=true", "':dropout=true' has no name before its ':'"),
-    ("a=b:dropout=true", "'a=b' is not a name (no '=', ',' or '+')"),
-    ("a,b:dropout=true", "'a,b' is not a name (no '=', ',' or '+')"),
-    ("a+b:dropout=true", "'a+b' is not a name (no '=', ',' or '+')"),
-    ("a:;b:;a:", "names repeat (a)"),
-    ("b:;a:;b:;a:", "names repeat (a, b)"),
-    ("", "none given"),
-    (";", "none given"),
-  ],
-)
-def test_bad_variants_name_the_fault(text, why):
-  with pytest.raises(C.ConfigError) as e:
-    R.parse_variants(text)
-  assert str(e.value) == f"variants={text}: each variant is name:key=value+...; {why}"
+def _each_variant(text: str, why: str) -> tuple[str, str]:
+  return text, f"variants={text}: each variant is name:key=value+...; {why}"
 
 
 @pytest.mark.parametrize(
   ("text", "line"),
   [
+    _each_variant("a", "'a' has no ':' after its name ('a:' keeps the study's values)"),
+    _each_variant("a=b", "'a=b' has no name (name:a=b)"),
+    _each_variant(":dropout=true", "':dropout=true' has no name before its ':'"),
+    _each_variant("a=b:dropout=true", "'a=b' is not a name (no '=', ',' or '+')"),
+    _each_variant("a,b:dropout=true", "'a,b' is not a name (no '=', ',' or '+')"),
+    _each_variant("a+b:dropout=true", "'a+b' is not a name (no '=', ',' or '+')"),
+    _each_variant("a:;b:;a:", "names repeat (a)"),
+    _each_variant("b:;a:;b:;a:", "names repeat (a, b)"),
+    _each_variant("", "none given"),
+    _each_variant(";", "none given"),
     ("a:dropout", "variants: 'dropout' in 'a' is not key=value"),
     ("a:num_seeds=3", "variants: 'a' sets num_seeds, which is the whole study's"),
     ("a:learning_rate=0.1+rounds=3", "variants: 'a' sets rounds, which is the whole study's"),
   ],
 )
-def test_bad_variant_entries_name_the_variant(text, line):
+def test_bad_variants_name_the_fault(text, line):
   with pytest.raises(C.ConfigError) as e:
     R.parse_variants(text)
   assert str(e.value) == line
