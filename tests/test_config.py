@@ -256,3 +256,18 @@ def test_rows_carry_the_run_axes_the_study_uses():
   iris = registry.get_config("iris")
   assert "dropout_rate" in C.row_axes(iris.replace(group_by=("dropout_rate",)))
   assert "leaky_slope" in C.row_axes(iris.replace(leaky_slope=(0.1, 0.3)))
+
+
+def test_config_takes_sections_and_flat_keys_but_not_both_for_one_section():
+  """A section passed whole keeps its fields, a flat key changes one of it; a section beside a
+  flat key of a section (`study="epochs"` beside `data=Data()`) is refused; an unknown key
+  names itself; a variants mapping becomes the variants' text."""
+  study = C.Config(study=C.Study(kind="epochs"), rounds=3).study
+  assert (study.kind, study.rounds) == ("epochs", 3)
+  assert C.Config(data=C.Data(pool_size=8), holdout_size=2).data.pool_size == 8
+  with pytest.raises(TypeError, match=r"^change a config's flat keys with config\.replace"):
+    C.Config(data=C.Data(), study="epochs")
+  with pytest.raises(TypeError, match=r"^Config has no field bogus, nope$"):
+    C.Config(nope=2, bogus=1)
+  assert C.Config(variant="x").variant == "x"
+  assert C.Config(variants={"a": {"batch_size": 2}, "b": {}}).study.variants == "a:batch_size=2;b:"
