@@ -116,3 +116,19 @@ def test_sizes_wait_for_the_data_unless_known():
   assert refusal(["conditions=none,one", "pool_size=0", "holdout_size=1"], sizes_known=True) == (
     "pool_size=0: the swap study needs a pool of at least 4 that splits into 2 equal part(s)"
   )
+
+
+def test_a_swap_study_whose_data_has_no_test_samples_is_refused_before_anything_is_written(
+  tmp_path,
+):
+  """`holdout_size=0` asks for every test image the data has; tiny's synthetic data then has
+  none: the run says so in one line and leaves no workdir."""
+  from conftest import tiny_swap_config
+
+  from swapjax import runner
+
+  workdir = tmp_path / "w"
+  with pytest.raises(C.ConfigError) as e:
+    runner.run(tiny_swap_config(holdout_size=0), "tiny", runner.RunOptions(workdir=str(workdir)))
+  assert str(e.value) == "holdout_size=0: the swap study needs test samples"
+  assert not workdir.exists()
