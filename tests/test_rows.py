@@ -94,7 +94,7 @@ def test_columns_give_the_rows_of_one_dict_per_run(axes, run_ids):
       for i, p in enumerate(programs)
     ]
     del results[2][1]["test/acc"]  # a program without one metric: its group means lack it
-    results[1][1]["fit_epoch"][:] = 0  # null in every run of a program: one text for all
+    results[1][1]["fit_epoch"][:] = 0  # null in every run of one program
     got = layout.rows(results, rnd, previous, 0.123456)
     rows = [reference_rows(p, m, rnd, previous, 0.123456, axes, "epoch") for p, m in results]
     want = sorted((row for program_rows in rows for row in program_rows), key=lambda r: r["run"])
