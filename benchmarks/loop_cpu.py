@@ -70,6 +70,15 @@ TIMED = {
 }
 
 
+def _config(experiment: str, rounds: int):
+  return apply_overrides(registry.get_config(experiment), [f"rounds={rounds}"])
+
+
+def _compiled_alone(experiment: str, rounds: int):
+  """The first loop of a comparison: the study's compiled rounds alone, measured once."""
+  return ("compiled rounds alone", [compiled_round_times(_config(experiment, rounds), rounds)])
+
+
 def _timed(seconds: dict[str, float], name: str, fn):
   """`fn`, adding the seconds of each call to `seconds[name]`."""
 
@@ -95,7 +104,7 @@ def measure(
   """{"wall_s", "cpu_s"}: per round of the study loop, over all its rounds, with the host
   parts `without` (names in `PARTS`) left out; with `parts`, also each of `TIMED`'s calls'
   seconds per round (and "other", the rest of the round)."""
-  config = apply_overrides(registry.get_config(experiment), [f"rounds={rounds}"])
+  config = _config(experiment, rounds)
   measured = {}
   rounds_fn = runner._rounds
 
@@ -134,9 +143,7 @@ def measure(
 def split(experiment: str, rounds: int, checkpoint_every: int, repeats: int):
   """[(loop, [measure(..., parts=True) per repeat])]: the compiled rounds alone once, then the
   loop pipelined and in turn, alternating `repeats` times."""
-  config = apply_overrides(registry.get_config(experiment), [f"rounds={rounds}"])
-  got = [("compiled rounds alone", [compiled_round_times(config, rounds)])]
-  got += [("pipelined", []), ("in turn", [])]
+  got = [_compiled_alone(experiment, rounds), ("pipelined", []), ("in turn", [])]
   for _ in range(repeats):
     for pipeline, (_, runs) in zip((True, False), got[1:], strict=True):
       runs.append(measure(experiment, rounds, checkpoint_every, pipeline=pipeline, parts=True))
@@ -161,12 +168,10 @@ def compare(experiment: str, rounds: int, checkpoint_every: int, without, repeat
   """[(loop, [{"wall_s", "cpu_s"} per repeat])]: the compiled rounds alone once, then the
   whole loop, each loop without one part of `without`, and (with more than one part) without
   all of them, alternating `repeats` times."""
-  config = apply_overrides(registry.get_config(experiment), [f"rounds={rounds}"])
   loops = [("whole loop", ())] + [(f"without {part}", (part,)) for part in without]
   if len(without) > 1:
     loops.append((f"without {', '.join(without)}", tuple(without)))
-  got = [("compiled rounds alone", [compiled_round_times(config, rounds)])]
-  got += [(name, []) for name, _ in loops]
+  got = [_compiled_alone(experiment, rounds)] + [(name, []) for name, _ in loops]
   for _ in range(repeats):
     for (_, parts), (_, runs) in zip(loops, got[1:], strict=True):
       runs.append(measure(experiment, rounds, checkpoint_every, parts))
