@@ -5,14 +5,16 @@
 Each commit is checked out into a temporary git worktree; every study command runs there with
 `python3 -m swapjax.main ... --workdir=<new folder>`, old and new in turn (ABAB...), so that a
 machine's drift reaches both alike. The persistent compilation cache is off
-(SWAPJAX_COMPILATION_CACHE=''), so compile times are real. From each run's timing.json: the
-compile seconds, the median seconds per round after the first until its results (and per
-program, in the log), the median wall seconds per round after the first (its rows, TensorBoard
-and checkpoint included); from its output the report's seconds (report.md and its figures); and
-the command's wall time. With `--resume`, each finished study is then resumed for one more
-round (the same command with `--set rounds=R+1` in its workdir): that command's wall time and
-its build phase (where a resume restores the checkpoint and keeps the rows before it).
-Prints one markdown table (median over the repeats, with min-max) and writes it to --out.
+(SWAPJAX_COMPILATION_CACHE=''), so compile times are real. From each run's timing.json: the compile
+seconds, the median seconds per round after the first (`round_s`: from one round's results to the
+next's; a commit before the wait was timed apart, `wait_s`, timed each round until its results
+only), per program the wait for its results (in the log), the median wall seconds per round after
+the first (its rows, TensorBoard and checkpoint included); from its output the report's seconds
+(report.md and its figures); and the command's wall time. With `--resume`, each finished study is
+then resumed for one more round (the same command with `--set rounds=R+1` in its workdir): that
+command's wall time and its build phase (where a resume restores the checkpoint and keeps the rows
+before it). Prints one markdown table (median over the repeats, with min-max) and writes it to
+--out.
 """
 
 from __future__ import annotations

@@ -83,8 +83,13 @@ def xla_peak_bytes(compiled) -> int | None:
 
 
 def timing_report(meta, programs, compile_s, peak_bytes, times, finished_early) -> dict[str, Any]:
-  round_times, program_times, wall_times = times
+  """timing.json's contents. `times`: per round of this process, (seconds from the previous
+  round's results to its own, {program: seconds until its results}, the whole iteration,
+  the wait from the iteration's start until its results) as the runner's clock keeps them;
+  the medians, minima and maxima leave out the first round (it waits for the first call)."""
+  round_times, program_times, wall_times, wait_times = times
   steady = round_times[1:] if len(round_times) > 1 else round_times
+  steady_wait = wait_times[1:] if len(wait_times) > 1 else wait_times
   steady_programs = program_times[1:] if len(program_times) > 1 else program_times
 
   def program_median(i):
@@ -120,15 +125,19 @@ def timing_report(meta, programs, compile_s, peak_bytes, times, finished_early) 
     ],
     "schedule": "interleaved: every program runs round r before any runs round r + 1",
     "rounds_timed": len(round_times),
+    # From one round's results to the next's (the first: from its dispatch): the study's pace.
     "round_s": round_times,
     # Each round's whole iteration: results, health checks, rows, TensorBoard, checkpoint.
     "wall_s": wall_times,
+    # From each iteration's start until its round's results: the host's wait for the device.
+    "wait_s": wait_times,
     "conv_impl": programs[0].conv_impl,
     "rnn_impl": rnn_impls(programs),
     "driver": programs[0].driver,
     "round_s_median": statistics.median(steady) if steady else float("nan"),
     "round_s_min": min(steady) if steady else float("nan"),
     "round_s_max": max(steady) if steady else float("nan"),
+    "wait_s_median": statistics.median(steady_wait) if steady_wait else float("nan"),
     "finished_early": finished_early,
   }
 

@@ -1,13 +1,14 @@
 """A round's metrics rows, one per run, as `metrics.jsonl` and TensorBoard take them.
 
-A row is the round (`round`, or `epoch` for a single-network study), the run's fixed fields
-(its study-wide index `run`, its `group`, its `variant`, the values of the run axes the
-experiment uses, the experiment's row fields) and the run's metrics this round, then
-`time/round_s`. The fixed fields are laid out once per study (`Layout`, their JSON text
+A row is the round (`round`, or `epoch` for a single-network study), the run's fixed fields (its
+study-wide index `run`, its `group`, its `variant`, the values of the run axes the experiment uses,
+the experiment's row fields) and the run's metrics this round, then `time/round_s` (the seconds
+from the previous round's results to this round's, the host's work included; a process's first
+round: from its dispatch). The fixed fields are laid out once per study (`Layout`, their JSON text
 included); a round adds its metric columns (`RoundRows`). The JSON lines are written from the
-columns: a study of thousands of tiny networks writes thousands of rows a round, and a dict and
-a `json.dumps` per row cost several times such a round. `RoundRows.dicts()` gives the same rows
-as dicts, in run order.
+columns: a study of thousands of tiny networks writes thousands of rows a round, and a dict and a
+`json.dumps` per row cost several times such a round. `RoundRows.dicts()` gives the same rows as
+dicts, in run order.
 """
 
 from __future__ import annotations

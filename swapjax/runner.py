@@ -291,10 +291,16 @@ def _say_batches(programs) -> None:
 class _Clock:
   """The seconds a study's rounds took, for the progress line and timing.json."""
 
-  round_s: list[float] = dataclasses.field(default_factory=list)  # until the metrics are back
+  # From the previous round's results to this round's (a process's first round: from its
+  # dispatch): the study's seconds per round, pipelined or in turn, the host's work included.
+  round_s: list[float] = dataclasses.field(default_factory=list)
+  # From the iteration's start until the round's results: the wait for the device (pipelined,
+  # near 0 where the host's work is the longer part of a round).
+  wait_s: list[float] = dataclasses.field(default_factory=list)
   program_s: list[dict[int, float]] = dataclasses.field(default_factory=list)  # per program
   wall_s: list[float] = dataclasses.field(default_factory=list)  # the whole iteration
   acc_history: list = dataclasses.field(default_factory=list)  # (accuracy, active) per round
+  back: float | None = None  # time.perf_counter() when the last round's results came back
 
 
 def _run_locked(
@@ -350,7 +356,7 @@ def _run_locked(
         config, options, wd, programs, states, (start, rows, axes), ckpt, events, clock, stop
       )
   phases["rounds"], began = time.perf_counter() - began, time.perf_counter()
-  times = (clock.round_s, clock.program_s, clock.wall_s)
+  times = (clock.round_s, clock.program_s, clock.wall_s, clock.wait_s)
   timing = timing_report(meta, programs, compile_s, peak_bytes, times, finished_early)
   write_outputs(wd, programs, states, timing)
   phases["report"] = time.perf_counter() - began
@@ -380,14 +386,15 @@ def _frozen_heap():
 AHEAD_MAX_S = 10.0
 
 
-def _may_go_ahead(round_s: list[float], stop) -> bool:
+def _may_go_ahead(wait_s: list[float], stop) -> bool:
   """Whether the next round may be dispatched before this one is written: no signal yet, and
-  the last round of this process took at most AHEAD_MAX_S (not before the first). The
+  the last round's results of this process came back within AHEAD_MAX_S of its iteration's
+  start (`wait_s`; not before the first). The
   processes of a multi-process job always go ahead: they must dispatch alike (a program over
   several hosts waits for all of them), and their clocks and signals differ."""
   if jax.process_count() > 1:
     return True
-  return not stop.signal and bool(round_s) and round_s[-1] <= AHEAD_MAX_S
+  return not stop.signal and bool(wait_s) and wait_s[-1] <= AHEAD_MAX_S
 
 
 def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock, stop) -> bool:
@@ -407,7 +414,7 @@ def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock,
       t0 = time.perf_counter()
       program_s: dict[int, float] = {}
       stepped = flight or _dispatch(config, programs, states, rnd)
-      ahead = pipeline and rnd + 1 < config.study.rounds and _may_go_ahead(clock.round_s, stop)
+      ahead = pipeline and rnd + 1 < config.study.rounds and _may_go_ahead(clock.wait_s, stop)
       # From the states before the health check: the arrays are immutable, those stay valid.
       after = [stepped[i][0] if i in stepped else s for i, s in enumerate(states)]
       flight = _dispatch(config, programs, after, rnd + 1) if ahead else {}
@@ -416,7 +423,10 @@ def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock,
       )
       if ahead and changed:  # a run frozen by the health check: its chunk's round again
         flight |= _dispatch(config, programs, states, rnd + 1, changed)
-      clock.round_s.append(time.perf_counter() - t0)
+      back = time.perf_counter()
+      clock.wait_s.append(back - t0)
+      clock.round_s.append(back - (clock.back or t0))
+      clock.back = back
       clock.program_s.append(program_s)
       rows = layout.rows(results, rnd, previous, clock.round_s[-1])
       previous = rows  # a stopped run's next row repeats its metrics

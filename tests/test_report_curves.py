@@ -5,6 +5,7 @@ import math
 import sys
 
 import numpy as np
+import pytest
 import report_tables as rt
 
 from swapjax import layers, registry
@@ -123,8 +124,43 @@ def test_timing_lists_each_program_with_its_groups_and_memory():
   assert table[0]["groups"] == "`a`, `b`" and table[0]["runs per call"] == "2"
   assert table[0]["memory per run (estimate)"] == "3 MiB"
   assert table[0]["memory per call (XLA)"] == "10 MiB"
-  assert table[1]["s per round"] == "n/a" and table[1]["memory per call (XLA)"] == "n/a"
+  assert table[0]["s until results"] == "1.5"
+  assert table[1]["s until results"] == "n/a" and table[1]["memory per call (XLA)"] == "n/a"
   assert table[1]["memory per run (estimate)"] == "486 KiB"  # not "0 MiB"
+
+
+@pytest.mark.parametrize(
+  "seconds, text",
+  [(None, "n/a"), (math.nan, "n/a"), (0.000163, "0.00016"), (0.04631, "0.0463"), (2.214, "2.21"),
+   (18.44, "18.4"), (99.96, "100"), (1543.2, "1543")],
+)  # fmt: skip
+def test_seconds_keep_three_digits_from_milliseconds_to_minutes(seconds, text):
+  assert timing.seconds_text(seconds) == text
+
+
+def test_the_round_line_gives_the_pace_and_the_wait_or_says_it_is_older():
+  """timing.json's seconds per round (from one round's results to the next's) and the wait
+  for the device; a timing.json without the wait (an earlier swapjax) timed each round until
+  its results only, and its line says so."""
+  now = {"round_s_median": 0.0463, "round_s_min": 0.0213, "round_s_max": 0.117,
+         "wait_s_median": 0.00512}  # fmt: skip
+  line = [x for x in timing.timing_lines(now) if "seconds per round" in x]
+  assert line == [
+    "- seconds per round (from one round's results to the next's, the host's work included): "
+    "median 0.0463, min 0.0213, max 0.117; of it waiting for the device's results: median "
+    "0.00512"
+  ]
+  older = {k: v for k, v in now.items() if k != "wait_s_median"}
+  line = [x for x in timing.timing_lines(older) if "seconds per round" in x]
+  assert line == [
+    "- seconds per round until its results (timing.json of an earlier swapjax): median 0.0463, "
+    "min 0.0213, max 0.117"
+  ]
+
+
+def test_rounds_under_a_minute_sum_to_seconds_with_their_digits():
+  rows = [{"epoch": e, "run": r, "time/round_s": 0.0463} for e in range(1, 21) for r in range(3)]
+  assert "their `time/round_s` summed: 0.926 s (every" in timing.timing_lines(None, rows)[3]
 
 
 def test_without_holdout_there_is_no_holdout_column(tmp_path):

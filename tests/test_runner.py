@@ -6,6 +6,7 @@ import json
 import math
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -389,6 +390,36 @@ def test_rounds_go_ahead_only_after_a_short_round(tmp_path, monkeypatch, ahead_m
   assert {r["round"] for r in rows} == {1, 2}
   _run(tmp_path, "ref", rounds=4, num_seeds=1)
   assert rows == [r for r in _rows(tmp_path / "ref") if r["round"] <= 2]
+
+
+def test_round_seconds_count_the_host_work_and_the_wait_apart(tmp_path, monkeypatch):
+  """Pipelined, the device runs round r + 1 while the host writes round r: a round's seconds
+  (rows' `time/round_s`, timing.json `round_s`) run from the previous round's results to its
+  own, so the host's work (here a 0.2 s sleep in each round's TensorBoard write) is in them,
+  while it shortens the wait for the device (`wait_s`). Guards: a round timed until its results
+  only (the host's work left out), the wait and the round's seconds swapped."""
+  write_round = runner.EventWriter.write_round
+
+  def slow(self, rows):
+    time.sleep(0.2)
+    write_round(self, rows)
+
+  monkeypatch.setattr(runner.EventWriter, "write_round", slow)
+  cfg = tiny_swap_config(rounds=4, num_seeds=1)
+  runner.run(cfg, "tiny", runner.RunOptions(workdir=str(tmp_path / "w"), progress=False))
+  timing = json.loads((tmp_path / "w" / "timing.json").read_text())
+  round_s, wait_s, wall_s = timing["round_s"], timing["wait_s"], timing["wall_s"]
+  assert len(round_s) == len(wait_s) == len(wall_s) == 4
+  assert round_s[0] == wait_s[0]  # the first round: from its dispatch
+  for r in range(1, 4):
+    assert round_s[r] >= 0.2 and round_s[r] > wait_s[r]
+    # What the last round's iteration did after its results, then this round's wait.
+    assert round_s[r] == pytest.approx(wall_s[r - 1] - wait_s[r - 1] + wait_s[r], abs=0.05)
+  assert timing["round_s_median"] == pytest.approx(statistics.median(round_s[1:]))
+  assert timing["wait_s_median"] == pytest.approx(statistics.median(wait_s[1:]))
+  written = [json.loads(line) for line in (tmp_path / "w" / "metrics.jsonl").open()]
+  by_round = {row["round"]: row["time/round_s"] for row in written}
+  assert by_round == {r + 1: round(s, 4) for r, s in enumerate(round_s)}
 
 
 def test_sigterm_finishes_the_round_saves_and_resumes(tmp_path):
