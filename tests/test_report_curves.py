@@ -169,6 +169,26 @@ def test_without_holdout_there_is_no_holdout_column(tmp_path):
   assert "holdout acc" not in rt.table(lines, "group | seeds")[0]
 
 
+def test_without_a_test_split_there_are_no_test_columns(tmp_path):
+  """A data set without test images (iris): no test column of n/a cells, and the note says why;
+  one test evaluation in any row keeps them all."""
+  rows = [{k: v for k, v in r.items() if not k.startswith(("test/", "holdout/"))} for r in _rows()]
+  lines = curves_report({}, rows, tmp_path)
+  table = rt.table(lines, "group | seeds")
+  final = [name for name, _ in curves.FINAL_COLUMNS]
+  assert len(table) == 2 and list(table[0]) == [
+    "group",
+    "seeds",
+    "last epoch",
+    *final,
+    "best val acc",
+  ]
+  assert "No row has a test evaluation (no test split, or none due yet)" in "\n".join(lines)
+  rows[-1]["test/loss"] = 0.5
+  table = rt.table(curves_report({}, rows, tmp_path), "group | seeds")
+  assert {"test epoch", "test acc", "test loss", "best test acc"} <= set(table[0])
+
+
 def test_comparison_with_the_report_at_its_epoch_or_our_last(tmp_path):
   rows = _rows()
   lines = curves_report({"reference": REFERENCE}, rows, tmp_path)
@@ -230,6 +250,57 @@ def test_a_config_json_it_cannot_read_gets_the_default_rule():
     rule = curves.collapse_rules(config)[0]
     assert (rule.above, rule.floor) == (0.5, 0.15), config
     assert layers.chance_accuracy(files.study_configs(config)[0]) == 0.1, config
+
+
+@pytest.mark.parametrize(
+  "changes, drops",
+  [
+    ({"layers": "dense:12,relu,dense:3"}, False),
+    ({"layers": "dense:12,relu,dropout,dense:3"}, False),  # the runs' dropout_rate: 0 only
+    ({"layers": "dense:12,relu,dropout,dense:3", "dropout_rate": (0.0, 0.5)}, True),
+    ({"layers": "dense:12,relu,dropout:0,dense:3", "dropout_rate": (0.5,)}, False),  # its own
+    ({"layers": "dense:12,relu,dropout:0.2,dense:3"}, True),
+    ({"layers": "rnn:16:tanh,dense:3"}, False),
+    ({"layers": "rnn:16:tanh:0:0.3,dense:3"}, True),  # recurrent dropout
+    ({"layers": "dense:12,dense:3", "variants": "a:;b:layers=dense:12,dropout:0.5,dense:3"}, True),
+    ({"layers": (), "model": "cnn_004_dropout", "dropout_rate": (0.0, 0.5)}, True),
+    ({"layers": "dense:12,relu,dropout:0.2,dense:3", "dropout": False}, False),  # fixed rates off
+  ],
+)
+def test_a_study_drops_units_where_a_layer_does_at_a_rate_above_0(changes, drops):
+  config = registry.get_config("iris").replace(**changes).to_json()
+  assert files.drops_units(config) is drops
+
+
+def test_without_dropout_the_report_and_its_legend_do_not_name_it(tmp_path):
+  """The iris network has no dropout: the table's note and the figure's legend say what Keras'
+  epoch mean and the after-epoch accuracy are without "dropout active" and "dropout off";
+  a config.json that does not read keeps the words that hold either way."""
+  assert files.drops_units({"layers": "nonsense"})
+  config = {**registry.get_config("iris").to_json(), "drops_units": False}
+  (tmp_path / "plain").mkdir()
+  text = "\n".join(curves_report(config, _rows(), tmp_path / "plain"))
+  assert "Keras' running mean over the epoch's batches (the number" in text
+  assert "dropout" not in text.split("## Ranking")[0].replace("dropout_rate", "")
+  text = "\n".join(curves_report({}, _rows(), tmp_path))
+  assert "batches with dropout active (the number" in text
+
+  labels = []
+  legend = plotting.finish
+
+  def finish(plt, fig, axes, used, path, ncol=None):
+    labels.append(axes[0].get_legend_handles_labels()[1])
+    legend(plt, fig, axes, used, path, ncol)
+
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(plotting, "finish", finish)
+    curves_report(config, _rows(), tmp_path / "plain")
+    curves_report({}, _rows(), tmp_path)
+  assert labels[0][:2] == ["train (Keras: epoch mean)", "train (after epoch)"]
+  assert labels[2][:2] == [
+    "train (Keras: epoch mean, dropout on)",
+    "train (after epoch, dropout off)",
+  ]
 
 
 def test_long_lists_of_runs_name_the_first_and_count_the_rest(tmp_path):

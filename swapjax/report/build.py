@@ -62,6 +62,7 @@ def _study_lines(
     reference = references.experiment_reference(meta, source)
     extra = {"reference": reference["reported"], "true_parameters": reference["true_parameters"]}
     extra["reference_origin"] = references.reference_origin(meta, source)
+    extra["drops_units"] = files.drops_units(config)
     return curves.curves_report({**config, **extra}, rows, plots)
   study = config.get("study", "swap")
   return REPORTS[STUDY_ALIASES.get(study, study)](config, rows, plots)

@@ -67,15 +67,16 @@ def _best(run_rows, metric: str):
   return max(values) if values else None
 
 
-def _final_table(groups, has_holdout: bool) -> list[str]:
+def _final_table(groups, has_holdout: bool, has_test: bool = True) -> list[str]:
+  """One row per group at its runs' last epoch; the test columns only where a row has a test
+  evaluation (`has_test`; a data set without a test split has none)."""
   test_metrics = ["test/acc", "test/loss"] + (["holdout/acc"] if has_holdout else [])
   header = (
     ["group", "seeds", "last epoch"]
     + [name for name, _ in FINAL_COLUMNS]
     + ["best val acc"]
-    + ["test epoch"]
-    + [m.replace("/", " ") for m in test_metrics]
-    + ["best test acc", "seeds at test acc 1"]
+    + (["test epoch"] + [m.replace("/", " ") for m in test_metrics] if has_test else [])
+    + (["best test acc", "seeds at test acc 1"] if has_test else [])
   )
   lines = [
     "| " + " | ".join(header) + " |",
@@ -83,17 +84,23 @@ def _final_table(groups, has_holdout: bool) -> list[str]:
   ]
   for group, runs in groups.items():
     last = [run_rows[-1] for run_rows in runs.values()]
-    tests = [_last_test(run_rows) for run_rows in runs.values()]
     cells = [f"`{group}`", str(len(runs)), _epochs([r["epoch"] for r in last])]
     cells += [stats.mean_std([r.get(metric) for r in last]) for _, metric in FINAL_COLUMNS]
     cells.append(stats.mean_std([_best(run_rows, "val/acc") for run_rows in runs.values()]))
-    cells.append(_epochs([t["epoch"] for t in tests if t]))
-    cells += [stats.mean_std([t.get(metric) for t in tests]) for metric in test_metrics]
-    cells.append(stats.mean_std([_best(run_rows, "test/acc") for run_rows in runs.values()]))
-    perfect = [t.get("test/acc") == 1.0 for t in tests if _finite(t.get("test/acc"))]
-    cells.append(f"{sum(perfect)}/{len(perfect)}" if perfect else "n/a")
+    cells += _test_cells(runs, test_metrics) if has_test else []
     lines.append("| " + " | ".join(cells) + " |")
   return lines
+
+
+def _test_cells(runs, test_metrics) -> list[str]:
+  """A group's test columns: the runs' last test epochs, `test_metrics` there, the best test
+  accuracy, and how many seeds got every test sample right."""
+  tests = [_last_test(run_rows) for run_rows in runs.values()]
+  cells = [_epochs([t["epoch"] for t in tests if t])]
+  cells += [stats.mean_std([t.get(metric) for t in tests]) for metric in test_metrics]
+  cells.append(stats.mean_std([_best(run_rows, "test/acc") for run_rows in runs.values()]))
+  perfect = [t.get("test/acc") == 1.0 for t in tests if _finite(t.get("test/acc"))]
+  return cells + [f"{sum(perfect)}/{len(perfect)}" if perfect else "n/a"]
 
 
 def _parameter_table(groups, truth: dict) -> list[str]:
@@ -171,9 +178,10 @@ def _entries(ref) -> list[dict]:
   return [r for r in ref if isinstance(r, dict)] if isinstance(ref, list) else []
 
 
-def _comparison(groups, reference: dict, origin: str | None = None) -> list[str]:
+def _comparison(groups, reference: dict, origin: str | None = None, dropout=True) -> list[str]:
   """The report's numbers at each of its epoch counts beside ours at that epoch (or our last);
-  `origin` says where those numbers came from (`references.reference_origin`)."""
+  `origin` says where those numbers came from (`references.reference_origin`); `dropout`:
+  whether a network of the study drops units in training (`files.drops_units`)."""
   refs = [entry for ref in reference.values() for entry in _entries(ref)]
   columns = [c for c in REFERENCE_METRICS if any(c[0] in ref for ref in refs)]
   header = "| group | report epochs | measured at epoch | " + " | ".join(
@@ -183,8 +191,9 @@ def _comparison(groups, reference: dict, origin: str | None = None) -> list[str]
     "",
     "## Compared with the report",
     "",
-    "The report's training accuracy is Keras' running mean over the epoch with dropout active, "
-    "so it stands beside `train/epoch_acc`. Measured: mean ± std over seeds at the report's "
+    "The report's training accuracy is Keras' running mean over the epoch"
+    + (" with dropout active" if dropout else "")
+    + ", so it stands beside `train/epoch_acc`. Measured: mean ± std over seeds at the report's "
     "epoch, or at the last epoch when the study stopped earlier (test columns: that epoch's "
     "test evaluation, or the last before it).",
     "",
@@ -437,17 +446,18 @@ def _dashed_mean(ax, series, metric, label, color):
     ax.plot(xs, ys.mean(0), "--", color=color, lw=1, label=label)
 
 
-def _curves_figure(plt, groups, series_of, kind: str, path: Path):
+def _curves_figure(plt, groups, series_of, kind: str, path: Path, dropout=True):
   """Accuracy or loss (`kind`) per epoch, a panel per group (`series_of`: {group: its
-  `stats.RoundSeries`})."""
+  `stats.RoundSeries`}); `dropout`: whether the legend says dropout was on and off."""
   what = "accuracy" if kind == "acc" else "loss"
   # One y scale, so groups compare at a glance (report 003: mind the y axis).
   fig, axes = plotting.grid(plt, groups, f"{what} per epoch (mean ± std over seeds)")
   labels = {s: _figure_label(series_of, f"{s}/{kind}", s) for s in ("test", "holdout")}
+  on, off = (", dropout on", ", dropout off") if dropout else ("", "")
   for ax, group in zip(axes, groups, strict=False):
     series = series_of[group]
-    plotting.band(ax, series, f"train/epoch_{kind}", "train (Keras: epoch mean, dropout on)", "C0")
-    _dashed_mean(ax, series, f"train/{kind}", "train (after epoch, dropout off)", "C0")
+    plotting.band(ax, series, f"train/epoch_{kind}", f"train (Keras: epoch mean{on})", "C0")
+    _dashed_mean(ax, series, f"train/{kind}", f"train (after epoch{off})", "C0")
     plotting.band(ax, series, f"val/{kind}", "validation", "C1")
     _markers(ax, series, f"test/{kind}", "test", "C3", "o", labels["test"], ms=5)
     _markers(  # hollow: test shows through
@@ -463,30 +473,40 @@ def curves_report(config: dict, rows: list[dict], plots: Path) -> list[str]:
   in_order = _rows_by_group(rows)  # a figure reads each metric in one pass, in memory order
   groups = {group: _runs(group_rows) for group, group_rows in in_order.items()}
   has_holdout = any(r.get("holdout/acc") is not None for r in rows)
+  has_test = has_holdout or any(
+    r.get("test/acc") is not None or r.get("test/loss") is not None for r in rows
+  )
+  dropout = config.get("drops_units", True)
   lines = [
     "## Last epoch per group (mean ± std over seeds)",
     "",
-    "`train epoch_acc` is Keras' running mean over the epoch's batches with dropout active (the "
-    "number in the report's logs); `train acc` is measured after the epoch with dropout off. "
-    "Test (and holdout) columns are from each run's last epoch with a test evaluation "
-    "(`test epoch`).",
+    "`train epoch_acc` is Keras' running mean over the epoch's batches"
+    + (" with dropout active" if dropout else "")
+    + " (the number in the report's logs); `train acc` is measured after the epoch"
+    + (" with dropout off" if dropout else "")
+    + (
+      ". Test (and holdout) columns are from each run's last epoch with a test evaluation "
+      "(`test epoch`)."
+      if has_test
+      else ". No row has a test evaluation (no test split, or none due yet): no test columns."
+    ),
     "",
   ]
-  lines += _final_table(groups, has_holdout)
+  lines += _final_table(groups, has_holdout, has_test)
   if len(groups) > 1:
     lines += _ranking(groups)
   lines += _parameter_table(groups, config.get("true_parameters") or {})
   reference = config.get("reference")
   if isinstance(reference, dict) and reference:
-    lines += _comparison(groups, reference, config.get("reference_origin"))
+    lines += _comparison(groups, reference, config.get("reference_origin"), dropout)
   lines += _collapse_lines(groups, collapse_rules(config))
   if plt is None:
     return lines + ["", plotting.NO_PLOTS]
   series_of = {
     group: stats.RoundSeries(group_rows, "epoch") for group, group_rows in in_order.items()
   }
-  _curves_figure(plt, groups, series_of, "acc", plots / "curves_accuracy.png")
-  _curves_figure(plt, groups, series_of, "loss", plots / "curves_loss.png")
+  _curves_figure(plt, groups, series_of, "acc", plots / "curves_accuracy.png", dropout)
+  _curves_figure(plt, groups, series_of, "loss", plots / "curves_loss.png", dropout)
   return lines + [
     "",
     "![accuracy curves](plots/curves_accuracy.png)",

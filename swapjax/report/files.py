@@ -48,6 +48,28 @@ def study_configs(config: dict[str, Any]) -> tuple[Config, dict[str, Config]]:
     return from_json({}), {}
 
 
+def drops_units(config: dict[str, Any]) -> bool:
+  """Whether a network of the study drops units while it trains: a dropout layer at a rate
+  above 0 (its own, or a run's `dropout_rate`) or a recurrent layer's dropout. A config.json
+  that does not read counts as dropping (the report then says what holds either way)."""
+  try:
+    study = from_json(upgrade_config(config))
+    for c in variant_configs(study):
+      for layer in config_layers(c):
+        kind, args = parse_layer(layer)
+        if kind == "rnn":  # rnn:N[:ACTIVATION[:DROPOUT[:RECURRENT]]]
+          rates = [float(a) for a in args[2:]]
+        elif kind == "dropout":
+          rates = [float(a) for a in args] or list(c.dropout_rate)
+        else:
+          continue
+        if any(rate > 0 for rate in rates):
+          return True
+    return False
+  except (ConfigError, ValueError, KeyError, TypeError):
+    return True
+
+
 def read_timing(path: Path) -> dict[str, Any] | None:
   """The workdir's timing.json, or None if it is missing or unreadable."""
   timing_path = path / "timing.json"
