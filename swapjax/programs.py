@@ -12,6 +12,7 @@ import numpy as np
 
 from swapjax import backend, report
 from swapjax import mesh as meshlib
+from swapjax.study import fingerprint
 
 
 def runs_per_call(programs) -> list[int]:
@@ -32,29 +33,51 @@ def compile_programs(programs, states):
   Chunks on other single devices (a split CPU, `runs_per_device`) compile the program for their
   device: JAX's public API loads an executable only on the device it was compiled for, and the
   persistent compilation cache keeps each device's code for later runs. Chunks another process
-  runs are compiled there."""
+  runs are compiled there. Programs whose rounds trace to one computation (`fingerprint`)
+  share one executable: it is lowered and compiled once."""
   results, peak = {}, {}
+  first, source = {}, {}  # {(fingerprint, device): program compiled}, {program: its source}
   start = time.perf_counter()
   for built, state in zip(programs, states, strict=True):
     key = (built.program, getattr(built.device, "id", None))
     if built.driver != "scan" or key in results or not meshlib.owns(built.device):
       continue
     t0 = time.perf_counter()
-    done = built.round_fn.lower(state, built.pool, built.runs, np.asarray(False)).compile()
+    args = (state, built.pool, built.runs, np.asarray(False))
+    traced = built.round_fn.trace(*args)
+    same = (fingerprint(traced, args), key[1])
+    if same in first:
+      source[key] = first[same]
+      done = results[first[same]][0]
+    else:
+      first[same] = key
+      done = traced.lower().compile()
     results[key] = (done, time.perf_counter() - t0)
   if len(results) > 1:
-    print(f"swapjax: {len(results)} compilations took {time.perf_counter() - start:.1f} s")
+    took = f"took {time.perf_counter() - start:.1f} s"
+    if len(first) == len(results):
+      print(f"swapjax: {len(results)} compilations {took}")
+    else:
+      many = "compilation" + ("s" if len(first) > 1 else "")
+      print(f"swapjax: {len(results)} programs, {len(first)} {many} {took} (the others' "
+            "rounds are the same computation of their own arrays)")  # fmt: skip
   built_of = {(p.program, getattr(p.device, "id", None)): p for p in programs}
+  names_of = lambda i: sorted({g for p in programs if p.program == i for g in p.groups})  # noqa: E731
   per_program = {}
   for key, (done, took) in results.items():
     built = built_of[key]
     per_program[built.program] = per_program.get(built.program, 0.0) + took
     peak[built.program] = xla_peak_bytes(done)
-    groups = sorted({g for p in programs if p.program == built.program for g in p.groups})
+    groups = names_of(built.program)
     per_run, _ = built.memory_estimate
+    what = f"the round of {len(built.runs_table)} runs x {built.config.members} members"
+    if key in source:
+      same = ", ".join(names_of(built_of[source[key]].program))
+      what = f"{what} ({', '.join(groups)}) is {same}'s program (traced in {took:.1f} s)"
+    else:
+      what = f"compiled {what} ({', '.join(groups)}) in {took:.1f} s"
     print(
-      f"swapjax: compiled the round of {len(built.runs_table)} runs x "
-      f"{built.config.members} members ({', '.join(groups)}) in {took:.1f} s"
+      f"swapjax: {what}"
       + (f" for {built.device}" if built.device else "")
       + f"; memory: ~{report.format_bytes(per_run)} per run (estimate), XLA's figure per "
       + f"call {report.format_bytes(peak[built.program])}",

@@ -9,6 +9,7 @@ conditions are compared on paired runs.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Any
 
 import jax
@@ -57,6 +58,23 @@ def build(config: Config, ds: datalib.Dataset, mesh=None) -> Study:
   return chunks(whole, len(whole.runs_table), mesh)[0]
 
 
+def fingerprint(traced, args) -> str:
+  """What decides a traced round's executable: its jaxpr's text (every operation with its
+  shapes, dtypes, literals and inner jaxprs), its constants' values, its arguments' tree and
+  their shardings. Two rounds with one fingerprint compute the same function of their
+  arguments: groups that differ only in per-run numbers (iris' learning rates) or in data of
+  one shape (logic_gates' gates) compile once."""
+  digest = hashlib.sha256(str(traced.jaxpr).encode())
+  for const in traced.jaxpr.consts:
+    if jax.dtypes.issubdtype(getattr(const, "dtype", None), jax.dtypes.prng_key):
+      const = jax.random.key_data(const)
+    array = np.asarray(const)
+    digest.update(f"{array.dtype}{array.shape}".encode() + array.tobytes())
+  digest.update(str(jax.tree.structure(args)).encode())
+  digest.update(str([getattr(x, "sharding", None) for x in jax.tree.leaves(args)]).encode())
+  return digest.hexdigest()
+
+
 def init_states(programs) -> list:
   """Each program chunk's initial state, one chunk after another. Concurrently on a split CPU
   they could deadlock: the orthogonal initialiser's QR (jaxlib's LAPACK kernel) waits for its
@@ -64,13 +82,27 @@ def init_states(programs) -> list:
   threads the tasks never run (seen: binary_addition hung at start, both pool threads parked
   in ParallelBatchMap). A mesh over a split CPU's devices initialises on one device for the
   same reason (its partitions would run at once: `--set mesh_runs=2` hung the same way). A
-  chunk another process runs is given as its shapes (`jax.ShapeDtypeStruct`)."""
+  chunk another process runs is given as its shapes (`jax.ShapeDtypeStruct`). Programs whose
+  initialisers trace to one computation (`fingerprint`) share one executable."""
+  compiled: dict = {}
   return [
-    jax.block_until_ready(p.init_state(p.runs))
+    jax.block_until_ready(_initialise(p, compiled))
     if meshlib.owns(p.device)
     else jax.eval_shape(p.init_state_fn, p.runs)  # another process's chunk: its shapes
     for p in programs
   ]
+
+
+def _initialise(built: Study, compiled: dict):
+  """`built`'s initial state, its initialiser compiled once per computation (`compiled`: by
+  fingerprint and device); a wrapped initialiser (a mesh over a split CPU) runs as it is."""
+  if not hasattr(built.init_state, "trace"):
+    return built.init_state(built.runs)
+  traced = built.init_state.trace(built.runs)
+  same = (fingerprint(traced, (built.runs,)), getattr(built.device, "id", None))
+  if same not in compiled:
+    compiled[same] = traced.lower().compile()
+  return compiled[same](built.runs)
 
 
 def make_init_state(config: Config, model, optimizer, image_shape):

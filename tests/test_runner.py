@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny_swap_config
+from conftest import run_rows, tiny_swap_config
 
 from swapjax import health, progress, runner, workdir
 
@@ -420,6 +420,32 @@ def test_round_seconds_count_the_host_work_and_the_wait_apart(tmp_path, monkeypa
   written = [json.loads(line) for line in (tmp_path / "w" / "metrics.jsonl").open()]
   by_round = {row["round"]: row["time/round_s"] for row in written}
   assert by_round == {r + 1: round(s, 4) for r, s in enumerate(round_s)}
+
+
+def test_programs_of_one_computation_compile_once_and_keep_their_own_arrays(tmp_path, capsys):
+  """Groups `a` and `b` differ in a per-run number (the learning rate), `c` in its network:
+  the rounds of `a` and `b` trace to one computation, compiled once, and each group's rows are
+  those it has run alone. Guards: one program's arrays fed to another's executable, an
+  executable shared across networks, sharing that never happens."""
+  from swapjax import registry
+
+  variants = "a:;b:learning_rate=0.1;c:layers=dense:12,sigmoid,dense:3"
+  cfg = registry.get_config("iris").replace(num_seeds=2, rounds=2, variants=variants)
+  rows = run_rows(cfg, "iris", tmp_path / "all")
+  out = capsys.readouterr().out
+  assert "swapjax: 3 programs, 2 compilations took" in out
+  assert (
+    "(b) is a's program (traced in" in out and "compiled the round of 2 runs x 1 members (c)" in out
+  )
+
+  def group(rows, name):
+    return [{k: v for k, v in r.items() if k not in ("run", "time/round_s")} for r in rows
+            if r["group"] == name]  # fmt: skip
+
+  assert group(rows, "a") != group(rows, "b")  # the learning rates train apart
+  for name in ("b", "c"):
+    alone = run_rows(cfg.replace(groups=(name,)), "iris", tmp_path / name)
+    assert group(rows, name) == group(alone, name)
 
 
 def test_sigterm_finishes_the_round_saves_and_resumes(tmp_path):
