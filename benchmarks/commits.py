@@ -9,12 +9,12 @@ machine's drift reaches both alike. The persistent compilation cache is off
 seconds, the median seconds per round after the first (`round_s`: from one round's results to the
 next's; a commit before the wait was timed apart, `wait_s`, timed each round until its results
 only), per program the wait for its results (in the log), the median wall seconds per round after
-the first (its rows, TensorBoard and checkpoint included); from its output the report's seconds
-(report.md and its figures); and the command's wall time. With `--resume`, each finished study is
-then resumed for one more round (the same command with `--set rounds=R+1` in its workdir): that
-command's wall time and its build phase (where a resume restores the checkpoint and keeps the rows
-before it). Prints one markdown table (median over the repeats, with min-max) and writes it to
---out.
+the first (its rows, TensorBoard and checkpoint included); from its output the build phase's
+seconds (the initialisers' compilation in it) and the report's (report.md and its figures); and the
+command's wall time. With `--resume`, each finished study is then resumed for one more round (the
+same command with `--set rounds=R+1` in its workdir): that command's wall time and its build phase
+(where a resume restores the checkpoint and keeps the rows before it). Prints one markdown table
+(median over the repeats, with min-max) and writes it to --out.
 """
 
 from __future__ import annotations
@@ -124,8 +124,8 @@ def main() -> None:
     finally:
       for tree in trees.values():
         subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO)
-  keys = ["wall", "compile", "report", "round", "round wall"]
-  names = ["wall s", "compile s", "report s", "s per round", "wall s per round"]
+  keys = ["wall", "build", "compile", "report", "round", "round wall"]
+  names = ["wall s", "build s", "compile s", "report s", "s per round", "wall s per round"]
   if ns.resume:
     keys += ["resume wall", "resume build"]
     names += ["resume wall s", "resume build s"]
