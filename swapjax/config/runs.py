@@ -3,7 +3,8 @@ run table (one dict per run, in run order) with each run's group name.
 
 A study's runs are the product of its run-axis fields (tuples) and the seeds. Traced axes are
 numbers the compiled program reads per run; a static axis's values, and each variant, are
-programs of their own.
+programs of their own (those whose rounds trace to one computation compile once:
+swapjax.programs).
 """
 
 from __future__ import annotations
