@@ -389,9 +389,9 @@ AHEAD_MAX_S = 10.0
 def _may_go_ahead(wait_s: list[float], stop) -> bool:
   """Whether the next round may be dispatched before this one is written: no signal yet, and
   the last round's results of this process came back within AHEAD_MAX_S of its iteration's
-  start (`wait_s`; not before the first). The
-  processes of a multi-process job always go ahead: they must dispatch alike (a program over
-  several hosts waits for all of them), and their clocks and signals differ."""
+  start (`wait_s`; not before the first). The processes of a multi-process job always go
+  ahead: they must dispatch alike (a program over several hosts waits for all of them), and
+  their clocks and signals differ."""
   if jax.process_count() > 1:
     return True
   return not stop.signal and bool(wait_s) and wait_s[-1] <= AHEAD_MAX_S
