@@ -12,7 +12,7 @@ import numpy as np
 
 from swapjax import backend, report
 from swapjax import mesh as meshlib
-from swapjax.study import fingerprint
+from swapjax.study import compiled_once
 
 
 def runs_per_call(programs) -> list[int]:
@@ -33,10 +33,10 @@ def compile_programs(programs, states):
   Chunks on other single devices (a split CPU, `runs_per_device`) compile the program for their
   device: JAX's public API loads an executable only on the device it was compiled for, and the
   persistent compilation cache keeps each device's code for later runs. Chunks another process
-  runs are compiled there. Programs whose rounds trace to one computation (`fingerprint`)
-  share one executable: it is lowered and compiled once."""
+  runs are compiled there. Programs whose rounds trace to one computation
+  (`study.fingerprint`) share one executable: it is lowered and compiled once."""
   results, peak = {}, {}
-  first, source = {}, {}  # {(fingerprint, device): program compiled}, {program: its source}
+  compiled, source = {}, {}  # `study.compiled_once`'s; {program: the program compiled for}
   start = time.perf_counter()
   for built, state in zip(programs, states, strict=True):
     key = (built.program, getattr(built.device, "id", None))
@@ -44,22 +44,17 @@ def compile_programs(programs, states):
       continue
     t0 = time.perf_counter()
     args = (state, built.pool, built.runs, np.asarray(False))
-    traced = built.round_fn.trace(*args)
-    same = (fingerprint(traced, args), key[1])
-    if same in first:
-      source[key] = first[same]
-      done = results[first[same]][0]
-    else:
-      first[same] = key
-      done = traced.lower().compile()
+    done, owner = compiled_once(built.round_fn, args, built.device, compiled, owner=key)
+    if owner != key:
+      source[key] = owner
     results[key] = (done, time.perf_counter() - t0)
   if len(results) > 1:
     took = f"took {time.perf_counter() - start:.1f} s"
-    if len(first) == len(results):
+    if len(compiled) == len(results):  # `compiled`: one entry per compilation
       print(f"swapjax: {len(results)} compilations {took}")
     else:
-      many = "compilation" + ("s" if len(first) > 1 else "")
-      print(f"swapjax: {len(results)} programs, {len(first)} {many} {took} (the others' "
+      many = "compilation" + ("s" if len(compiled) > 1 else "")
+      print(f"swapjax: {len(results)} programs, {len(compiled)} {many} {took} (the others' "
             "rounds are the same computation of their own arrays)")  # fmt: skip
   built_of = {(p.program, getattr(p.device, "id", None)): p for p in programs}
   names_of = lambda i: sorted({g for p in programs if p.program == i for g in p.groups})  # noqa: E731

@@ -75,6 +75,17 @@ def fingerprint(traced, args) -> str:
   return digest.hexdigest()
 
 
+def compiled_once(jitted, args, device, compiled: dict, owner=None):
+  """(`jitted`'s executable for `args` on `device`, the `owner` it was first compiled for):
+  lowered and compiled only where `compiled` (by fingerprint and device) has no executable of
+  the same computation yet."""
+  traced = jitted.trace(*args)
+  same = (fingerprint(traced, args), getattr(device, "id", None))
+  if same not in compiled:
+    compiled[same] = (traced.lower().compile(), owner)
+  return compiled[same]
+
+
 def init_states(programs) -> list:
   """Each program chunk's initial state, one chunk after another. Concurrently on a split CPU
   they could deadlock: the orthogonal initialiser's QR (jaxlib's LAPACK kernel) waits for its
@@ -98,11 +109,8 @@ def _initialise(built: Study, compiled: dict):
   fingerprint and device); a wrapped initialiser (a mesh over a split CPU) runs as it is."""
   if not hasattr(built.init_state, "trace"):
     return built.init_state(built.runs)
-  traced = built.init_state.trace(built.runs)
-  same = (fingerprint(traced, (built.runs,)), getattr(built.device, "id", None))
-  if same not in compiled:
-    compiled[same] = traced.lower().compile()
-  return compiled[same](built.runs)
+  executable, _ = compiled_once(built.init_state, (built.runs,), built.device, compiled)
+  return executable(built.runs)
 
 
 def make_init_state(config: Config, model, optimizer, image_shape):

@@ -33,18 +33,27 @@ def load_study(workdir: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]
   return meta, rows
 
 
-def study_configs(config: dict[str, Any]) -> tuple[Config, dict[str, Config]]:
+# What a config.json that does not read raises (a hand-made or damaged file: an unknown key
+# value, layer or model).
+UNREADABLE = (ConfigError, ValueError, KeyError, TypeError)
+
+
+def _read_configs(config: dict[str, Any]) -> tuple[Config, dict[str, Config]]:
   """(the study's Config, {variant: its Config}) from config.json's config, each network's
-  layers read; for one that does not read (a hand-made or damaged file: an unknown key value,
-  layer or model), the defaults' and no variants."""
+  layers read; raises one of UNREADABLE."""
+  study = from_json(upgrade_config(config))
+  variants = {c.variant: c for c in variant_configs(study)}
+  for c in (study, *variants.values()):
+    for layer in config_layers(c):
+      parse_layer(layer)  # a layer the report's chance and rules could not read raises
+  return study, variants
+
+
+def study_configs(config: dict[str, Any]) -> tuple[Config, dict[str, Config]]:
+  """`_read_configs`, or for a config.json that does not read the defaults' and no variants."""
   try:
-    study = from_json(upgrade_config(config))
-    variants = {c.variant: c for c in variant_configs(study)}
-    for c in (study, *variants.values()):
-      for layer in config_layers(c):
-        parse_layer(layer)  # a layer the report's chance and rules could not read raises
-    return study, variants
-  except (ConfigError, ValueError, KeyError, TypeError):
+    return _read_configs(config)
+  except UNREADABLE:
     return from_json({}), {}
 
 
@@ -53,21 +62,20 @@ def drops_units(config: dict[str, Any]) -> bool:
   above 0 (its own, or a run's `dropout_rate`) or a recurrent layer's dropout. A config.json
   that does not read counts as dropping (the report then says what holds either way)."""
   try:
-    study = from_json(upgrade_config(config))
-    for c in variant_configs(study):
-      for layer in config_layers(c):
-        kind, args = parse_layer(layer)
-        if kind == "rnn":  # rnn:N[:ACTIVATION[:DROPOUT[:RECURRENT]]]
-          rates = [float(a) for a in args[2:]]
-        elif kind == "dropout":
-          rates = [float(a) for a in args] or list(c.dropout_rate)
-        else:
-          continue
-        if any(rate > 0 for rate in rates):
-          return True
-    return False
-  except (ConfigError, ValueError, KeyError, TypeError):
+    _, variants = _read_configs(config)
+  except UNREADABLE:
     return True
+  for c in variants.values():
+    for kind, args in map(parse_layer, config_layers(c)):
+      if kind == "rnn":  # rnn:N[:ACTIVATION[:DROPOUT[:RECURRENT]]]
+        rates = [float(a) for a in args[2:]]
+      elif kind == "dropout":
+        rates = [float(a) for a in args] or list(c.dropout_rate)
+      else:
+        continue
+      if any(rate > 0 for rate in rates):
+        return True
+  return False
 
 
 def read_timing(path: Path) -> dict[str, Any] | None:
