@@ -7,8 +7,9 @@ from the previous round's results to this round's, the host's work included; a p
 round: from its dispatch). The fixed fields are laid out once per study (`Layout`, their JSON text
 included); a round adds its metric columns (`RoundRows`). The JSON lines are written from the
 columns: a study of thousands of tiny networks writes thousands of rows a round, and a dict and a
-`json.dumps` per row cost several times such a round. `RoundRows.dicts()` gives the same rows as
-dicts, in run order.
+`json.dumps` per row cost several times such a round; the text is written by C++ where
+`swapjax.rows_text` is built, else in Python, the same bytes. `RoundRows.dicts()` gives the same
+rows as dicts, in run order.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from swapjax import rows_text
 from swapjax.tensorboard import finite_mean, split_row
 
 
@@ -108,6 +110,13 @@ class Layout:
     self._groups: dict[str, list[tuple[int, int]]] | None = None
     self._shared: dict[tuple[str, str], bool] = {}
     self._flat: dict[str, np.ndarray] = {}
+    self._writer: rows_text.Writer | None = None
+
+  def writer(self) -> rows_text.Writer | None:
+    """The C++ writer of the rounds' text (`swapjax.rows_text`), None where it is not built."""
+    if self._writer is None and rows_text.library() is not None:
+      self._writer = rows_text.Writer(self.texts, self.order)
+    return self._writer
 
   def groups(self) -> dict[str, list[tuple[int, int]]]:
     """{group: its runs' places (program, position)}, groups in order of appearance."""
@@ -207,9 +216,22 @@ class RoundRows:
     return default if place is None else self._row(*place)
 
   def text(self) -> str:
-    """The rows as JSON lines, in run order: `"".join(json.dumps(row) + "\\n")` of `dicts()`."""
-    start = f"{{{json.dumps(self.round_key)}: {json.dumps(self.round_value)}, "
-    end = itertools.repeat(f", {json.dumps('time/round_s')}: {json.dumps(self.seconds)}}}\n")
+    """The rows as JSON lines, in run order: `"".join(json.dumps(row) + "\\n")` of `dicts()`;
+    written by C++ where `swapjax.rows_text` is built, else in Python (`python_text`)."""
+    writer = self.layout.writer()
+    if writer is None:
+      return self.python_text()
+    return writer.text(self._start(), self._end(), self.blocks)
+
+  def _start(self) -> str:
+    return f"{{{json.dumps(self.round_key)}: {json.dumps(self.round_value)}, "
+
+  def _end(self) -> str:
+    return f", {json.dumps('time/round_s')}: {json.dumps(self.seconds)}}}\n"
+
+  def python_text(self) -> str:
+    """`text()` written in Python: each value's text (`_encoded`), joined line by line."""
+    start, end = self._start(), itertools.repeat(self._end())
     lines = []
     for b, (names, columns, kinds, numbers) in enumerate(self.blocks):
       heads = self.layout.texts[b]

@@ -1,6 +1,7 @@
-"""The C++ kernels' build cache is keyed by everything a build depends on (swapjax/cpu/native.py):
-the same inputs give the same key, and a changed source, flag, compiler, jax or jaxlib version
-gives another one (after a jax upgrade in the same environment the kernels rebuild)."""
+"""The C++ kernels' build cache is keyed by everything a build depends on (swapjax/cpu/native.py,
+compiled by swapjax/cxx.py): the same inputs give the same key, and a changed source, flag,
+compiler, jax or jaxlib version gives another one (after a jax upgrade in the same environment
+the kernels rebuild)."""
 
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ import jax
 import jaxlib
 import pytest
 
+from swapjax import cxx
 from swapjax.cpu import native
 
 FLAGS = ["-O3"]
@@ -72,7 +74,7 @@ def test_a_jax_upgrade_rebuilds(sources, tmp_path, monkeypatch):
       f.write(b"library")
     return subprocess.CompletedProcess(cmd, 0, "", "")
 
-  monkeypatch.setattr(native.subprocess, "run", fake_run)
+  monkeypatch.setattr(cxx.subprocess, "run", fake_run)
   monkeypatch.setenv("CXX", "/usr/bin/c++")
   monkeypatch.setenv("SWAPJAX_TEST_KERNEL_CACHE", str(tmp_path / "cache"))
   build = lambda: native.build("recurrence", "x", FLAGS, PARTS, "x", "SWAPJAX_TEST_KERNEL_CACHE")

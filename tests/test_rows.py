@@ -1,5 +1,6 @@
 """Metrics rows built as columns (swapjax.rows) are the rows one dict per run gives: the same
-dicts, the same JSON text, the same TensorBoard group means."""
+dicts, the same JSON text (written by C++, swapjax.rows_text, and in Python), the same
+TensorBoard group means."""
 
 import json
 from types import SimpleNamespace
@@ -8,7 +9,22 @@ import numpy as np
 import pytest
 
 from swapjax import rows as rowlib
+from swapjax import rows_text
 from swapjax import tensorboard as tb
+
+needs_writer = pytest.mark.skipif(
+  rows_text.library() is None, reason=f"no C++ rows writer: {rows_text.unavailable()}"
+)
+
+
+@pytest.fixture(params=["c++", "python"])
+def writer(request, monkeypatch):
+  """The rows' text written by the C++ library, or in Python as where it cannot be built."""
+  if request.param == "python":
+    monkeypatch.setattr(rows_text, "library", lambda: None)
+  elif rows_text.library() is None:
+    pytest.skip(f"no C++ rows writer: {rows_text.unavailable()}")
+  return request.param
 
 
 @pytest.mark.parametrize(
@@ -65,6 +81,8 @@ def metrics_of(rng, n, active=None):
     "test/acc": np.full(n, np.inf, np.float32),
     # Magnitudes whose texts json and orjson write differently (1e-05 against 1e-5, 1e+16)
     "val/loss": (rng.choice([-1, 0, 1], n) * 10.0 ** rng.uniform(-9, 20, n)).astype(np.float32),
+    # Texts with the writers' separators (commas, newlines), quotes and a non-ASCII letter
+    "note/text": rng.choice(["a,b", "line\nbreak", 'say "hi"', "é"], n),
   }
   if active is not None:
     m["active"] = active
@@ -77,7 +95,7 @@ IN_BLOCKS = ([0, 1, 2, 3, 4], [5, 6, 7], [8, 9, 10, 11])  # each program's runs 
 
 @pytest.mark.parametrize("run_ids", [INTERLEAVED, IN_BLOCKS])
 @pytest.mark.parametrize("axes", [None, ("seed",)])
-def test_columns_give_the_rows_of_one_dict_per_run(axes, run_ids):
+def test_columns_give_the_rows_of_one_dict_per_run(axes, run_ids, writer):
   rng = np.random.default_rng(0)
   programs = [
     program(run_ids[0], "a, b", ("task=x",)),
@@ -105,6 +123,7 @@ def test_columns_give_the_rows_of_one_dict_per_run(axes, run_ids):
     assert got.dicts() == want
     assert [json.loads(line) for line in got.text().splitlines()] == json.loads(json.dumps(want))
     assert len(got) == 12
+    assert (got.layout.writer() is None) == (writer == "python")
     if active is not None:
       assert any((~a).any() for a in active), "the test needs a stopped run"
     previous = got
@@ -119,3 +138,42 @@ def test_a_stopped_run_repeats_its_last_metrics():
   )
   assert [row["a/x"] for row in second.dicts()] == [0.75, 0.25]
   assert [row["round"] for row in second.dicts()] == [2, 2]
+
+
+@needs_writer
+def test_the_cxx_float_text_is_python_repr():
+  """The C++ writer's float text is `repr` (json.dumps'): random doubles of every exponent,
+  float32 values widened (the metrics' own), and the edges of fixed and exponent notation."""
+  rng = np.random.default_rng(1)
+  bits = np.frombuffer(rng.bytes(8 * 40_000), np.float64)
+  with np.errstate(invalid="ignore"):  # NaN's bit patterns
+    single = np.frombuffer(rng.bytes(4 * 40_000), np.float32).astype(np.float64)
+  normal = rng.standard_normal(20_000).astype(np.float32).astype(np.float64)
+  edges = [0.0, -0.0, 1e-4, 9.999999999999999e-05, 1e-05, 1e16, 9999999999999998.0, 1e15]
+  edges += [5e-324, 2.2250738585072014e-308, -1.7976931348623157e308, 0.1, 1 / 3, 100.0, 1e22]
+  powers = [s * 10.0**k for k in range(-30, 31) for s in (1.0, -1.5, 2.5)]
+  values = [float(v) for v in (*bits, *single, *normal, *edges, *powers) if np.isfinite(v)]
+  got = [rows_text.float_text(v) for v in values]
+  want = [json.dumps(v) for v in values]
+  assert got == want
+  assert max(map(len, got)) <= rows_text.FLOAT_TEXT
+
+
+def test_without_a_compiler_the_text_is_written_in_python(monkeypatch, tmp_path):
+  """Where the library cannot be built the rows' text is Python's, and `unavailable` says why."""
+  monkeypatch.setenv("CXX", "/nonexistent/c++")
+  monkeypatch.setenv("SWAPJAX_KERNEL_CACHE", str(tmp_path))
+  rows_text._load.cache_clear()
+  try:
+    assert rows_text.library() is None
+    assert "building the metrics rows' text failed" in rows_text.unavailable()
+    p = program([0, 1], "g")
+    layout = rowlib.Layout([p], None, "round")
+    got = layout.rows([(p, {"a/x": np.array([0.5, 1e-5])})], 0, {}, 1.0)
+    assert layout.writer() is None
+    assert got.text() == '{"round": 1, "run": 0, "group": "g", "variant": "g", "seed": 0, ' \
+      '"condition": "none", "unused": 1, "a/x": 0.5, "time/round_s": 1.0}\n' \
+      '{"round": 1, "run": 1, "group": "g", "variant": "g", "seed": 1, ' \
+      '"condition": "none", "unused": 1, "a/x": 1e-05, "time/round_s": 1.0}\n'  # fmt: skip
+  finally:
+    rows_text._load.cache_clear()
