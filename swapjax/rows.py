@@ -110,12 +110,11 @@ class Layout:
     self._groups: dict[str, list[tuple[int, int]]] | None = None
     self._shared: dict[tuple[str, str], bool] = {}
     self._flat: dict[str, np.ndarray] = {}
-    self._writer: rows_text.Writer | None = None
+    # Built (on the machine's first use) before the rounds, not in the first one.
+    self._writer = rows_text.Writer(self.texts, self.order) if rows_text.library() else None
 
   def writer(self) -> rows_text.Writer | None:
     """The C++ writer of the rounds' text (`swapjax.rows_text`), None where it is not built."""
-    if self._writer is None and rows_text.library() is not None:
-      self._writer = rows_text.Writer(self.texts, self.order)
     return self._writer
 
   def groups(self) -> dict[str, list[tuple[int, int]]]:
