@@ -46,7 +46,7 @@ from swapjax.rows import Layout, RoundRows
 # A host part of the loop: what leaving it out patches (object, attribute, stand-in).
 PARTS = {
   # The rows' JSON text: metrics.jsonl is appended an empty text (its syncs stay).
-  "text": (RoundRows, "text", lambda self: ""),
+  "text": (RoundRows, "encoded", lambda self: b""),
   # metrics.jsonl's appends and syncs: the text is built and dropped.
   "write": (workdir.Workdir, "append_metrics_text", lambda self, text, sync=True: None),
   # TensorBoard's events of the round (the group means and one event per row).
@@ -62,7 +62,7 @@ TIMED = {
   "fetch": (runner, "_fetch"),
   "health": (runner, "check_health"),
   "rows": (Layout, "rows"),
-  "text": (RoundRows, "text"),
+  "text": (RoundRows, "encoded"),
   "append": (workdir.MetricsAppender, "append"),
   "tensorboard": (tensorboard.EventWriter, "write_round"),
   "checkpoint": (checkpoint.Checkpointer, "save"),

@@ -109,7 +109,7 @@ class Layout:
     self.offsets = np.cumsum([0, *map(len, self.heads)])[:-1].tolist()
     self._groups: dict[str, list[tuple[int, int]]] | None = None
     self._shared: dict[tuple[str, str], bool] = {}
-    self._flat: dict[str, np.ndarray] = {}
+    self._flat: dict[str, np.ndarray | slice] = {}
     # Built (on the machine's first use) before the rounds, not in the first one.
     self._writer = rows_text.Writer(self.texts, self.order) if rows_text.library() else None
 
@@ -125,10 +125,13 @@ class Layout:
         self._groups.setdefault(str(self.heads[b][i].get("group", "all")), []).append((b, i))
     return self._groups
 
-  def flat(self, group: str) -> np.ndarray:
-    """The places of `group`'s runs in the programs' runs one after another."""
+  def flat(self, group: str) -> np.ndarray | slice:
+    """The places of `group`'s runs in the programs' runs one after another: a slice where
+    they follow each other (a view, not a copy, of a column)."""
     if group not in self._flat:
-      self._flat[group] = np.array([self.offsets[b] + i for b, i in self.groups()[group]], int)
+      places = np.array([self.offsets[b] + i for b, i in self.groups()[group]], int)
+      consecutive = len(places) and (np.diff(places) == 1).all()
+      self._flat[group] = slice(places[0], places[-1] + 1) if consecutive else places
     return self._flat[group]
 
   def shared(self, group: str, key: str) -> bool:
@@ -215,12 +218,17 @@ class RoundRows:
     return default if place is None else self._row(*place)
 
   def text(self) -> str:
-    """The rows as JSON lines, in run order: `"".join(json.dumps(row) + "\\n")` of `dicts()`;
-    written by C++ where `swapjax.rows_text` is built, else in Python (`python_text`)."""
+    """The rows as JSON lines, in run order: `"".join(json.dumps(row) + "\\n")` of `dicts()`."""
+    writer = self.layout.writer()
+    return self.python_text() if writer is None else str(self.encoded(), "utf-8")
+
+  def encoded(self) -> bytes | memoryview:
+    """`text()` as UTF-8 bytes, as metrics.jsonl takes them: written by C++ where
+    `swapjax.rows_text` is built, else in Python (`python_text`)."""
     writer = self.layout.writer()
     if writer is None:
-      return self.python_text()
-    return writer.text(self._start(), self._end(), self.blocks)
+      return self.python_text().encode()
+    return writer.encoded(self._start(), self._end(), self.blocks)
 
   def _start(self) -> str:
     return f"{{{json.dumps(self.round_key)}: {json.dumps(self.round_value)}, "
@@ -266,8 +274,11 @@ class RoundRows:
           mean = finite_mean(self._values(members, key))
         else:
           values = numbers[self.layout.flat(group)]
-          finite = values[np.isfinite(values)]
-          mean = float(finite.mean()) if finite.size else None
+          finite = np.isfinite(values)
+          if finite.all():  # the common case: no copy of the values
+            mean = float(values.mean()) if values.size else None
+          else:
+            mean = float(values[finite].mean()) if finite.any() else None
         if mean is not None:
           merged[key] = mean
       out.append(merged)

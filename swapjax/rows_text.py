@@ -17,7 +17,6 @@ import ctypes
 import functools
 import hashlib
 import json
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -120,8 +119,6 @@ class Writer:
     self._row_block = np.array([b for b, _ in order], np.int32)
     self._row_index = np.array([i for _, i in order], np.int64)
     self._keys: dict[tuple[str, ...], tuple] = {}
-    self._buffer = np.empty(0, np.uint8)
-    self._lock = threading.Lock()  # one buffer: one round's text at a time
 
   def _keys_of(self, names: tuple[str, ...]):
     if names not in self._keys:
@@ -131,9 +128,10 @@ class Writer:
       self._keys[names] = (keys, array, lengths, int(lengths.sum()))
     return self._keys[names]
 
-  def text(self, start: str, end: str, blocks) -> str:
+  def encoded(self, start: str, end: str, blocks) -> memoryview:
     """The lines `start` + fixed fields + `, "name": value` per metric + `end` of each run, from
-    `rows.RoundRows`' blocks: (names, columns, kinds, {name: float64 values}) per program."""
+    `rows.RoundRows`' blocks: (names, columns, kinds, {name: float64 values}) per program, as
+    UTF-8 bytes in a buffer of their own (the round's writes take it as it is)."""
     start_b, end_b = start.encode(), end.encode()
     keep, structs, size = [], (_Block * len(blocks))(), 0
     for b, (names, columns, kinds, numbers) in enumerate(blocks):
@@ -179,19 +177,17 @@ class Writer:
         ctypes.cast(data_array, _P),
         ctypes.cast(offsets_array, _P),
       )
-    with self._lock:
-      if self._buffer.size < size:
-        self._buffer = np.empty(size, np.uint8)
-      written = library().swapjax_rows_text(
-        start_b,
-        len(start_b),
-        end_b,
-        len(end_b),
-        ctypes.cast(structs, _P),
-        self._rows,
-        self._row_block.ctypes.data,
-        self._row_index.ctypes.data,
-        self._buffer.ctypes.data,
-      )
-      assert 0 <= written <= size
-      return str(memoryview(self._buffer)[:written], "utf-8")
+    buffer = np.empty(size, np.uint8)
+    written = library().swapjax_rows_text(
+      start_b,
+      len(start_b),
+      end_b,
+      len(end_b),
+      ctypes.cast(structs, _P),
+      self._rows,
+      self._row_block.ctypes.data,
+      self._row_index.ctypes.data,
+      buffer.ctypes.data,
+    )
+    assert 0 <= written <= size
+    return memoryview(buffer)[:written]

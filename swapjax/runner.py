@@ -435,7 +435,7 @@ def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock,
       # Asked every round, on every process alike (continuous: process 0 decides).
       saving = ckpt.due(rnd + 1, config.study.rounds) or fit_all or stopping
       if writer:  # metrics.jsonl is written by the appender's thread
-        appender.append(rows.text(), sync=saving)
+        appender.append(rows.encoded(), sync=saving)
         events.write_round(rows)
       if saving:
         appender.wait()  # the rows on disk before the checkpoint that keeps them

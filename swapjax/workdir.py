@@ -254,12 +254,13 @@ class Workdir:
       raise WorkdirError(f"cannot cut {self.metrics_path}: {e.strerror or e}") from None
     return rows[: len(kept)]
 
-  def append_metrics_text(self, text: str, sync: bool = True) -> None:
-    """Appends JSON lines to metrics.jsonl; `sync`: and syncs the file to disk (the runner
-    syncs before each checkpoint: a resume keeps the rows up to its checkpoint's round)."""
+  def append_metrics_text(self, text: str | bytes | memoryview, sync: bool = True) -> None:
+    """Appends JSON lines (text, or its UTF-8 bytes) to metrics.jsonl; `sync`: and syncs the
+    file to disk (the runner syncs before each checkpoint: a resume keeps the rows up to its
+    checkpoint's round)."""
     try:
-      with open(self.metrics_path, "a") as f:
-        f.write(text)
+      with open(self.metrics_path, "ab") as f:
+        f.write(text.encode() if isinstance(text, str) else text)
         f.flush()
         if sync:
           os.fsync(f.fileno())

@@ -238,15 +238,15 @@ def test_loop_cpu_leaves_out_the_named_parts_only_while_it_measures(monkeypatch)
   monkeypatch.setattr(
     workdir.Workdir,
     "append_metrics_text",
-    lambda self, text, sync=True: appends.append(text) or append(self, text, sync),
+    lambda self, text, sync=True: appends.append(bytes(text)) or append(self, text, sync),
   )
-  patched, text, rounds_fn = workdir.Workdir.append_metrics_text, RoundRows.text, runner._rounds
+  patched, text, rounds_fn = workdir.Workdir.append_metrics_text, RoundRows.encoded, runner._rounds
   got = loop_cpu.measure("tiny", rounds=2, checkpoint_every=1, without=("write", "text"))
   assert appends == [] and got["wall_s"] > 0 and got["cpu_s"] > 0
   loop_cpu.measure("tiny", rounds=2, checkpoint_every=1)
-  assert len(appends) == 2 and all(t.count("\n") >= 1 for t in appends)
+  assert len(appends) == 2 and all(t.count(b"\n") >= 1 for t in appends)
   assert workdir.Workdir.append_metrics_text is patched
-  assert RoundRows.text is text and runner._rounds is rounds_fn
+  assert RoundRows.encoded is text and runner._rounds is rounds_fn
 
 
 def test_loop_cpu_renders_each_loop_against_the_compiled_rounds(monkeypatch):

@@ -124,6 +124,7 @@ def test_columns_give_the_rows_of_one_dict_per_run(axes, run_ids, writer):
     assert [json.loads(line) for line in got.text().splitlines()] == json.loads(json.dumps(want))
     assert len(got) == 12
     assert (got.layout.writer() is None) == (writer == "python")
+    assert bytes(got.encoded()) == got.text().encode()  # what metrics.jsonl is appended
     if active is not None:
       assert any((~a).any() for a in active), "the test needs a stopped run"
     previous = got

@@ -306,6 +306,7 @@ def counting(built, state, test_due=False):
   return step(built, state, test_due)
 def holding(self, text, **options):
   append(self, text, **options)
+  text = text if isinstance(text, str) else bytes(text).decode()
   if text and json.loads(text.splitlines()[0]).get("round") == 2:
     workdir.atomic_write_text(marker, str(len(dispatched)))
     time.sleep(600)
@@ -604,7 +605,7 @@ def test_any_error_after_the_restore_closes_the_checkpointer(tmp_path, monkeypat
     original_close(self)
 
   def append(self, text, sync=True):
-    if '"round": 2' in text:
+    if b'"round": 2' in bytes(text):
       raise OSError("the rows of round 2 could not be written")
     return original_append(self, text, sync)
 
