@@ -1,12 +1,13 @@
 """A round's metrics.jsonl text written by C++ (`csrc/rows_text.cc`) from the rows' columns.
 
 A study of thousands of tiny networks writes thousands of rows a round; in Python their JSON
-text (each value's text, then each line joined) takes about as long as the compiled round, and
-holds the interpreter's lock all that time. The C++ routine writes the same bytes into one
-buffer, the lock released: a float column from its float64 values (Python's repr, as
+text (each value's text, then each line joined) takes most of a compiled round, and holds the
+interpreter's lock all that time. The C++ routine writes the same bytes into a buffer of the
+round's own, the lock released: a float column from its float64 values (Python's repr, as
 `json.dumps` writes it; null for NaN and Inf), any other column from its values' JSON texts made
-in Python. `rows.RoundRows.text` uses it where it is built and writes the text in Python where
-it is not (no C++ compiler: `unavailable()` says why); the tests hold both to the same bytes.
+in Python; metrics.jsonl is appended that buffer as it is. `rows.RoundRows.encoded` (and
+`text`) use it where it is built and write the text in Python where it is not (no C++
+compiler: `unavailable()` says why); the tests hold both to the same bytes.
 The library is built on first use into `~/.cache/swapjax/rows_text` (or `$SWAPJAX_KERNEL_CACHE`),
 keyed by its source, the compiler and its version and the flags.
 """

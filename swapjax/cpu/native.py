@@ -2,11 +2,11 @@
 
 The kernels are XLA FFI handlers (`jax.ffi`): `csrc/onednn_conv.cc` (oneDNN's convolutions,
 onednn.py) and `csrc/recurrence.cc` (a simple RNN's time loop, rnn_kernel.py).
-Each is compiled on first use with the system C++ compiler (`$CXX`, else `c++` or `g++`) into
-`~/.cache/swapjax/<folder>` (or the folder an environment variable names), keyed by everything
-the build depends on (`build_key`): the sources, the compiler and its version, the flags, jax's
-and jaxlib's versions and XLA's FFI headers, and what the caller adds (the CPU, oneDNN's
-version), so a changed source, compiler, flag, library or jax rebuilds it.
+Each is compiled on first use (`swapjax/cxx.py`) with the system C++ compiler (`$CXX`, else
+`c++` or `g++`) into `~/.cache/swapjax/<folder>` (or the folder an environment variable names),
+keyed by everything the build depends on (`build_key`): the sources, the compiler and its
+version, the flags, jax's and jaxlib's versions and XLA's FFI headers, and what the caller adds
+(the CPU, oneDNN's version), so a changed source, compiler, flag, library or jax rebuilds it.
 """
 
 from __future__ import annotations
