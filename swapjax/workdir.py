@@ -299,8 +299,8 @@ class MetricsAppender:
         self._queue.task_done()
     self._queue.task_done()
 
-  def append(self, text: str, sync: bool) -> None:
-    """Queues `text` to be appended (`sync`: and synced to disk)."""
+  def append(self, text: str | bytes | memoryview, sync: bool) -> None:
+    """Queues `text` (or its UTF-8 bytes) to be appended (`sync`: and synced to disk)."""
     if self._thread is not None:
       self._raise()
       self._queue.put((text, sync))
