@@ -63,7 +63,8 @@ def _encoded(column: list | None, kind: str, numbers: np.ndarray | None) -> list
   """Each value's JSON text, as `json.dumps` writes it: for a column of numbers, booleans and
   nulls one `orjson.dumps` (its float texts are Python's shortest ones), with `json.dumps`' own
   text for the floats orjson writes otherwise (exponents: `1e-05` there, `1e-5` or `0.00001` in
-  orjson; below 1e-4 and from 1e16 on); one `json.dumps` per value for anything else. A float
+  orjson; below 1e-4 and from 1e16 on); one `json.dumps` per value for anything else (the
+  non-float rule is `rows_text.values_text`, the C++ writer's too). A float
   column is written from `numbers`, its values as float64 (NaN and Inf for null: orjson writes
   null); its `column` is None (`Layout.rows` makes no list of it)."""
   if kind == "f":
@@ -78,9 +79,8 @@ def _encoded(column: list | None, kind: str, numbers: np.ndarray | None) -> list
     return texts
   if not column:
     return []
-  if kind not in "biu":
-    return [json.dumps(v) for v in column]
-  return orjson.dumps(column).decode().removeprefix("[").removesuffix("]").split(",")
+  text, separator = rows_text.values_text(column, kind)
+  return text.decode()[: -len(separator)].split(separator)
 
 
 class Layout:

@@ -96,13 +96,14 @@ def float_text(value: float) -> str:
   return out.raw[:length].decode()
 
 
-def _values_text(column: list, kind: str) -> bytes:
-  """A non-float column's values' JSON texts, each ended by a separator that no value's text
-  holds: `,` after orjson's integers, booleans and nulls, a newline after `json.dumps`' text of
-  anything else (it writes no raw newline)."""
+def values_text(column: list, kind: str) -> tuple[bytes, str]:
+  """A non-float column's values' JSON texts (numpy `kind`), each ended by a separator that no
+  value's text holds, and that separator: `,` after orjson's integers, booleans and nulls, a
+  newline after `json.dumps`' text of anything else (it writes no raw newline). The one rule of
+  both writers (`rows._encoded` splits it)."""
   if kind in "biu":
-    return orjson.dumps(column)[1:-1] + b","
-  return "".join(json.dumps(v) + "\n" for v in column).encode()
+    return orjson.dumps(column)[1:-1] + b",", ","
+  return "".join(json.dumps(v) + "\n" for v in column).encode(), "\n"
 
 
 class Writer:
@@ -153,9 +154,8 @@ class Writer:
           codes.append(0)
           size += FLOAT_TEXT * n
         else:
-          text = _values_text(column, kind)
-          separator = ord("," if kind in "biu" else "\n")
-          ends = np.flatnonzero(np.frombuffer(text, np.uint8) == separator)
+          text, separator = values_text(column, kind)
+          ends = np.flatnonzero(np.frombuffer(text, np.uint8) == ord(separator))
           assert len(ends) == n, "a value per run"
           at = np.empty(n + 1, np.int64)
           at[0], at[1:] = 0, ends + 1
