@@ -74,18 +74,22 @@ def duration(seconds: float) -> str:
   return f"{seconds:.0f} s"
 
 
+ETA_ROUNDS = 5  # the rounds whose pace and accuracies the ETA reads
+
+
 def eta(config: Config, round_times, rnd: int, acc_history) -> str:
   """`ETA <= budget`: the rounds left at the recent median pace, an upper bound when runs stop
   early; with early stopping, also an estimate: each training run's accuracy extrapolated
-  linearly (over the last 5 rounds) to `fit_target`, the slowest run deciding."""
-  per_round = statistics.median(round_times[-5:])
+  linearly (over the last ETA_ROUNDS rounds, `acc_history`'s last) to `fit_target`, the
+  slowest run deciding."""
+  per_round = statistics.median(round_times[-ETA_ROUNDS:])
   left = config.study.rounds - rnd - 1
   if not config.study.early_stop:
     return f"ETA {duration(per_round * left)}"
   text = f"ETA <= {duration(per_round * left)}"
   if len(acc_history) < 3 or not left:
     return text
-  recent = acc_history[-5:]
+  recent = acc_history[-ETA_ROUNDS:]
   acc, active = np.stack([a for a, _ in recent]), recent[-1][1].astype(bool)
   slope = (acc[-1] - acc[0]) / (len(recent) - 1)
   need = np.where(

@@ -9,6 +9,7 @@ resumes from the newest checkpoint that restores.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import gc
@@ -34,7 +35,7 @@ from swapjax.health import (  # noqa: F401 - StudyStopped and the statuses: the 
   check_health,
 )
 from swapjax.programs import compile_programs, runs_per_call, timing_report
-from swapjax.progress import eta, progress_line, round_acc
+from swapjax.progress import ETA_ROUNDS, eta, progress_line, round_acc
 from swapjax.report import references
 from swapjax.rows import Layout
 from swapjax.state import StudyState
@@ -299,8 +300,12 @@ class _Clock:
   wait_s: list[float] = dataclasses.field(default_factory=list)
   program_s: list[dict[int, float]] = dataclasses.field(default_factory=list)  # per program
   wall_s: list[float] = dataclasses.field(default_factory=list)  # the whole iteration
-  acc_history: list = dataclasses.field(default_factory=list)  # (accuracy, active) per round
+  # The last rounds' [(program, host metrics)], as many as the ETA reads (`progress.eta`).
+  recent: collections.deque = dataclasses.field(
+    default_factory=lambda: collections.deque(maxlen=ETA_ROUNDS)
+  )
   back: float | None = None  # time.perf_counter() when the last round's results came back
+  said: float | None = None  # time.perf_counter() when the last progress line was printed
 
 
 def _run_locked(
@@ -386,6 +391,18 @@ def _frozen_heap():
 AHEAD_MAX_S = 10.0
 
 
+# The progress line is printed at most this often (and for a process's first round and the
+# last round it runs): a study of rounds of milliseconds prints a few lines a second, not
+# hundreds, and skips the line's means and ETA in the rounds between.
+PROGRESS_EVERY_S = 0.5
+
+
+def _line_due(said: float | None, now: float) -> bool:
+  """Whether a round's progress line is printed: the process's first, then PROGRESS_EVERY_S
+  or more after the last one printed (`said`)."""
+  return said is None or now - said >= PROGRESS_EVERY_S
+
+
 def _may_go_ahead(wait_s: list[float], stop) -> bool:
   """Whether the next round may be dispatched before this one is written: no signal yet, and
   the last round's results of this process came back within AHEAD_MAX_S of its iteration's
@@ -441,14 +458,18 @@ def _rounds(config, options, wd, programs, states, resumed, ckpt, events, clock,
         appender.wait()  # the rows on disk before the checkpoint that keeps them
         ckpt.save(rnd + 1, checkpoint.pack(programs, states))
       peers.report_progress()  # the stall watch of a --distributed job (swapjax/peers.py)
-      clock.acc_history.append(round_acc(results))
+      clock.recent.append(results)
       # The ETA and the progress line go by the whole round's wall time: rows, TensorBoard
       # and the checkpoint included (they dominate studies of tiny models).
-      clock.wall_s.append(time.perf_counter() - t0)
-      if options.progress and writer:
-        eta_s = eta(config, clock.wall_s, rnd, clock.acc_history)
+      now = time.perf_counter()
+      clock.wall_s.append(now - t0)
+      last = rnd + 1 == config.study.rounds or fit_all or stopping
+      if options.progress and writer and (last or _line_due(clock.said, now)):
+        history = [round_acc(r) for r in clock.recent]
+        eta_s = eta(config, clock.wall_s, rnd, history)
         line = progress_line(config, rnd + 1, [m for _, m in results], clock.wall_s[-1], eta_s)
         print(f"swapjax: {line}", flush=True)
+        clock.said = now
       if fit_all:
         print(f"swapjax: every run has fit by epoch {rnd + 1}; stopping early", flush=True)
         return True

@@ -686,6 +686,20 @@ def test_eta_is_a_budget_bound_with_an_estimate_when_runs_are_fitting():
   assert progress.eta(no_stop, [41.5] * 4, 3, history) == "ETA 11 h 29 min"  # 996 x 41.5 s
 
 
+@pytest.mark.parametrize("every_s, printed", [(0.0, [1, 2, 3, 4]), (3600.0, [1, 4])])
+def test_progress_lines_at_most_every_progress_every_s(
+  tmp_path, capsys, monkeypatch, every_s, printed
+):
+  """Rounds of milliseconds print a line a PROGRESS_EVERY_S, not one each: the first round's
+  and the last's always (and its ETA still reads the last rounds)."""
+  monkeypatch.setattr(runner, "PROGRESS_EVERY_S", every_s)
+  cfg = tiny_swap_config(rounds=4, num_seeds=1)
+  runner.run(cfg, "tiny", runner.RunOptions(workdir=str(tmp_path / "w")))
+  lines = [line for line in capsys.readouterr().out.splitlines() if " s/round  ETA " in line]
+  assert [int(line.split("round ")[1].split("/")[0]) for line in lines] == printed
+  assert lines[-1].endswith("ETA 0 s")
+
+
 def test_program_chunks_are_initialised_one_after_another():
   """study.init_states: each chunk's state is computed before the next chunk's init starts
   (two concurrent orthogonal initialisers deadlocked jaxlib's QR on a 2-thread pool). The
