@@ -691,7 +691,7 @@ def test_progress_lines_at_most_every_progress_every_s(
   tmp_path, capsys, monkeypatch, every_s, printed
 ):
   """Rounds of milliseconds print a line a PROGRESS_EVERY_S, not one each: the first round's
-  and the last's always (and its ETA still reads the last rounds)."""
+  and the last's always, the last with its ETA."""
   monkeypatch.setattr(runner, "PROGRESS_EVERY_S", every_s)
   cfg = tiny_swap_config(rounds=4, num_seeds=1)
   runner.run(cfg, "tiny", runner.RunOptions(workdir=str(tmp_path / "w")))
