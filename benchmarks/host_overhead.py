@@ -1,19 +1,19 @@
 """The study loop's host work against the compiled rounds alone: `python3 -m benchmarks.run
 --preset=host_overhead [--cases=iris,logic_gates] [--repeats=N] [--out=DIR]`.
 
-For each case, in one process: the compiled rounds alone (the programs of the study, dispatched
-round after round with nothing read back until the last: the device's time per round), then the
-real study loop (`swapjax.runner.run`: health checks, metrics.jsonl, TensorBoard, an orbax
-checkpoint and the progress line every round) with its rounds in turn (`pipeline=False`, the
-loop before pipelining), pipelined (round r+1 dispatched before round r is written), and
+For each case, in one process, each of `--repeats` times: the compiled rounds alone (the programs of
+the study, dispatched round after round with nothing read back until the last: the device's time per
+round), then the real study loop (`swapjax.runner.run`: health checks, metrics.jsonl, TensorBoard,
+an orbax checkpoint every round, the progress line) with its rounds in turn (`pipeline=False`,
+the loop before pipelining), pipelined (round r+1 dispatched before round r is written), and
 pipelined with a checkpoint every `EVERY` rounds (`--checkpoint_every`), and pipelined with
-continuous checkpoints (`--checkpoint_every=0`: after each round whose previous checkpoint's
-write has finished), with and without `--checkpoint_min_interval=MIN_INTERVAL` (at least that
-many seconds apart), the five alternating `--repeats` times. The loop's seconds per round are
-the mean wall time of its rounds after the first (timing.json `wall_s`), the compiled rounds'
-the mean over the same rounds (the same test passes); the ratio is wall per round over the
-compiled round. Synthetic or generated data of each study's shapes; the persistent compilation
-cache is whatever the environment sets.
+continuous checkpoints (`--checkpoint_every=0`: after each round whose previous checkpoint's write
+has finished), with and without `--checkpoint_min_interval=MIN_INTERVAL` (at least that many seconds
+apart). The loop's seconds per round are the mean wall time of its rounds after the first
+(timing.json `wall_s`), the compiled rounds' the mean over the same rounds (the same test passes);
+the ratio is the median over the repeats of a loop's wall per round over the median of the compiled
+round, each repeat's baseline timed beside its loops. Synthetic or generated data of each study's
+shapes; the persistent compilation cache is whatever the environment sets.
 """
 
 from __future__ import annotations
@@ -126,16 +126,20 @@ LOOPS = (
 
 
 def measure(cases, rounds: int, repeats: int) -> dict:
+  """{case: seconds per round}: each repeat times the compiled rounds alone, then each loop of
+  LOOPS, so the baseline is measured beside the loops it divides (a machine whose speed drifts
+  moves both); medians over the repeats, and every repeat's (`_all`)."""
   results = {}
   for case in cases:
     experiment, config = _config(case, rounds)
-    alone = compiled_rounds(config, rounds)
-    loops = {name: [] for name, *_ in LOOPS}
+    alone, loops = [], {name: [] for name, *_ in LOOPS}
     for _ in range(repeats):
+      alone.append(compiled_rounds(config, rounds))
       for name, _, pipeline, every, min_interval in LOOPS:
         loops[name].append(study_loop(experiment, config, pipeline, every, min_interval))
     results[case] = {
-      "compiled_round_s": alone,
+      "compiled_round_s": statistics.median(alone),
+      "compiled_round_s_all": alone,
       **{f"{name} wall_s": statistics.median(v) for name, v in loops.items()},
       **{f"{name} wall_s_all": v for name, v in loops.items()},
     }

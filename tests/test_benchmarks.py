@@ -215,6 +215,29 @@ def test_host_overhead_table_has_each_loop_and_refuses_unknown_cases():
     bench.main([])
 
 
+def test_host_overhead_times_the_compiled_rounds_beside_each_repeats_loops(monkeypatch):
+  """Each repeat times the compiled rounds, then every loop; the baseline is the median of
+  the repeats' (a machine that drifts moves the baseline with the loops it divides)."""
+  from benchmarks import host_overhead
+
+  calls, alone = [], iter([0.03, 0.01, 0.02])
+
+  def compiled_rounds(config, rounds):
+    calls.append("alone")
+    return next(alone)
+
+  def study_loop(experiment, config, pipeline, every, min_interval):
+    calls.append("loop")
+    return 0.05
+
+  monkeypatch.setattr(host_overhead, "compiled_rounds", compiled_rounds)
+  monkeypatch.setattr(host_overhead, "study_loop", study_loop)
+  got = host_overhead.measure(["iris"], rounds=3, repeats=3)["iris"]
+  assert calls == (["alone"] + ["loop"] * len(host_overhead.LOOPS)) * 3
+  assert got["compiled_round_s"] == 0.02 and got["compiled_round_s_all"] == [0.03, 0.01, 0.02]
+  assert got["pipelined wall_s"] == 0.05 and got["pipelined wall_s_all"] == [0.05] * 3
+
+
 def test_loop_cpu_measures_the_rounds_and_restores_the_runner():
   """Wall and CPU seconds per round of a real (tiny) study loop; the runner is as it was."""
   from benchmarks import loop_cpu
